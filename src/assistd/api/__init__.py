@@ -1,0 +1,1 @@
+"""HTTP: thin routes (parse → service → serialise), one error path, the OpenAPI document."""

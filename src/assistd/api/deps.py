@@ -1,0 +1,70 @@
+"""What a route takes from a request: the project, the services, a parsed body or query."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from assistd.errors import InvalidRequest, PayloadTooLarge
+from assistd.protocol.validation import to_invalid_request
+
+if TYPE_CHECKING:
+    from assistd.app import Services
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BODY = 64 * 1024 * 1024
+
+
+def project_id(request: Request) -> str:
+    return str(request.scope["assistd.project"])
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return bytes(chunks)
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    body = await read_body(request)
+    if not body.strip():
+        body = b"{}"
+    try:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise to_invalid_request(exc) from None
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    params: dict[str, Any] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key.removesuffix("[]"), value)
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise to_invalid_request(exc) from None
+
+
+def path_param(request: Request, name: str) -> str:
+    value = request.path_params[name]
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"Invalid '{name}'.", param=name)
+    return value
+
+
+def json_response(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json", headers=headers)

@@ -1,0 +1,140 @@
+"""create_app(settings): the only place where things are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from assistd.api import assistants as assistants_api
+from assistd.api import files as files_api
+from assistd.api import threads as threads_api
+from assistd.api.middleware import RequestMiddleware
+from assistd.api.openapi import build_openapi
+from assistd.api.routing import Router
+from assistd.db import migrate
+from assistd.db.database import Database, create_engine
+from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
+from assistd.services.assistants import AssistantService
+from assistd.services.files import FileService
+from assistd.services.keys import KeyRing, KeyStore
+from assistd.services.threads import ThreadService
+from assistd.settings import Settings
+from assistd.storage.blobs import BlobStore, DirectoryBlobStore
+
+log = logging.getLogger("assistd")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    keys: KeyStore
+    files: FileService
+    assistants: AssistantService
+    threads: ThreadService
+
+
+def build_router() -> Router:
+    router = Router()
+    for module in (assistants_api, threads_api, files_api):
+        module.register(router)
+    return router
+
+
+async def open_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
+    await migrate.upgrade(engine)
+    db = Database(engine)
+    blobs = DirectoryBlobStore(settings.blob_dir)
+    keys = KeyStore(db)
+    await keys.ensure_default_project()
+    files = FileService(db, blobs)
+    return Services(
+        settings=settings,
+        db=db,
+        blobs=blobs,
+        keys=keys,
+        files=files,
+        assistants=AssistantService(db, files),
+        threads=ThreadService(db, files),
+    )
+
+
+async def _sweep_files(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.file_sweep_interval_seconds)
+        try:
+            await services.files.sweep_expired()
+        except Exception:  # a failed sweep must not end the loop; the next one retries
+            log.exception("expired-file sweep failed")
+
+
+def create_app(settings: Settings) -> Starlette:
+    router = build_router()
+    openapi = build_openapi(router)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        app.state.services = services
+        keyring = KeyRing(services.keys, settings.api_keys, settings.key_cache_seconds)
+        await keyring.refresh()
+        app.state.keyring = keyring
+        sweeper = asyncio.create_task(_sweep_files(services))
+        log.info("assistd ready", extra={"database": services.db.engine.dialect.name})
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await services.db.dispose()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    routes = [Route("/healthz", healthz), Route("/openapi.json", openapi_json), *router.routes()]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+    )
+    app.add_middleware(RequestMiddleware, log_requests=settings.log_requests)
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: APIError
+    if exc.status_code == 404:
+        error = NotFound(f"Invalid URL ({request.method} {request.url.path})")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"Invalid method for URL ({request.method} {request.url.path})")
+    else:
+        error = APIError(str(exc.detail))
+        error.status = exc.status_code
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(ServerError().body(), status_code=500)

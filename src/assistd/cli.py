@@ -1,0 +1,119 @@
+"""`assistd serve` and the admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import socket
+import sys
+from collections.abc import Sequence
+
+from assistd import __version__, logs
+from assistd.settings import Settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+async def _open_and_count_keys(settings: Settings) -> int:
+    from assistd.app import open_services
+
+    services = await open_services(settings)
+    try:
+        return len(await services.keys.active_hashes())
+    finally:
+        await services.db.dispose()
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from assistd.app import create_app
+
+    if not _is_loopback(args.host) and not args.allow_insecure:
+        stored = asyncio.run(_open_and_count_keys(settings))
+        if not settings.api_keys and stored == 0:
+            print(
+                f"assistd: refusing to listen on {args.host} with no API keys: anyone who can reach it could "
+                "use it. Set ASSISTD_API_KEYS or run `assistd keys create --project NAME`, or pass "
+                "--allow-insecure if this network is trusted.",
+                file=sys.stderr,
+            )
+            return 2
+    logs.configure(settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def keys(args: argparse.Namespace, settings: Settings) -> int:
+    from assistd.app import open_services
+
+    async def run() -> int:
+        services = await open_services(settings)
+        try:
+            if args.keys_command == "create":
+                info, secret = await services.keys.create_key(args.project)
+                print(secret)
+                print(f"created {info.id} for project '{info.project}' (shown once; stored hashed)", file=sys.stderr)
+            elif args.keys_command == "list":
+                for k in await services.keys.list_keys():
+                    state = "revoked" if k.revoked_at else "active"
+                    print(f"{k.id}\t{k.project}\t{k.hint}\t{state}")
+            else:
+                await services.keys.revoke_key(args.key_id)
+                print(f"revoked {args.key_id}", file=sys.stderr)
+            return 0
+        finally:
+            await services.db.dispose()
+
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistd", description="A server for the OpenAI Assistants API (v2).")
+    parser.add_argument("--version", action="version", version=f"assistd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="start the HTTP server (the API is under /v1)")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8000)
+    p_serve.add_argument("--allow-insecure", action="store_true",
+                         help="listen on a non-loopback address even with no API keys configured")
+    p_serve.add_argument("--graceful-timeout", type=float, default=30.0,
+                         help="seconds to let in-flight requests finish on shutdown")
+    p_serve.set_defaults(func=serve)
+
+    p_keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="create a key for a project (printed once)")
+    p_create.add_argument("--project", required=True)
+    keys_sub.add_parser("list", help="list keys (never the secrets)")
+    p_revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    p_revoke.add_argument("key_id")
+    p_keys.set_defaults(func=keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    return int(args.func(args, settings))

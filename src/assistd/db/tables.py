@@ -1,0 +1,126 @@
+"""The schema, as SQLAlchemy Core tables: one schema for SQLite and PostgreSQL.
+
+Rows are not wire objects: services turn rows into protocol models. Ids sort by creation time
+(see ids.py), so every list pages on `id` alone; on PostgreSQL the id columns use the "C"
+collation so that the order is byte order, as on SQLite.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def id_type() -> TypeEngine[str]:
+    return String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+def json_type() -> TypeEngine[object]:
+    return JSON()
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), ForeignKey("projects.id"), nullable=False),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    Column("hint", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+assistants = Table(
+    "assistants",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("model", Text, nullable=False),
+    Column("instructions", Text, nullable=True),
+    Column("tools", json_type(), nullable=False),
+    Column("tool_resources", json_type(), nullable=False),
+    Column("metadata", json_type(), nullable=False),
+    Column("temperature", Float, nullable=True),
+    Column("top_p", Float, nullable=True),
+    Column("response_format", json_type(), nullable=True),
+    Column("reasoning_effort", String(16), nullable=True),
+    Index(None, "project_id", "id"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("tool_resources", json_type(), nullable=False),
+    Column("metadata", json_type(), nullable=False),
+    Index(None, "project_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("thread_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content", json_type(), nullable=False),
+    Column("attachments", json_type(), nullable=True),
+    Column("metadata", json_type(), nullable=False),
+    Column("incomplete_details", json_type(), nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("incomplete_at", BigInteger, nullable=True),
+    Column("assistant_id", id_type(), nullable=True),
+    Column("run_id", id_type(), nullable=True),
+    Index(None, "thread_id", "id"),
+    Index(None, "thread_id", "run_id"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("blob_key", String(128), nullable=False),
+    Index(None, "project_id", "id"),
+    Index(None, "expires_at"),
+)

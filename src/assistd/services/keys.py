@@ -1,0 +1,152 @@
+"""Projects and API keys.
+
+Keys from ASSISTD_API_KEYS belong to the default project; `assistd keys create --project NAME`
+stores further keys hashed (sha256: the keys are 256-bit random tokens, so a slow hash buys
+nothing). With no key anywhere the server is open: any bearer token maps to the default project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from assistd import ids
+from assistd.db import tables as t
+from assistd.db.database import Database
+from assistd.errors import AuthenticationFailed, InvalidAPIKey, NotFound
+from assistd.services.common import now
+
+DEFAULT_PROJECT_ID = "proj_default"
+DEFAULT_PROJECT_NAME = "default"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_hint(key: str) -> str:
+    return f"{key[:11]}...{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    project: str
+    hint: str
+    created_at: int
+    revoked_at: int | None
+
+
+class KeyStore:
+    """The database side: projects and stored keys."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def ensure_default_project(self) -> None:
+        async with self.db.write() as conn:
+            exists = (await conn.execute(select(t.projects.c.id).where(t.projects.c.id == DEFAULT_PROJECT_ID))).first()
+            if exists is None:
+                await conn.execute(
+                    t.projects.insert().values(id=DEFAULT_PROJECT_ID, name=DEFAULT_PROJECT_NAME, created_at=now())
+                )
+
+    async def project_id(self, name: str, *, create: bool) -> str:
+        async with self.db.write() as conn:
+            found = (await conn.execute(select(t.projects.c.id).where(t.projects.c.name == name))).scalar()
+            if found is not None:
+                return str(found)
+            if not create:
+                raise NotFound(f"No project named '{name}'.")
+            project_id = ids.new_id(ids.PROJECT)
+            await conn.execute(t.projects.insert().values(id=project_id, name=name, created_at=now()))
+            return project_id
+
+    async def create_key(self, project_name: str) -> tuple[KeyInfo, str]:
+        project_id = await self.project_id(project_name, create=True)
+        secret = ids.new_secret_key()
+        info = KeyInfo(ids.new_id(ids.KEY), project_name, key_hint(secret), now(), None)
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.api_keys.insert().values(
+                    id=info.id, project_id=project_id, key_hash=hash_key(secret), hint=info.hint,
+                    created_at=info.created_at,
+                )
+            )
+        return info, secret
+
+    async def list_keys(self) -> list[KeyInfo]:
+        query = (
+            select(t.api_keys, t.projects.c.name)
+            .join(t.projects, t.projects.c.id == t.api_keys.c.project_id)
+            .order_by(t.api_keys.c.id)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [KeyInfo(r.id, r.name, r.hint, r.created_at, r.revoked_at) for r in rows]
+
+    async def revoke_key(self, key_id: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(t.api_keys)
+                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"No active key with id '{key_id}'.")
+
+    async def active_hashes(self) -> dict[str, str]:
+        """key hash → project id, for every key not revoked."""
+        query = select(t.api_keys.c.key_hash, t.api_keys.c.project_id).where(t.api_keys.c.revoked_at.is_(None))
+        async with self.db.read() as conn:
+            return {row.key_hash: row.project_id for row in (await conn.execute(query)).all()}
+
+
+class KeyRing:
+    """The request side: maps a bearer token to a project, from a snapshot refreshed every few seconds
+    (so `assistd keys create` / `revoke` in another process take effect without a restart)."""
+
+    def __init__(self, store: KeyStore, env_keys: list[str], refresh_seconds: float) -> None:
+        self.store = store
+        self.env_hashes = {hash_key(k): DEFAULT_PROJECT_ID for k in env_keys}
+        self.refresh_seconds = refresh_seconds
+        self._db_hashes: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+
+    async def refresh(self) -> None:
+        self._db_hashes = await self.store.active_hashes()
+        self._loaded_at = time.monotonic()
+
+    @property
+    def open(self) -> bool:
+        return not self.env_hashes and not self._db_hashes
+
+    async def authenticate(self, authorization: str | None) -> str:
+        if time.monotonic() - self._loaded_at > self.refresh_seconds:
+            await self.refresh()
+        token = _bearer(authorization)
+        if self.open:
+            return DEFAULT_PROJECT_ID
+        if token is None:
+            raise AuthenticationFailed()
+        # A dict lookup on the digest leaks nothing useful: callers cannot steer a sha256 prefix.
+        digest = hash_key(token)
+        project_id = self.env_hashes.get(digest) or self._db_hashes.get(digest)
+        if project_id is not None:
+            return project_id
+        raise InvalidAPIKey(
+            f"Incorrect API key provided: {key_hint(token) if len(token) > 16 else '****'}. "
+            "Ask the operator of this assistd server for a key."
+        )
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

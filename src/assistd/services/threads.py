@@ -1,0 +1,193 @@
+"""Threads and their messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, delete, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd import ids
+from assistd.db import tables as t
+from assistd.db.database import Database
+from assistd.protocol.common import Deleted, ListPage, ListParams
+from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
+from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
+from assistd.services.common import get_row, now, paginate
+from assistd.services.files import FileService
+from assistd.services.resources import check_tool_resources
+
+
+def to_thread(row: Row[Any]) -> Thread:
+    return Thread(id=row.id, created_at=row.created_at, tool_resources=row.tool_resources, metadata=row.metadata)
+
+
+def to_message(row: Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        created_at=row.created_at,
+        thread_id=row.thread_id,
+        status=row.status,
+        incomplete_details=row.incomplete_details,
+        completed_at=row.completed_at,
+        incomplete_at=row.incomplete_at,
+        role=row.role,
+        content=row.content,
+        assistant_id=row.assistant_id,
+        run_id=row.run_id,
+        attachments=row.attachments,
+        metadata=row.metadata,
+    )
+
+
+def _message_row(thread_id: str, body: MessageCreate, at: int) -> dict[str, Any]:
+    return {
+        "id": ids.new_id(ids.MESSAGE),
+        "thread_id": thread_id,
+        "created_at": at,
+        "role": body.role,
+        "status": "completed",
+        "content": stored_content(body.content),
+        "attachments": [a.model_dump() for a in body.attachments] if body.attachments is not None else [],
+        "metadata": body.metadata or {},
+        "incomplete_details": None,
+        "completed_at": at,
+        "incomplete_at": None,
+        "assistant_id": None,
+        "run_id": None,
+    }
+
+
+def _merge_attachments(resources: dict[str, Any], bodies: list[MessageCreate]) -> dict[str, Any]:
+    """code_interpreter attachments join the thread's code_interpreter files (spec §3.3)."""
+    extra = [
+        a.file_id
+        for body in bodies
+        for a in body.attachments or []
+        if any(tool.type == "code_interpreter" for tool in a.tools)
+    ]
+    if not extra:
+        return resources
+    current = list(resources.get("code_interpreter", {}).get("file_ids", []))
+    merged = dict(resources)
+    merged["code_interpreter"] = {"file_ids": list(dict.fromkeys(current + extra))}
+    return merged
+
+
+class ThreadService:
+    def __init__(self, db: Database, files: FileService) -> None:
+        self.db = db
+        self.files = files
+
+    async def _check_message(self, project_id: str, body: MessageCreate, param: str) -> None:
+        file_ids = [a.file_id for a in body.attachments or []]
+        await self.files.require(project_id, file_ids, f"{param}attachments")
+        if not isinstance(body.content, str):
+            image_ids = [p.image_file.file_id for p in body.content if p.type == "image_file"]
+            await self.files.require(project_id, image_ids, f"{param}content")
+
+    # --- threads --------------------------------------------------------------------------------
+
+    async def create(self, project_id: str, body: ThreadCreate) -> Thread:
+        messages = body.messages or []
+        for i, message in enumerate(messages):
+            await self._check_message(project_id, message, f"messages[{i}].")
+        resources = _merge_attachments(
+            await check_tool_resources(self.files, project_id, body.tool_resources), messages
+        )
+        at = now()
+        row = {
+            "id": ids.new_id(ids.THREAD),
+            "project_id": project_id,
+            "created_at": at,
+            "tool_resources": resources,
+            "metadata": body.metadata or {},
+        }
+        async with self.db.write() as conn:
+            await conn.execute(t.threads.insert().values(**row))
+            if messages:
+                await conn.execute(t.messages.insert(), [_message_row(row["id"], m, at) for m in messages])
+        return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
+
+    async def _thread_row(self, conn: AsyncConnection, project_id: str, thread_id: str) -> Row[Any]:
+        return await get_row(conn, t.threads, "thread", thread_id, t.threads.c.project_id == project_id)
+
+    async def get(self, project_id: str, thread_id: str) -> Thread:
+        async with self.db.read() as conn:
+            return to_thread(await self._thread_row(conn, project_id, thread_id))
+
+    async def update(self, project_id: str, thread_id: str, body: ThreadUpdate) -> Thread:
+        changes: dict[str, Any] = {}
+        if body.metadata is not None:
+            changes["metadata"] = body.metadata
+        if body.given("tool_resources"):
+            changes["tool_resources"] = await check_tool_resources(self.files, project_id, body.tool_resources)
+        async with self.db.write() as conn:
+            row = await self._thread_row(conn, project_id, thread_id)
+            if changes:
+                await conn.execute(update(t.threads).where(t.threads.c.id == thread_id).values(**changes))
+        return to_thread(row).model_copy(update=changes)
+
+    async def delete(self, project_id: str, thread_id: str) -> Deleted:
+        async with self.db.write() as conn:
+            await self._thread_row(conn, project_id, thread_id)
+            await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
+            await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
+        return Deleted(id=thread_id, object="thread.deleted")
+
+    # --- messages -------------------------------------------------------------------------------
+
+    async def create_message(self, project_id: str, thread_id: str, body: MessageCreate) -> Message:
+        await self._check_message(project_id, body, "")
+        row = _message_row(thread_id, body, now())
+        async with self.db.write() as conn:
+            thread = await self._thread_row(conn, project_id, thread_id)
+            await conn.execute(t.messages.insert().values(**row))
+            resources = _merge_attachments(thread.tool_resources, [body])
+            if resources is not thread.tool_resources:
+                await conn.execute(
+                    update(t.threads).where(t.threads.c.id == thread_id).values(tool_resources=resources)
+                )
+        return Message(**row)
+
+    async def _message_row(self, conn: AsyncConnection, thread_id: str, message_id: str) -> Row[Any]:
+        return await get_row(conn, t.messages, "message", message_id, t.messages.c.thread_id == thread_id)
+
+    async def get_message(self, project_id: str, thread_id: str, message_id: str) -> Message:
+        async with self.db.read() as conn:
+            await self._thread_row(conn, project_id, thread_id)
+            return to_message(await self._message_row(conn, thread_id, message_id))
+
+    async def list_messages(
+        self, project_id: str, thread_id: str, params: ListParams, run_id: str | None
+    ) -> ListPage[Message]:
+        where = [t.messages.c.thread_id == thread_id]
+        if run_id is not None:
+            where.append(t.messages.c.run_id == run_id)
+        async with self.db.read() as conn:
+            await self._thread_row(conn, project_id, thread_id)
+            return await paginate(
+                conn, t.messages, where, limit=params.limit, order=params.order, after=params.after,
+                before=params.before, to_model=to_message,
+            )
+
+    async def update_message(
+        self, project_id: str, thread_id: str, message_id: str, body: MessageUpdate
+    ) -> Message:
+        async with self.db.write() as conn:
+            await self._thread_row(conn, project_id, thread_id)
+            row = await self._message_row(conn, thread_id, message_id)
+            if body.metadata is None:
+                return to_message(row)
+            await conn.execute(
+                update(t.messages).where(t.messages.c.id == message_id).values(metadata=body.metadata)
+            )
+        return to_message(row).model_copy(update={"metadata": body.metadata})
+
+    async def delete_message(self, project_id: str, thread_id: str, message_id: str) -> Deleted:
+        async with self.db.write() as conn:
+            await self._thread_row(conn, project_id, thread_id)
+            await self._message_row(conn, thread_id, message_id)
+            await conn.execute(delete(t.messages).where(t.messages.c.id == message_id))
+        return Deleted(id=message_id, object="thread.message.deleted")
+

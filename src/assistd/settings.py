@@ -1,0 +1,51 @@
+"""The one settings object. Built once by the CLI (or a test) and passed in explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("assistd", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every field is documented in docs/configuration.md (a test checks that)."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    log_level: str = "info"
+    log_requests: bool = True
+    key_cache_seconds: float = Field(default=5.0, ge=0)
+    file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    db_pool_size: int = Field(default=8, ge=1)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'assistd.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
