@@ -1,0 +1,1 @@
+"""Test helpers shipped with assistd, for our own suite and for users' tests."""

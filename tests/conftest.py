@@ -1,0 +1,66 @@
+"""Shared fixtures: a live assistd per storage backend, and SDK clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistd.testing.postgres import TestPostgres
+from assistd.testing.server import LiveServer
+
+BACKENDS = ["sqlite", "postgres"]
+if os.environ.get("ASSISTD_TEST_BACKENDS"):
+    BACKENDS = os.environ["ASSISTD_TEST_BACKENDS"].split(",")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestPostgres]:
+    pg = TestPostgres()
+    yield pg
+    pg.close()
+
+
+def start_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
+    env: dict[str, str] | None = None,
+) -> LiveServer:
+    data_dir = tmp_path_factory.mktemp(f"assistd-{backend}")
+    database_url = None
+    if backend == "postgres":
+        database_url = request.getfixturevalue("postgres").new_database()
+    server = LiveServer(data_dir, database_url=database_url, env=env).start()
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+    """An open server (no API keys): any bearer token works."""
+    return start_server(request, tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="session")
+def backend(server: LiveServer) -> str:
+    return "postgres" if "ASSISTD_DATABASE_URL" in server.env else "sqlite"
+
+
+@pytest.fixture()
+def client(server: LiveServer):  # type: ignore[no-untyped-def]
+    from openai import OpenAI
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        c = OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def data_path() -> Path:
+    return Path(__file__).parent / "data"
