@@ -96,10 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", help="start the HTTP server (the API is under /v1)")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8000)
-    p_serve.add_argument("--allow-insecure", action="store_true",
-                         help="listen on a non-loopback address even with no API keys configured")
-    p_serve.add_argument("--graceful-timeout", type=float, default=30.0,
-                         help="seconds to let in-flight requests finish on shutdown")
+    p_serve.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="listen on a non-loopback address even with no API keys configured",
+    )
+    p_serve.add_argument(
+        "--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown"
+    )
     p_serve.set_defaults(func=serve)
 
     p_keys = sub.add_parser("keys", help="manage API keys")

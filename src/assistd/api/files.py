@@ -37,28 +37,35 @@ def _upload_fields(form: Form) -> tuple[str, int | None]:
     """Validate the form fields; returns (purpose, expires_at)."""
     for name in [*form.fields, *form.files]:
         if name not in FORM_FIELDS and name != "file":
-            raise InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name,
-                                 code="unknown_parameter")
+            raise InvalidRequest(
+                f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
+            )
     if "file" not in form.files:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
     purpose = form.fields.get("purpose")
     if purpose is None:
-        raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
     if purpose not in UPLOAD_PURPOSES:
         supported = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
-        raise InvalidRequest(f"Invalid value: '{purpose}'. Supported values are: {supported}.", param="purpose",
-                             code="invalid_value")
+        raise InvalidRequest(
+            f"Invalid value: '{purpose}'. Supported values are: {supported}.", param="purpose", code="invalid_value"
+        )
     anchor = form.fields.get("expires_after[anchor]")
     seconds = form.fields.get("expires_after[seconds]")
     if anchor is None and seconds is None:
         return purpose, None
     if anchor != "created_at":
-        raise InvalidRequest("Invalid 'expires_after.anchor': the only supported anchor is 'created_at'.",
-                             param="expires_after.anchor", code="invalid_value")
+        raise InvalidRequest(
+            "Invalid 'expires_after.anchor': the only supported anchor is 'created_at'.",
+            param="expires_after.anchor",
+            code="invalid_value",
+        )
     if seconds is None or not seconds.strip().isdigit():
-        raise InvalidRequest("Invalid 'expires_after.seconds': expected an integer.", param="expires_after.seconds",
-                             code="invalid_type")
+        raise InvalidRequest(
+            "Invalid 'expires_after.seconds': expected an integer.", param="expires_after.seconds", code="invalid_type"
+        )
     value = int(seconds)
     if not EXPIRES_MIN_SECONDS <= value <= EXPIRES_MAX_SECONDS:
         raise InvalidRequest(
@@ -77,8 +84,12 @@ async def upload(request: Request) -> Response:
         purpose, expires_at = _upload_fields(form)
         upload = form.files["file"]
         created = await svc.files.create(
-            project_id(request), blob_key=upload.blob_key, size=upload.size, filename=upload.filename,
-            purpose=purpose, expires_at=expires_at,
+            project_id(request),
+            blob_key=upload.blob_key,
+            size=upload.size,
+            filename=upload.filename,
+            purpose=purpose,
+            expires_at=expires_at,
         )
     except BaseException:
         for uploaded in form.files.values():

@@ -41,8 +41,9 @@ class Router:
         by_path: dict[str, dict[str, Handler]] = {}
         for ep in self.endpoints:
             by_path.setdefault(ep.path, {})[ep.method] = ep.handler
-        return [Route(self.prefix + path, _dispatch(methods), methods=list(methods))
-                for path, methods in by_path.items()]
+        return [
+            Route(self.prefix + path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+        ]
 
 
 def _dispatch(methods: dict[str, Handler]) -> Handler:

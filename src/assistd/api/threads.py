@@ -79,10 +79,9 @@ def register(router: Router) -> None:
     router.add(Endpoint("DELETE", one, delete, "Delete a thread and its messages", Deleted, tag=tag))
     tag = "Messages"
     router.add(Endpoint("POST", msgs, create_message, "Create a message", Message, body=MessageCreate, tag=tag))
-    router.add(Endpoint("GET", msgs, list_messages, "List messages", ListPage[Message], query=MessageListParams,
-                        tag=tag))
+    router.add(
+        Endpoint("GET", msgs, list_messages, "List messages", ListPage[Message], query=MessageListParams, tag=tag)
+    )
     router.add(Endpoint("GET", msg, retrieve_message, "Retrieve a message", Message, tag=tag))
     router.add(Endpoint("POST", msg, modify_message, "Modify a message", Message, body=MessageUpdate, tag=tag))
     router.add(Endpoint("DELETE", msg, delete_message, "Delete a message", Deleted, tag=tag))
-
-

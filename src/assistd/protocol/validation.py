@@ -77,12 +77,12 @@ def _describe(err: ErrorDetails, prefix: str) -> InvalidRequest:
             code="invalid_type",
         )
     if kind == "missing":
-        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
-                              code="missing_required_parameter")
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind == "extra_forbidden":
         if len([p for p in loc if not (isinstance(p, str) and p.startswith("~"))]) == 1:
-            return InvalidRequest(f"Unrecognized request argument supplied: {loc[-1]}", param=param,
-                                  code="unknown_parameter")
+            return InvalidRequest(
+                f"Unrecognized request argument supplied: {loc[-1]}", param=param, code="unknown_parameter"
+            )
         return InvalidRequest(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
     if kind in _EXPECTED:
         return InvalidRequest(
@@ -162,8 +162,9 @@ def _describe(err: ErrorDetails, prefix: str) -> InvalidRequest:
             code="invalid_value",
         )
     if kind.startswith("assistd_"):  # our own custom errors carry OpenAI's message already
-        return InvalidRequest(err["msg"].replace("{param}", param or "body"), param=param,
-                              code=kind.removeprefix("assistd_"))
+        return InvalidRequest(
+            err["msg"].replace("{param}", param or "body"), param=param, code=kind.removeprefix("assistd_")
+        )
     return InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param, code="invalid_value")
 
 

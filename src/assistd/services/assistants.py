@@ -72,8 +72,13 @@ class AssistantService:
     async def list(self, project_id: str, params: ListParams) -> ListPage[Assistant]:
         async with self.db.read() as conn:
             return await paginate(
-                conn, t.assistants, [t.assistants.c.project_id == project_id],
-                limit=params.limit, order=params.order, after=params.after, before=params.before,
+                conn,
+                t.assistants,
+                [t.assistants.c.project_id == project_id],
+                limit=params.limit,
+                order=params.order,
+                after=params.after,
+                before=params.before,
                 to_model=to_assistant,
             )
 

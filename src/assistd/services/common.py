@@ -50,12 +50,7 @@ async def paginate(
     if before is not None:
         conditions.append(key < before if ascending else key > before)
     scan_ascending = ascending != backwards
-    query = (
-        select(table)
-        .where(*conditions)
-        .order_by(key.asc() if scan_ascending else key.desc())
-        .limit(limit + 1)
-    )
+    query = select(table).where(*conditions).order_by(key.asc() if scan_ascending else key.desc()).limit(limit + 1)
     rows = list((await conn.execute(query)).all())
     has_more = len(rows) > limit
     rows = rows[:limit]

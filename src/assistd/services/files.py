@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Row, delete, or_, select
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Database
-from assistd.errors import InvalidRequest, not_found
+from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage
 from assistd.protocol.files import FileListParams, FileObject
 from assistd.services.common import get_row, now, paginate
@@ -75,8 +75,14 @@ class FileService:
             where.append(t.files.c.purpose == params.purpose)
         async with self.db.read() as conn:
             return await paginate(
-                conn, t.files, where, limit=params.limit, order=params.order, after=params.after,
-                before=None, to_model=to_file,
+                conn,
+                t.files,
+                where,
+                limit=params.limit,
+                order=params.order,
+                after=params.after,
+                before=None,
+                to_model=to_file,
             )
 
     async def content(self, project_id: str, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
@@ -99,21 +105,23 @@ class FileService:
             return
         async with self.db.read() as conn:
             found = set(
-                (await conn.execute(select(t.files.c.id).where(t.files.c.id.in_(wanted),
-                                                              *_live(project_id, now())))).scalars()
+                (
+                    await conn.execute(select(t.files.c.id).where(t.files.c.id.in_(wanted), *_live(project_id, now())))
+                ).scalars()
             )
         for file_id in wanted:
             if file_id not in found:
-                raise InvalidRequest(f"Invalid '{param}': no file found with id '{file_id}'.", param=param,
-                                     code="invalid_value")
+                raise InvalidRequest(
+                    f"Invalid '{param}': no file found with id '{file_id}'.", param=param, code="invalid_value"
+                )
 
     async def sweep_expired(self) -> int:
         """Delete files past `expires_at`, rows and bytes. Returns how many went."""
         at = now()
         async with self.db.write() as conn:
-            rows = (await conn.execute(
-                select(t.files.c.id, t.files.c.blob_key).where(t.files.c.expires_at <= at)
-            )).all()
+            rows = (
+                await conn.execute(select(t.files.c.id, t.files.c.blob_key).where(t.files.c.expires_at <= at))
+            ).all()
             if rows:
                 await conn.execute(delete(t.files).where(t.files.c.id.in_([r.id for r in rows])))
         for row in rows:

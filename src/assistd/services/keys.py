@@ -72,7 +72,10 @@ class KeyStore:
         async with self.db.write() as conn:
             await conn.execute(
                 t.api_keys.insert().values(
-                    id=info.id, project_id=project_id, key_hash=hash_key(secret), hint=info.hint,
+                    id=info.id,
+                    project_id=project_id,
+                    key_hash=hash_key(secret),
+                    hint=info.hint,
                     created_at=info.created_at,
                 )
             )

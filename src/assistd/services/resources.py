@@ -16,9 +16,7 @@ async def check_tool_resources(
     if resources is None:
         return {}
     if resources.code_interpreter is not None:
-        await files.require(
-            project_id, resources.code_interpreter.file_ids, "tool_resources.code_interpreter.file_ids"
-        )
+        await files.require(project_id, resources.code_interpreter.file_ids, "tool_resources.code_interpreter.file_ids")
     if resources.file_search is not None and getattr(resources.file_search, "vector_stores", None):
         raise InvalidRequest(
             "Creating vector stores inline through 'tool_resources.file_search.vector_stores' is not "

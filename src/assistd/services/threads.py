@@ -106,7 +106,7 @@ class ThreadService:
         async with self.db.write() as conn:
             await conn.execute(t.threads.insert().values(**row))
             if messages:
-                await conn.execute(t.messages.insert(), [_message_row(row["id"], m, at) for m in messages])
+                await conn.execute(t.messages.insert(), [_message_row(str(row["id"]), m, at) for m in messages])
         return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
 
     async def _thread_row(self, conn: AsyncConnection, project_id: str, thread_id: str) -> Row[Any]:
@@ -167,21 +167,23 @@ class ThreadService:
         async with self.db.read() as conn:
             await self._thread_row(conn, project_id, thread_id)
             return await paginate(
-                conn, t.messages, where, limit=params.limit, order=params.order, after=params.after,
-                before=params.before, to_model=to_message,
+                conn,
+                t.messages,
+                where,
+                limit=params.limit,
+                order=params.order,
+                after=params.after,
+                before=params.before,
+                to_model=to_message,
             )
 
-    async def update_message(
-        self, project_id: str, thread_id: str, message_id: str, body: MessageUpdate
-    ) -> Message:
+    async def update_message(self, project_id: str, thread_id: str, message_id: str, body: MessageUpdate) -> Message:
         async with self.db.write() as conn:
             await self._thread_row(conn, project_id, thread_id)
             row = await self._message_row(conn, thread_id, message_id)
             if body.metadata is None:
                 return to_message(row)
-            await conn.execute(
-                update(t.messages).where(t.messages.c.id == message_id).values(metadata=body.metadata)
-            )
+            await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(metadata=body.metadata))
         return to_message(row).model_copy(update={"metadata": body.metadata})
 
     async def delete_message(self, project_id: str, thread_id: str, message_id: str) -> Deleted:
@@ -190,4 +192,3 @@ class ThreadService:
             await self._message_row(conn, thread_id, message_id)
             await conn.execute(delete(t.messages).where(t.messages.c.id == message_id))
         return Deleted(id=message_id, object="thread.message.deleted")
-

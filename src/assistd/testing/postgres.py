@@ -20,10 +20,12 @@ class TestPostgres:
             runtime = Path(tempfile.mkdtemp(prefix="assistd-runtime-"))
             runtime.chmod(0o700)
             os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-        import pgserver
+        import pgserver  # type: ignore[import-untyped,unused-ignore]
 
         self.root = Path(root or tempfile.mkdtemp(prefix="assistd-pg-"))
-        self._server: Any = pgserver.get_server(self.root, cleanup_mode="stop")
+        self._server: Any = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+            self.root, cleanup_mode="stop"
+        )
 
     def new_database(self) -> str:
         """A fresh database; returns its SQLAlchemy asyncpg URL."""
