@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from assistd.api import assistants as assistants_api
 from assistd.api import files as files_api
+from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
@@ -23,9 +24,16 @@ from assistd.api.routing import Router
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
+from assistd.providers.openai_compat import RetryPolicy
+from assistd.providers.routing import ModelRouter, load_config
+from assistd.providers.routing import build_router as build_model_router
+from assistd.runs.control import RunSignals
+from assistd.runs.executor import Executor
+from assistd.runs.worker import Worker
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
+from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.settings import Settings
 from assistd.storage.blobs import BlobStore, DirectoryBlobStore
@@ -42,11 +50,14 @@ class Services:
     files: FileService
     assistants: AssistantService
     threads: ThreadService
+    models: ModelRouter
+    worker: Worker
+    runs: RunService
 
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, files_api):
+    for module in (assistants_api, threads_api, runs_api, files_api):
         module.register(router)
     return router
 
@@ -60,14 +71,37 @@ async def open_services(settings: Settings) -> Services:
     keys = KeyStore(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
+    assistants = AssistantService(db, files)
+    threads = ThreadService(db, files)
+    models = model_router(settings)
+    signals = RunSignals()
+    executor = Executor(db, models, blobs, signals, settings.lease_seconds)
+    worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
+    runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
     return Services(
         settings=settings,
         db=db,
         blobs=blobs,
         keys=keys,
         files=files,
-        assistants=AssistantService(db, files),
-        threads=ThreadService(db, files),
+        assistants=assistants,
+        threads=threads,
+        models=models,
+        worker=worker,
+        runs=runs,
+    )
+
+
+def model_router(settings: Settings) -> ModelRouter:
+    config = load_config(settings.config) if settings.config else None
+    key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+    return build_model_router(
+        config,
+        upstream_base_url=settings.upstream_base_url,
+        upstream_api_key=key,
+        upstream_context_window=settings.upstream_context_window,
+        upstream_timeout=settings.upstream_timeout_seconds,
+        retry=RetryPolicy(attempts=settings.upstream_max_attempts, base_delay=settings.upstream_retry_base_seconds),
     )
 
 
@@ -92,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
         await keyring.refresh()
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
+        services.worker.start()
         log.info("assistd ready", extra={"database": services.db.engine.dialect.name})
         try:
             yield
@@ -99,6 +134,8 @@ def create_app(settings: Settings) -> Starlette:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await services.worker.stop()
+            await services.models.close()
             await services.db.dispose()
 
     async def healthz(request: Request) -> Response:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=5.0, ge=0)
     file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     db_pool_size: int = Field(default=8, ge=1)
+
+    # Model backends (docs/runs.md)
+    config: Path | None = None
+    upstream_base_url: str | None = None
+    upstream_api_key: SecretStr | None = None
+    upstream_context_window: int = Field(default=8192, ge=256)
+    upstream_timeout_seconds: float = Field(default=600.0, gt=0)
+    upstream_max_attempts: int = Field(default=4, ge=1)
+    upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
+
+    # Runs
+    run_expires_seconds: int = Field(default=600, ge=1)
+    poll_after_ms: int = Field(default=100, ge=1)
+    worker_concurrency: int = Field(default=32, ge=1)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -41,9 +41,9 @@ class Router:
         by_path: dict[str, dict[str, Handler]] = {}
         for ep in self.endpoints:
             by_path.setdefault(ep.path, {})[ep.method] = ep.handler
-        return [
-            Route(self.prefix + path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
-        ]
+        # Literal segments win over placeholders: /threads/runs must not match /threads/{thread_id}.
+        ordered = sorted(by_path, key=lambda p: [(seg.startswith("{"), seg) for seg in p.split("/")])
+        return [Route(self.prefix + path, _dispatch(by_path[path]), methods=list(by_path[path])) for path in ordered]
 
 
 def _dispatch(methods: dict[str, Handler]) -> Handler:

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Database
+from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
 from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
+from assistd.runs.store import active_run_id
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
@@ -40,7 +42,7 @@ def to_message(row: Row[Any]) -> Message:
     )
 
 
-def _message_row(thread_id: str, body: MessageCreate, at: int) -> dict[str, Any]:
+def message_row(thread_id: str, body: MessageCreate, at: int) -> dict[str, Any]:
     return {
         "id": ids.new_id(ids.MESSAGE),
         "thread_id": thread_id,
@@ -79,7 +81,7 @@ class ThreadService:
         self.db = db
         self.files = files
 
-    async def _check_message(self, project_id: str, body: MessageCreate, param: str) -> None:
+    async def check_message(self, project_id: str, body: MessageCreate, param: str) -> None:
         file_ids = [a.file_id for a in body.attachments or []]
         await self.files.require(project_id, file_ids, f"{param}attachments")
         if not isinstance(body.content, str):
@@ -91,7 +93,7 @@ class ThreadService:
     async def create(self, project_id: str, body: ThreadCreate) -> Thread:
         messages = body.messages or []
         for i, message in enumerate(messages):
-            await self._check_message(project_id, message, f"messages[{i}].")
+            await self.check_message(project_id, message, f"messages[{i}].")
         resources = _merge_attachments(
             await check_tool_resources(self.files, project_id, body.tool_resources), messages
         )
@@ -106,15 +108,15 @@ class ThreadService:
         async with self.db.write() as conn:
             await conn.execute(t.threads.insert().values(**row))
             if messages:
-                await conn.execute(t.messages.insert(), [_message_row(str(row["id"]), m, at) for m in messages])
+                await conn.execute(t.messages.insert(), [message_row(str(row["id"]), m, at) for m in messages])
         return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
 
-    async def _thread_row(self, conn: AsyncConnection, project_id: str, thread_id: str) -> Row[Any]:
+    async def thread_row(self, conn: AsyncConnection, project_id: str, thread_id: str) -> Row[Any]:
         return await get_row(conn, t.threads, "thread", thread_id, t.threads.c.project_id == project_id)
 
     async def get(self, project_id: str, thread_id: str) -> Thread:
         async with self.db.read() as conn:
-            return to_thread(await self._thread_row(conn, project_id, thread_id))
+            return to_thread(await self.thread_row(conn, project_id, thread_id))
 
     async def update(self, project_id: str, thread_id: str, body: ThreadUpdate) -> Thread:
         changes: dict[str, Any] = {}
@@ -123,25 +125,30 @@ class ThreadService:
         if body.given("tool_resources"):
             changes["tool_resources"] = await check_tool_resources(self.files, project_id, body.tool_resources)
         async with self.db.write() as conn:
-            row = await self._thread_row(conn, project_id, thread_id)
+            row = await self.thread_row(conn, project_id, thread_id)
             if changes:
                 await conn.execute(update(t.threads).where(t.threads.c.id == thread_id).values(**changes))
         return to_thread(row).model_copy(update=changes)
 
     async def delete(self, project_id: str, thread_id: str) -> Deleted:
         async with self.db.write() as conn:
-            await self._thread_row(conn, project_id, thread_id)
+            await self.thread_row(conn, project_id, thread_id)
             await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
+            await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
+            await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
             await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
         return Deleted(id=thread_id, object="thread.deleted")
 
     # --- messages -------------------------------------------------------------------------------
 
     async def create_message(self, project_id: str, thread_id: str, body: MessageCreate) -> Message:
-        await self._check_message(project_id, body, "")
-        row = _message_row(thread_id, body, now())
+        await self.check_message(project_id, body, "")
+        row = message_row(thread_id, body, now())
         async with self.db.write() as conn:
-            thread = await self._thread_row(conn, project_id, thread_id)
+            thread = await self.thread_row(conn, project_id, thread_id)
+            active = await active_run_id(conn, thread_id)
+            if active is not None:
+                raise InvalidRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
             await conn.execute(t.messages.insert().values(**row))
             resources = _merge_attachments(thread.tool_resources, [body])
             if resources is not thread.tool_resources:
@@ -150,13 +157,13 @@ class ThreadService:
                 )
         return Message(**row)
 
-    async def _message_row(self, conn: AsyncConnection, thread_id: str, message_id: str) -> Row[Any]:
+    async def _get_message_row(self, conn: AsyncConnection, thread_id: str, message_id: str) -> Row[Any]:
         return await get_row(conn, t.messages, "message", message_id, t.messages.c.thread_id == thread_id)
 
     async def get_message(self, project_id: str, thread_id: str, message_id: str) -> Message:
         async with self.db.read() as conn:
-            await self._thread_row(conn, project_id, thread_id)
-            return to_message(await self._message_row(conn, thread_id, message_id))
+            await self.thread_row(conn, project_id, thread_id)
+            return to_message(await self._get_message_row(conn, thread_id, message_id))
 
     async def list_messages(
         self, project_id: str, thread_id: str, params: ListParams, run_id: str | None
@@ -165,7 +172,7 @@ class ThreadService:
         if run_id is not None:
             where.append(t.messages.c.run_id == run_id)
         async with self.db.read() as conn:
-            await self._thread_row(conn, project_id, thread_id)
+            await self.thread_row(conn, project_id, thread_id)
             return await paginate(
                 conn,
                 t.messages,
@@ -179,8 +186,8 @@ class ThreadService:
 
     async def update_message(self, project_id: str, thread_id: str, message_id: str, body: MessageUpdate) -> Message:
         async with self.db.write() as conn:
-            await self._thread_row(conn, project_id, thread_id)
-            row = await self._message_row(conn, thread_id, message_id)
+            await self.thread_row(conn, project_id, thread_id)
+            row = await self._get_message_row(conn, thread_id, message_id)
             if body.metadata is None:
                 return to_message(row)
             await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(metadata=body.metadata))
@@ -188,7 +195,7 @@ class ThreadService:
 
     async def delete_message(self, project_id: str, thread_id: str, message_id: str) -> Deleted:
         async with self.db.write() as conn:
-            await self._thread_row(conn, project_id, thread_id)
-            await self._message_row(conn, thread_id, message_id)
+            await self.thread_row(conn, project_id, thread_id)
+            await self._get_message_row(conn, thread_id, message_id)
             await conn.execute(delete(t.messages).where(t.messages.c.id == message_id))
         return Deleted(id=message_id, object="thread.message.deleted")

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import Response
+
+from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, services
+from assistd.api.routing import Endpoint, Router
+from assistd.errors import InvalidRequest
+from assistd.protocol.common import ListPage, ListParams
+from assistd.protocol.runs import Run, RunCreate, RunStep, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
+from assistd.services.runs import check_include
+
+
+class StepListParams(ListParams):
+    model_config = ConfigDict(extra="ignore")
+
+    include: str | None = None
+
+
+class IncludeParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include: str | None = None
+
+
+def _include(request: Request) -> list[str]:
+    values = request.query_params.getlist("include[]") + request.query_params.getlist("include")
+    check_include(values)
+    return values
+
+
+def _no_stream(stream: bool | None) -> None:
+    if stream:
+        raise InvalidRequest(
+            "Streaming runs are not available in this version of assistd yet; omit 'stream' and poll the run.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+
+
+def _ids(request: Request) -> tuple[str, str]:
+    return path_param(request, "thread_id"), path_param(request, "run_id")
+
+
+async def create(request: Request) -> Response:
+    thread_id = path_param(request, "thread_id")
+    _include(request)
+    body = await parse_body(request, RunCreate)
+    _no_stream(body.stream)
+    return json_response(await services(request).runs.create(project_id(request), thread_id, body))
+
+
+async def create_thread_and_run(request: Request) -> Response:
+    body = await parse_body(request, ThreadAndRunCreate)
+    _no_stream(body.stream)
+    _, run = await services(request).runs.create_thread_and_run(project_id(request), body)
+    return json_response(run)
+
+
+async def list_(request: Request) -> Response:
+    params = parse_query(request, ListParams)
+    return json_response(
+        await services(request).runs.list(project_id(request), path_param(request, "thread_id"), params)
+    )
+
+
+async def retrieve(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    run = await services(request).runs.get(project_id(request), thread_id, run_id)
+    # The SDK's pollers read this once, with int(): it must be an integer string.
+    return json_response(run, headers={"openai-poll-after-ms": str(services(request).settings.poll_after_ms)})
+
+
+async def modify(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    body = await parse_body(request, RunUpdate)
+    return json_response(await services(request).runs.update(project_id(request), thread_id, run_id, body))
+
+
+async def cancel(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    return json_response(await services(request).runs.cancel(project_id(request), thread_id, run_id))
+
+
+async def submit_tool_outputs(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    body = await parse_body(request, SubmitToolOutputs)
+    _no_stream(body.stream)
+    run = await services(request).runs.submit_tool_outputs(project_id(request), thread_id, run_id, body)
+    return json_response(run)
+
+
+async def list_steps(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    _include(request)
+    params = parse_query(request, StepListParams)
+    return json_response(await services(request).runs.list_steps(project_id(request), thread_id, run_id, params))
+
+
+async def retrieve_step(request: Request) -> Response:
+    thread_id, run_id = _ids(request)
+    _include(request)
+    step = await services(request).runs.get_step(project_id(request), thread_id, run_id, path_param(request, "step_id"))
+    return json_response(step)
+
+
+def register(router: Router) -> None:
+    tag = "Runs"
+    runs = "/threads/{thread_id}/runs"
+    one = runs + "/{run_id}"
+    router.add(Endpoint("POST", runs, create, "Create a run", Run, body=RunCreate, query=IncludeParams, tag=tag))
+    router.add(
+        Endpoint(
+            "POST",
+            "/threads/runs",
+            create_thread_and_run,
+            "Create a thread and run it",
+            Run,
+            body=ThreadAndRunCreate,
+            tag=tag,
+        )
+    )
+    router.add(Endpoint("GET", runs, list_, "List runs", ListPage[Run], query=ListParams, tag=tag))
+    router.add(Endpoint("GET", one, retrieve, "Retrieve a run", Run, tag=tag))
+    router.add(Endpoint("POST", one, modify, "Modify a run", Run, body=RunUpdate, tag=tag))
+    router.add(Endpoint("POST", one + "/cancel", cancel, "Cancel a run", Run, tag=tag))
+    router.add(
+        Endpoint(
+            "POST",
+            one + "/submit_tool_outputs",
+            submit_tool_outputs,
+            "Submit tool outputs",
+            Run,
+            body=SubmitToolOutputs,
+            tag=tag,
+        )
+    )
+    router.add(
+        Endpoint("GET", one + "/steps", list_steps, "List run steps", ListPage[RunStep], query=StepListParams, tag=tag)
+    )
+    router.add(
+        Endpoint(
+            "GET", one + "/steps/{step_id}", retrieve_step, "Retrieve a run step", RunStep, query=IncludeParams, tag=tag
+        )
+    )

@@ -1,0 +1,1 @@
+"""Model backends behind one interface (DESIGN.md "Providers")."""

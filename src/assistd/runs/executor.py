@@ -1,0 +1,487 @@
+"""The executor: advances one run until it waits for tool outputs or ends.
+
+Each model call streams; text becomes a message_creation step and a message, tool calls a
+tool_calls step. Function calls stop the run at `requires_action`. Cancellation and expiry are
+checked between streamed chunks. Every terminal write (run, step, message) is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import mimetypes
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd import ids
+from assistd.db import tables as t
+from assistd.db.database import Database
+from assistd.protocol.messages import Message
+from assistd.protocol.runs import RunStep
+from assistd.providers.base import Chunk, ProviderError, Usage
+from assistd.providers.routing import ModelRouter, Resolved
+from assistd.runs import store, tokens
+from assistd.runs.control import RunSignals
+from assistd.runs.events import EventSink
+from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
+from assistd.services.threads import to_message
+from assistd.storage.blobs import BlobStore
+
+log = logging.getLogger("assistd.runs")
+
+MAX_MODEL_CALLS = 16
+MAX_INLINE_IMAGE = 20 * 1024 * 1024
+
+
+class _Stop(Exception):
+    def __init__(self, status: str) -> None:
+        self.status = status  # "cancelled" | "expired"
+
+
+@dataclass
+class _Call:
+    """One model call's output as it streams in."""
+
+    message_id: str | None = None
+    message_step_id: str | None = None
+    text: list[str] = field(default_factory=list)
+    tool_step_id: str | None = None
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # provider index → call
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class Executor:
+    def __init__(
+        self, db: Database, router: ModelRouter, blobs: BlobStore, signals: RunSignals, lease_seconds: float
+    ) -> None:
+        self.db = db
+        self.router = router
+        self.blobs = blobs
+        self.signals = signals
+        self.lease_seconds = lease_seconds
+
+    async def execute(self, run_id: str, owner: str, sink: EventSink) -> None:
+        cancel = self.signals.register(run_id)
+        heartbeat = asyncio.create_task(self._heartbeat(run_id, owner, cancel))
+        try:
+            await self._execute(run_id, sink, cancel)
+        except Exception as exc:  # the run must end, whatever happened
+            log.exception("run execution failed", extra={"run_id": run_id})
+            await self.fail(run_id, sink, "server_error", f"The run failed unexpectedly: {type(exc).__name__}.")
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self.signals.unregister(run_id)
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.id == run_id, t.runs.c.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+
+    async def _heartbeat(self, run_id: str, owner: str, cancel: asyncio.Event) -> None:
+        """Extend the lease; notice a cancel made through another replica."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.id == run_id, t.runs.c.lease_owner == owner)
+                    .values(lease_expires_at=time.time() + self.lease_seconds)
+                )
+                status = (await conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id))).scalar()
+            if status == "cancelling":
+                cancel.set()
+
+    async def _execute(self, run_id: str, sink: EventSink, cancel: asyncio.Event) -> None:
+        async with self.db.write() as conn:
+            run = await store.load_run(conn, run_id)
+            if run is None:
+                return
+            if run.status == "queued":
+                moved = await store.transition(
+                    conn, run_id, ["queued"], "in_progress", started_at=run.started_at or int(time.time())
+                )
+                run = await store.load_run(conn, run_id)
+                assert run is not None
+            else:
+                moved = False
+        if run.status == "cancelling":
+            await self.end_early(run_id, sink, "cancelled")
+            return
+        if not moved:
+            return
+        await sink.emit("thread.run.in_progress", store.to_run(run))
+        resolved = self.router.resolve(run.model)
+        if resolved is None:
+            await self.fail(run_id, sink, "invalid_prompt", f"No model backend serves the model '{run.model}'.")
+            return
+        totals = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        for _ in range(MAX_MODEL_CALLS):
+            if cancel.is_set():
+                await self.end_early(run_id, sink, "cancelled")
+                return
+            try:
+                async with self.db.read() as conn:
+                    prompt = await build_prompt(
+                        conn,
+                        run,
+                        upstream_model=resolved.model,
+                        context_window=resolved.provider.context_window,
+                        prompt_tokens_used=totals["prompt_tokens"],
+                        completion_tokens_used=totals["completion_tokens"],
+                        load_image=self._image_url,
+                    )
+            except PromptTooLarge:
+                await self._finish(
+                    run_id, sink, "incomplete", totals, incomplete_details={"reason": "max_prompt_tokens"}
+                )
+                return
+            call = _Call()
+            try:
+                await self._call_model(run, resolved, prompt, call, sink, cancel)
+            except _Stop as stop:
+                await self.end_early(run_id, sink, stop.status, call)
+                return
+            except ProviderError as exc:
+                await self.fail(run_id, sink, exc.code, exc.message, call)
+                return
+            usage = call.usage or Usage(
+                prompt.tokens,
+                tokens.count_text("".join(call.text))
+                + sum(tokens.count_text(c["function"]["arguments"]) for c in call.tool_calls.values()),
+            )
+            for key, value in _usage_dict(usage).items():
+                totals[key] += value
+            if call.tool_calls:
+                await self._require_action(run, call, usage, totals, sink)
+                return
+            hit_limit = call.finish_reason == "length" and run.max_completion_tokens is not None
+            await self._complete_message(run, call, usage, totals, sink, incomplete=hit_limit)
+            return
+        await self.fail(run_id, sink, "server_error", f"The run made more than {MAX_MODEL_CALLS} model calls.")
+
+    # --- one model call -------------------------------------------------------------------------
+
+    async def _call_model(
+        self, run: Any, resolved: Resolved, prompt: Prompt, call: _Call, sink: EventSink, cancel: asyncio.Event
+    ) -> None:
+        expires_at = run.expires_at
+        stream: AsyncIterator[Chunk] = resolved.provider.complete(prompt.request)
+        try:
+            async for chunk in stream:
+                if cancel.is_set():
+                    raise _Stop("cancelled")
+                if expires_at is not None and time.time() > expires_at:
+                    raise _Stop("expired")
+                if chunk.text:
+                    await self._on_text(run, call, chunk.text, sink)
+                for delta in chunk.tool_calls:
+                    await self._on_tool_delta(run, call, delta.index, delta.id, delta.name, delta.arguments, sink)
+                if chunk.finish_reason:
+                    call.finish_reason = chunk.finish_reason
+                if chunk.usage:
+                    call.usage = chunk.usage
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def _on_text(self, run: Any, call: _Call, text: str, sink: EventSink) -> None:
+        first = call.message_id is None
+        if first:
+            await self._open_message(run, call, sink)
+        call.text.append(text)
+        part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": text}}
+        if first:
+            part["text"]["annotations"] = []
+        await sink.emit(
+            "thread.message.delta",
+            {"id": call.message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
+        )
+
+    async def _open_message(self, run: Any, call: _Call, sink: EventSink) -> None:
+        at = int(time.time())
+        message = {
+            "id": ids.new_id(ids.MESSAGE),
+            "thread_id": run.thread_id,
+            "created_at": at,
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+            "attachments": [],
+            "metadata": {},
+            "incomplete_details": None,
+            "completed_at": None,
+            "incomplete_at": None,
+            "assistant_id": run.assistant_id,
+            "run_id": run.id,
+        }
+        step = self._step_row(
+            run, "message_creation", {"type": "message_creation", "message_creation": {"message_id": message["id"]}}
+        )
+        async with self.db.write() as conn:
+            await conn.execute(t.run_steps.insert().values(**step))
+            await conn.execute(t.messages.insert().values(**message))
+        call.message_id, call.message_step_id = message["id"], step["id"]
+        step_obj = RunStep(**step)
+        await sink.emit("thread.run.step.created", step_obj)
+        await sink.emit("thread.run.step.in_progress", step_obj)
+        await sink.emit("thread.message.created", Message(**message))
+        await sink.emit("thread.message.in_progress", Message(**message))
+
+    async def _on_tool_delta(
+        self, run: Any, call: _Call, index: int, call_id: str | None, name: str | None, args: str, sink: EventSink
+    ) -> None:
+        if call.tool_step_id is None:
+            step = self._step_row(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+            async with self.db.write() as conn:
+                await conn.execute(t.run_steps.insert().values(**step))
+            call.tool_step_id = step["id"]
+            step_obj = RunStep(**step)
+            await sink.emit("thread.run.step.created", step_obj)
+            await sink.emit("thread.run.step.in_progress", step_obj)
+        slot = call.tool_calls.get(index)
+        if slot is None:
+            # Our own ids: upstream ids vary by backend and are never shown to clients.
+            slot = {
+                "id": ids.new_id(ids.CALL),
+                "type": "function",
+                "function": {"name": name or "", "arguments": "", "output": None},
+            }
+            call.tool_calls[index] = slot
+            slot["function"]["arguments"] += args
+            delta: dict[str, Any] = {
+                "index": len(call.tool_calls) - 1,
+                "id": slot["id"],
+                "type": "function",
+                "function": {"name": slot["function"]["name"], "arguments": args, "output": None},
+            }
+        else:
+            if name and not slot["function"]["name"]:
+                slot["function"]["name"] = name
+            slot["function"]["arguments"] += args
+            if not args:
+                return
+            position = list(call.tool_calls).index(index)
+            delta = {"index": position, "type": "function", "function": {"arguments": args}}
+        await sink.emit(
+            "thread.run.step.delta",
+            {
+                "id": call.tool_step_id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [delta]}},
+            },
+        )
+
+    def _step_row(self, run: Any, kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": ids.new_id(ids.STEP),
+            "run_id": run.id,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "created_at": int(time.time()),
+            "type": kind,
+            "status": "in_progress",
+            "step_details": details,
+            "last_error": None,
+            "expires_at": run.expires_at,
+            "expired_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "metadata": {},
+            "usage": None,
+        }
+
+    async def _image_url(self, file_id: str) -> str | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(t.files).where(t.files.c.id == file_id))).first()
+        if row is None or row.bytes > MAX_INLINE_IMAGE:
+            return None
+        data = b"".join([chunk async for chunk in self.blobs.read(row.blob_key)])
+        mime = mimetypes.guess_type(row.filename)[0] or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+    # --- outcomes -------------------------------------------------------------------------------
+
+    async def _save_partial(self, conn: AsyncConnection, call: _Call | None) -> None:
+        if call is not None and call.message_id is not None and call.text:
+            content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+            await conn.execute(update(t.messages).where(t.messages.c.id == call.message_id).values(content=content))
+
+    async def _complete_message(
+        self, run: Any, call: _Call, usage: Usage, totals: dict[str, int], sink: EventSink, *, incomplete: bool
+    ) -> None:
+        at = int(time.time())
+        if call.message_id is None:  # the model said nothing: still answer with an (empty) message
+            await self._open_message(run, call, sink)
+        content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+        message_values: dict[str, Any] = {"content": content}
+        if incomplete:
+            message_values |= {
+                "status": "incomplete",
+                "incomplete_at": at,
+                "incomplete_details": {"reason": "max_tokens"},
+            }
+        else:
+            message_values |= {"status": "completed", "completed_at": at}
+        async with self.db.write() as conn:
+            await conn.execute(update(t.messages).where(t.messages.c.id == call.message_id).values(**message_values))
+            await conn.execute(
+                update(t.run_steps)
+                .where(t.run_steps.c.id == call.message_step_id)
+                .values(status="completed", completed_at=at, usage=_usage_dict(usage))
+            )
+            message = (await conn.execute(select(t.messages).where(t.messages.c.id == call.message_id))).one()
+            step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.message_step_id))).one()
+        await sink.emit("thread.message.incomplete" if incomplete else "thread.message.completed", to_message(message))
+        await sink.emit("thread.run.step.completed", store.to_step(step))
+        if incomplete:
+            await self._finish(
+                run.id, sink, "incomplete", totals, incomplete_details={"reason": "max_completion_tokens"}
+            )
+        else:
+            await self._finish(run.id, sink, "completed", totals)
+
+    async def _require_action(
+        self, run: Any, call: _Call, usage: Usage, totals: dict[str, int], sink: EventSink
+    ) -> None:
+        offered = {tool["function"]["name"] for tool in run.tools if tool["type"] == "function"}
+        calls = [call.tool_calls[i] for i in call.tool_calls]
+        for tool_call in calls:
+            fn = tool_call["function"]
+            if fn["name"] not in offered:
+                await self.fail(
+                    run.id,
+                    sink,
+                    "server_error",
+                    f"The model called a function that is not offered: '{fn['name']}'.",
+                    call,
+                )
+                return
+            try:
+                orjson.loads(fn["arguments"] or "{}")
+            except orjson.JSONDecodeError:
+                await self.fail(
+                    run.id, sink, "server_error", f"The model produced invalid JSON arguments for '{fn['name']}'.", call
+                )
+                return
+        if call.message_id is not None:
+            await self._close_text_before_tools(run, call, sink)
+        required = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                    }
+                    for c in calls
+                ]
+            },
+        }
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(t.run_steps)
+                .where(t.run_steps.c.id == call.tool_step_id)
+                .values(step_details={"type": "tool_calls", "tool_calls": calls}, usage=_usage_dict(usage))
+            )
+            moved = await store.transition(
+                conn, run.id, ["in_progress"], "requires_action", required_action=required, usage=totals
+            )
+            row = await store.load_run(conn, run.id)
+        assert row is not None
+        if moved:
+            await sink.emit("thread.run.requires_action", store.to_run(row))
+        elif row.status == "cancelling":
+            await self.end_early(run.id, sink, "cancelled")
+
+    async def _close_text_before_tools(self, run: Any, call: _Call, sink: EventSink) -> None:
+        at = int(time.time())
+        content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(t.messages)
+                .where(t.messages.c.id == call.message_id)
+                .values(content=content, status="completed", completed_at=at)
+            )
+            await conn.execute(
+                update(t.run_steps)
+                .where(t.run_steps.c.id == call.message_step_id)
+                .values(status="completed", completed_at=at)
+            )
+            message = (await conn.execute(select(t.messages).where(t.messages.c.id == call.message_id))).one()
+            step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.message_step_id))).one()
+        await sink.emit("thread.message.completed", to_message(message))
+        await sink.emit("thread.run.step.completed", store.to_step(step))
+
+    async def _finish(self, run_id: str, sink: EventSink, status: str, totals: dict[str, int], **values: Any) -> None:
+        extra = {"completed_at": int(time.time())} if status == "completed" else {}
+        async with self.db.write() as conn:
+            moved = await store.transition(conn, run_id, ["in_progress"], status, usage=totals, **extra, **values)
+            if not moved:  # a cancel won the race
+                row = await store.load_run(conn, run_id)
+                if row is not None and row.status == "cancelling":
+                    moved = await store.transition(
+                        conn, run_id, ["cancelling"], status, usage=totals, **extra, **values
+                    )
+            row = await store.load_run(conn, run_id)
+        if moved and row is not None:
+            await sink.emit(f"thread.run.{status}", store.to_run(row))
+
+    async def fail(self, run_id: str, sink: EventSink, code: str, message: str, call: _Call | None = None) -> None:
+        error = {"code": code, "message": message}
+        async with self.db.write() as conn:
+            await self._save_partial(conn, call)
+            await conn.execute(
+                update(t.run_steps)
+                .where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+                .values(last_error=error)
+            )
+            await store.close_open_parts(conn, run_id, "failed", "run_failed")
+            moved = await store.transition(
+                conn,
+                run_id,
+                ["queued", "in_progress", "cancelling"],
+                "failed",
+                failed_at=int(time.time()),
+                last_error=error,
+                required_action=None,
+            )
+            row = await store.load_run(conn, run_id)
+        if moved and row is not None:
+            await sink.emit("thread.run.failed", store.to_run(row))
+
+    async def end_early(self, run_id: str, sink: EventSink, status: str, call: _Call | None = None) -> None:
+        """Cancelled or expired: close the run's open steps and messages with it."""
+        at = int(time.time())
+        reason = {"cancelled": "run_cancelled", "expired": "run_expired"}[status]
+        sources = ["cancelling", "in_progress", "queued", "requires_action"]
+        async with self.db.write() as conn:
+            await self._save_partial(conn, call)
+            await store.close_open_parts(conn, run_id, status, reason)
+            run_values = {"cancelled_at": at} if status == "cancelled" else {}
+            moved = await store.transition(conn, run_id, sources, status, required_action=None, **run_values)
+            row = await store.load_run(conn, run_id)
+        if moved and row is not None:
+            await sink.emit(f"thread.run.{status}", store.to_run(row))

@@ -1,0 +1,178 @@
+"""From a thread and a run to a chat request: instructions, history, the run's own tool calls, truncation.
+
+The thread is the assistant's memory; it is cut to fit the backend's context window (or
+`max_prompt_tokens`, or `last_messages`), oldest first. The current run's tool calls and their
+outputs are never cut apart: they are kept whole, history goes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.db import tables as t
+from assistd.providers.base import ChatRequest
+from assistd.runs import tokens
+
+HISTORY_PAGE = 200
+COMPLETION_RESERVE = 1024
+
+ImageLoader = Callable[[str], Awaitable[str | None]]
+
+
+class PromptTooLarge(Exception):
+    """The prompt does not fit in `max_prompt_tokens`."""
+
+
+@dataclass
+class Prompt:
+    request: ChatRequest
+    tokens: int
+
+
+def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's function tools as chat-completions tools (built-in tools are added by their steps)."""
+    return [{"type": "function", "function": tool["function"]} for tool in tools if tool["type"] == "function"]
+
+
+async def _chat_content(content: list[dict[str, Any]], load_image: ImageLoader) -> str | list[dict[str, Any]]:
+    texts = [p["text"]["value"] for p in content if p["type"] == "text"]
+    if all(p["type"] == "text" for p in content):
+        return "\n".join(texts)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part["type"] == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif part["type"] == "image_url":
+            parts.append({"type": "image_url", "image_url": part["image_url"]})
+        elif part["type"] == "image_file":
+            url = await load_image(part["image_file"]["file_id"])
+            if url is not None:
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
+
+
+async def _history_message(row: Row[Any], load_image: ImageLoader) -> dict[str, Any]:
+    if row.role == "assistant":
+        text = "\n".join(p["text"]["value"] for p in row.content if p["type"] == "text")
+        return {"role": "assistant", "content": text}
+    return {"role": "user", "content": await _chat_content(row.content, load_image)}
+
+
+async def _run_items(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+    """The current run's steps so far, as chat messages, in order."""
+    steps = (
+        await conn.execute(select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id))
+    ).all()
+    message_ids = [s.step_details["message_creation"]["message_id"] for s in steps if s.type == "message_creation"]
+    texts: dict[str, str] = {}
+    if message_ids:
+        rows = (
+            await conn.execute(select(t.messages.c.id, t.messages.c.content).where(t.messages.c.id.in_(message_ids)))
+        ).all()
+        texts = {r.id: "\n".join(p["text"]["value"] for p in r.content if p["type"] == "text") for r in rows}
+    items: list[dict[str, Any]] = []
+    for step in steps:
+        if step.type == "message_creation":
+            text = texts.get(step.step_details["message_creation"]["message_id"], "")
+            if text:
+                items.append({"role": "assistant", "content": text})
+            continue
+        calls = [c for c in step.step_details["tool_calls"] if c["type"] == "function"]
+        if not calls or any(c["function"].get("output") is None for c in calls):
+            continue  # outputs not submitted yet: nothing to show the model
+        items.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        items.extend({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]} for c in calls)
+    return items
+
+
+async def build_prompt(
+    conn: AsyncConnection,
+    run: Row[Any],
+    *,
+    upstream_model: str,
+    context_window: int,
+    prompt_tokens_used: int,
+    completion_tokens_used: int,
+    load_image: ImageLoader,
+) -> Prompt:
+    tools = function_tools(run.tools)
+    system = [{"role": "system", "content": run.instructions}] if run.instructions else []
+    run_items = await _run_items(conn, run.id)
+
+    completion_budget = None
+    if run.max_completion_tokens is not None:
+        completion_budget = max(1, run.max_completion_tokens - completion_tokens_used)
+    reserve = min(completion_budget or COMPLETION_RESERVE, context_window // 4)
+    budget = context_window - reserve
+    prompt_limited = False
+    if run.max_prompt_tokens is not None:
+        remaining = run.max_prompt_tokens - prompt_tokens_used
+        if remaining < budget:
+            budget, prompt_limited = remaining, True
+
+    used = tokens.count_tools(tools) + sum(tokens.count_message(m) for m in [*system, *run_items])
+    if used > budget and prompt_limited:
+        raise PromptTooLarge()
+
+    strategy = run.truncation_strategy or {"type": "auto"}
+    keep_at_most = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    history: list[dict[str, Any]] = []
+    cursor: str | None = None
+    done = False
+    while not done:
+        query = select(t.messages).where(
+            t.messages.c.thread_id == run.thread_id, (t.messages.c.run_id != run.id) | t.messages.c.run_id.is_(None)
+        )
+        if cursor is not None:
+            query = query.where(t.messages.c.id < cursor)
+        rows = (await conn.execute(query.order_by(t.messages.c.id.desc()).limit(HISTORY_PAGE))).all()
+        for row in rows:
+            if keep_at_most is not None and len(history) >= keep_at_most:
+                done = True
+                break
+            message = await _history_message(row, load_image)
+            cost = tokens.count_message(message)
+            if used + cost > budget:
+                if history or prompt_limited:
+                    done = True
+                    break
+                # Not even the newest message fits the window: send it anyway and let the backend decide.
+            history.append(message)
+            used += cost
+        if len(rows) < HISTORY_PAGE:
+            break
+        cursor = rows[-1].id
+    if prompt_limited and not history and not run_items:
+        raise PromptTooLarge()
+    history.reverse()
+
+    request = ChatRequest(
+        model=upstream_model,
+        messages=[*system, *history, *run_items],
+        tools=tools,
+        tool_choice=run.tool_choice if tools else None,
+        parallel_tool_calls=run.parallel_tool_calls if tools else None,
+        response_format=run.response_format if isinstance(run.response_format, dict) else None,
+        temperature=run.temperature,
+        top_p=run.top_p,
+        max_tokens=completion_budget,
+    )
+    return Prompt(request, used)

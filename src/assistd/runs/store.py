@@ -1,0 +1,120 @@
+"""Runs and steps in the database. Every status change is one compare-and-set UPDATE."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.db import tables as t
+from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStep
+
+
+def to_run(row: Row[Any]) -> Run:
+    terminal = row.status in TERMINAL_STATUSES
+    return Run(
+        id=row.id,
+        created_at=row.created_at,
+        thread_id=row.thread_id,
+        assistant_id=row.assistant_id,
+        status=row.status,
+        required_action=row.required_action if row.status == "requires_action" else None,
+        last_error=row.last_error,
+        expires_at=None if terminal else row.expires_at,
+        started_at=row.started_at,
+        cancelled_at=row.cancelled_at,
+        failed_at=row.failed_at,
+        completed_at=row.completed_at,
+        incomplete_details=row.incomplete_details,
+        model=row.model,
+        instructions=row.instructions or "",
+        tools=row.tools,
+        metadata=row.metadata,
+        usage=row.usage if terminal else None,
+        temperature=row.temperature,
+        top_p=row.top_p,
+        max_prompt_tokens=row.max_prompt_tokens,
+        max_completion_tokens=row.max_completion_tokens,
+        truncation_strategy=row.truncation_strategy,
+        tool_choice=row.tool_choice,
+        parallel_tool_calls=row.parallel_tool_calls,
+        response_format=row.response_format,
+    )
+
+
+def to_step(row: Row[Any]) -> RunStep:
+    return RunStep(
+        id=row.id,
+        created_at=row.created_at,
+        assistant_id=row.assistant_id,
+        thread_id=row.thread_id,
+        run_id=row.run_id,
+        type=row.type,
+        status=row.status,
+        step_details=row.step_details,
+        last_error=row.last_error,
+        expires_at=row.expires_at if row.status == "in_progress" else None,
+        expired_at=row.expired_at,
+        cancelled_at=row.cancelled_at,
+        failed_at=row.failed_at,
+        completed_at=row.completed_at,
+        metadata=row.metadata,
+        usage=row.usage,
+    )
+
+
+async def load_run(conn: AsyncConnection, run_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(t.runs).where(t.runs.c.id == run_id))).first()
+
+
+async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
+    query = select(t.runs.c.id).where(t.runs.c.thread_id == thread_id, t.runs.c.status.in_(ACTIVE_STATUSES)).limit(1)
+    return (await conn.execute(query)).scalar()
+
+
+async def transition(
+    conn: AsyncConnection, run_id: str, from_statuses: Iterable[str], to_status: str, **values: Any
+) -> bool:
+    """Move the run to `to_status` only if it is in one of `from_statuses`. True when it moved."""
+    result = await conn.execute(
+        update(t.runs)
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_(list(from_statuses)))
+        .values(status=to_status, **values)
+    )
+    return bool(result.rowcount)
+
+
+async def close_open_parts(conn: AsyncConnection, run_id: str, step_status: str, message_reason: str) -> None:
+    """A run ended early: its in-progress steps take the run's fate, its messages become incomplete."""
+    at = int(time.time())
+    stamp = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[step_status]
+    await conn.execute(
+        update(t.run_steps)
+        .where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+        .values(status=step_status, **{stamp: at})
+    )
+    await conn.execute(
+        update(t.messages)
+        .where(t.messages.c.run_id == run_id, t.messages.c.status == "in_progress")
+        .values(status="incomplete", incomplete_at=at, incomplete_details={"reason": message_reason})
+    )
+
+
+def claimable(now: float) -> Any:
+    return and_(
+        t.runs.c.status == "queued",
+        or_(t.runs.c.lease_owner.is_(None), t.runs.c.lease_expires_at < now),
+    )
+
+
+async def claim(conn: AsyncConnection, run_id: str, owner: str, lease_seconds: float) -> bool:
+    now = time.time()
+    result = await conn.execute(
+        update(t.runs)
+        .where(t.runs.c.id == run_id, claimable(now))
+        .values(lease_owner=owner, lease_expires_at=now + lease_seconds)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,324 @@
+"""A scripted, deterministic OpenAI-compatible upstream (`/v1/chat/completions`) for tests and benchmarks.
+
+It is a fake, not a mock: a real HTTP server speaking the chat-completions protocol, streaming and
+not. Each model name has a queue of scripted replies; with an empty queue it answers a fixed text.
+
+    with FakeUpstream() as fake:
+        fake.script("gpt-4o", Reply.call("get_weather", {"city": "Paris"}), Reply.say("It is sunny."))
+        # point assistd at fake.base_url ...
+        fake.requests("gpt-4o")  # the chat requests it received, as JSON
+
+Also runnable on its own (`python -m assistd.testing.fake_upstream --port 9000`) and scriptable
+over HTTP: POST /_fake/script {"model": ..., "replies": [...]}, GET /_fake/requests, POST /_fake/reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_TEXT = "Hello from the fake upstream."
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+@dataclass
+class Reply:
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name": str, "arguments": dict | str}]
+    status: int = 200
+    error_message: str = "scripted failure"
+    delay: float = 0.0  # seconds before the response starts
+    interval: float = 0.0  # seconds between streamed chunks
+    finish_reason: str | None = None
+    hang: bool = False  # never answer (until the client gives up)
+    usage: dict[str, int] | None = None
+
+    @classmethod
+    def say(cls, text: str, **kw: Any) -> Reply:
+        return cls(text=text, **kw)
+
+    @classmethod
+    def call(cls, name: str, arguments: dict[str, Any] | str, **kw: Any) -> Reply:
+        return cls(tool_calls=[{"name": name, "arguments": arguments}], **kw)
+
+    @classmethod
+    def calls(cls, *calls: tuple[str, dict[str, Any] | str], **kw: Any) -> Reply:
+        return cls(tool_calls=[{"name": n, "arguments": a} for n, a in calls], **kw)
+
+    @classmethod
+    def fail(cls, status: int = 500, message: str = "scripted failure", **kw: Any) -> Reply:
+        return cls(status=status, error_message=message, **kw)
+
+
+@dataclass
+class _State:
+    scripts: dict[str, collections.deque[Reply]] = field(
+        default_factory=lambda: collections.defaultdict(collections.deque)
+    )
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_reply(self, model: str) -> Reply:
+        with self.lock:
+            for key in (model, "*"):
+                queue = self.scripts.get(key)
+                if queue:
+                    return queue.popleft()
+        return Reply(text=DEFAULT_TEXT)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text) or [text]
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    total = 0
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content.split()) + 4
+        elif isinstance(content, list):
+            total += sum(len(str(p.get("text", "")).split()) for p in content if isinstance(p, dict)) + 4
+        for call in message.get("tool_calls") or []:
+            total += len(str(call.get("function", {}).get("arguments", "")).split()) + 4
+    return total
+
+
+def _arguments(value: dict[str, Any] | str) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The streamed `choices[0].delta`s and the closing chunk, as chat.completion.chunk payloads."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    completion = 0
+    if reply.text:
+        for word in _words(reply.text):
+            deltas.append({"content": word})
+            completion += 1
+    for index, call in enumerate(reply.tool_calls or []):
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        deltas.append(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
+        args = _arguments(call["arguments"])
+        for i in range(0, len(args), 8):  # arguments arrive in fragments, as from real backends
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": args[i : i + 8]}}]})
+            completion += 1
+    finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+    usage = reply.usage or {
+        "prompt_tokens": _prompt_tokens(body),
+        "completion_tokens": completion,
+        "total_tokens": _prompt_tokens(body) + completion,
+    }
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    if max_tokens is not None and reply.text and completion > max_tokens and not reply.finish_reason:
+        kept = 1 + max_tokens
+        deltas = deltas[:kept]
+        finish = "length"
+        usage = {**usage, "completion_tokens": max_tokens, "total_tokens": usage["prompt_tokens"] + max_tokens}
+    return [{"delta": d} for d in deltas] + [{"delta": {}, "finish_reason": finish, "usage": usage}]
+
+
+def _payload(body: dict[str, Any], completion_id: str, part: dict[str, Any], created: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "delta": part["delta"], "finish_reason": part.get("finish_reason")}],
+    }
+    return payload
+
+
+def create_app(state: _State | None = None) -> Starlette:
+    state = state or _State()
+
+    async def completions(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        with state.lock:
+            state.requests.append(body)
+        reply = state.next_reply(str(body.get("model", "")))
+        if reply.hang:
+            await asyncio.sleep(3600)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.status != 200:
+            error = {"error": {"message": reply.error_message, "type": "server_error", "param": None, "code": None}}
+            return JSONResponse(error, status_code=reply.status)
+        parts = _chunks(reply, body)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if not body.get("stream"):
+            return JSONResponse(_complete(body, parts, completion_id, created))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def events() -> AsyncIterator[bytes]:
+            for i, part in enumerate(parts):
+                if i and reply.interval:
+                    await asyncio.sleep(reply.interval)
+                yield b"data: " + orjson.dumps(_payload(body, completion_id, part, created)) + b"\n\n"
+            if include_usage:
+                usage_chunk = {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body.get("model", ""),
+                    "choices": [],
+                    "usage": parts[-1]["usage"],
+                }
+                yield b"data: " + orjson.dumps(usage_chunk) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def script(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        with state.lock:
+            state.scripts[body.get("model", "*")].extend(Reply(**r) for r in body.get("replies", []))
+        return JSONResponse({"ok": True})
+
+    async def requests(request: Request) -> Response:
+        with state.lock:
+            return JSONResponse(list(state.requests))
+
+    async def reset(request: Request) -> Response:
+        with state.lock:
+            state.scripts.clear()
+            state.requests.clear()
+        return JSONResponse({"ok": True})
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/_fake/script", script, methods=["POST"]),
+            Route("/_fake/requests", requests, methods=["GET"]),
+            Route("/_fake/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.fake = state
+    return app
+
+
+def _complete(body: dict[str, Any], parts: list[dict[str, Any]], completion_id: str, created: int) -> dict[str, Any]:
+    text = "".join(p["delta"].get("content") or "" for p in parts)
+    calls: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        for call in part["delta"].get("tool_calls") or []:
+            slot = calls.setdefault(
+                call["index"], {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            slot["id"] = call.get("id") or slot["id"]
+            fn = call.get("function") or {}
+            slot["function"]["name"] += fn.get("name") or ""
+            slot["function"]["arguments"] += fn.get("arguments") or ""
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "message": message, "finish_reason": parts[-1]["finish_reason"]}],
+        "usage": parts[-1]["usage"],
+    }
+
+
+class FakeUpstream:
+    """Runs the fake in a background thread of this process, on a free loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from assistd.testing.server import free_port
+
+        self.port = port or free_port()
+        self.state = _State()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeUpstream:
+        import uvicorn
+
+        config = uvicorn.Config(
+            create_app(self.state),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake upstream did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def script(self, model: str, *replies: Reply) -> None:
+        with self.state.lock:
+            self.state.scripts[model].extend(replies)
+
+    def requests(self, model: str | None = None) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [r for r in self.state.requests if model is None or r.get("model") == model]
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.scripts.clear()
+            self.state.requests.clear()
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="assistd's scripted fake OpenAI-compatible upstream")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    args = parser.parse_args()
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
