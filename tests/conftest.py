@@ -9,12 +9,28 @@ from pathlib import Path
 
 import pytest
 
+from assistd.testing.fake_upstream import FakeUpstream
 from assistd.testing.postgres import TestPostgres
 from assistd.testing.server import LiveServer
 
 BACKENDS = ["sqlite", "postgres"]
 if os.environ.get("ASSISTD_TEST_BACKENDS"):
     BACKENDS = os.environ["ASSISTD_TEST_BACKENDS"].split(",")
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    """The scripted upstream every test server routes to. Script per model name to keep tests apart."""
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+# Settings every test server gets: the fake upstream as the default backend, quick polling and retries.
+TEST_ENV = {
+    "ASSISTD_POLL_AFTER_MS": "20",
+    "ASSISTD_UPSTREAM_RETRY_BASE_SECONDS": "0.01",
+    "ASSISTD_WORKER_POLL_SECONDS": "0.2",
+}
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +50,9 @@ def start_server(
     database_url = None
     if backend == "postgres":
         database_url = request.getfixturevalue("postgres").new_database()
-    server = LiveServer(data_dir, database_url=database_url, env=env).start()
+    fake: FakeUpstream = request.getfixturevalue("fake")
+    full_env = {**TEST_ENV, "ASSISTD_UPSTREAM_BASE_URL": fake.base_url, **(env or {})}
+    server = LiveServer(data_dir, database_url=database_url, env=full_env).start()
     request.addfinalizer(server.stop)
     return server
 
