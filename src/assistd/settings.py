@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    stream_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("api_keys", mode="before")
     @classmethod

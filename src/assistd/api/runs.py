@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, services
 from assistd.api.routing import Endpoint, Router
-from assistd.errors import InvalidRequest
+from assistd.api.streaming import QueueSink, event_stream
 from assistd.protocol.common import ListPage, ListParams
 from assistd.protocol.runs import Run, RunCreate, RunStep, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
 from assistd.services.runs import check_include
@@ -30,15 +30,6 @@ def _include(request: Request) -> list[str]:
     return values
 
 
-def _no_stream(stream: bool | None) -> None:
-    if stream:
-        raise InvalidRequest(
-            "Streaming runs are not available in this version of assistd yet; omit 'stream' and poll the run.",
-            param="stream",
-            code="unsupported_parameter",
-        )
-
-
 def _ids(request: Request) -> tuple[str, str]:
     return path_param(request, "thread_id"), path_param(request, "run_id")
 
@@ -47,15 +38,31 @@ async def create(request: Request) -> Response:
     thread_id = path_param(request, "thread_id")
     _include(request)
     body = await parse_body(request, RunCreate)
-    _no_stream(body.stream)
-    return json_response(await services(request).runs.create(project_id(request), thread_id, body))
+    svc = services(request)
+    if not body.stream:
+        return json_response(await svc.runs.create(project_id(request), thread_id, body))
+    run = await svc.runs.create(project_id(request), thread_id, body, owner=svc.worker.owner)
+    return _stream(request, run.id, [("thread.run.created", run), ("thread.run.queued", run)])
+
+
+def _stream(request: Request, run_id: str, prelude: list[tuple[str, BaseModel]]) -> Response:
+    """Execute the run here, in its own task, and stream its events (DESIGN.md "Runs")."""
+    svc = services(request)
+    sink = QueueSink()
+    svc.worker.spawn(run_id, sink)
+    return event_stream(sink, list(prelude), svc.settings.stream_keepalive_seconds)
 
 
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
-    _no_stream(body.stream)
-    _, run = await services(request).runs.create_thread_and_run(project_id(request), body)
-    return json_response(run)
+    svc = services(request)
+    if not body.stream:
+        _, run = await svc.runs.create_thread_and_run(project_id(request), body)
+        return json_response(run)
+    thread, run = await svc.runs.create_thread_and_run(project_id(request), body, owner=svc.worker.owner)
+    return _stream(
+        request, run.id, [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
+    )
 
 
 async def list_(request: Request) -> Response:
@@ -86,9 +93,13 @@ async def cancel(request: Request) -> Response:
 async def submit_tool_outputs(request: Request) -> Response:
     thread_id, run_id = _ids(request)
     body = await parse_body(request, SubmitToolOutputs)
-    _no_stream(body.stream)
-    run = await services(request).runs.submit_tool_outputs(project_id(request), thread_id, run_id, body)
-    return json_response(run)
+    svc = services(request)
+    owner = svc.worker.owner if body.stream else None
+    run, step = await svc.runs.submit_tool_outputs(project_id(request), thread_id, run_id, body, owner=owner)
+    if not body.stream:
+        return json_response(run)
+    prelude: list[tuple[str, BaseModel]] = [("thread.run.step.completed", step)] if step is not None else []
+    return _stream(request, run.id, [*prelude, ("thread.run.queued", run)])
 
 
 async def list_steps(request: Request) -> Response:

@@ -9,6 +9,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+# Not a wire event: tells a stream that the executor returned (whatever it emitted before).
+EXECUTION_OVER = "assistd.execution_over"
+
 
 class EventSink(Protocol):
     async def emit(self, event: str, data: BaseModel | dict[str, Any]) -> None: ...

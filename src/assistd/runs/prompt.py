@@ -150,11 +150,10 @@ async def build_prompt(
                 break
             message = await _history_message(row, load_image)
             cost = tokens.count_message(message)
-            if used + cost > budget:
-                if history or prompt_limited:
-                    done = True
-                    break
-                # Not even the newest message fits the window: send it anyway and let the backend decide.
+            # When not even the newest message fits, it is sent anyway and the backend decides.
+            if used + cost > budget and (history or prompt_limited):
+                done = True
+                break
             history.append(message)
             used += cost
         if len(rows) < HISTORY_PAGE:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import store
-from assistd.runs.events import NullSink
+from assistd.runs.events import EXECUTION_OVER, EventSink, NullSink
 from assistd.runs.executor import Executor
 
 log = logging.getLogger("assistd.worker")
@@ -98,10 +98,17 @@ class Worker:
             if claimed:
                 self.spawn(run_id)
 
-    def spawn(self, run_id: str) -> None:
-        task = asyncio.create_task(self.executor.execute(run_id, self.owner, NullSink()), name=f"run-{run_id}")
+    def spawn(self, run_id: str, sink: EventSink | None = None) -> None:
+        """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
+        task = asyncio.create_task(self._execute(run_id, sink or NullSink()), name=f"run-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    async def _execute(self, run_id: str, sink: EventSink) -> None:
+        try:
+            await self.executor.execute(run_id, self.owner, sink)
+        finally:
+            await sink.emit(EXECUTION_OVER, {})
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

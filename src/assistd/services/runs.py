@@ -151,6 +151,12 @@ class RunService:
             "expires_at": created + self.expires_seconds,
         }
 
+    def _lease(self, owner: str | None) -> dict[str, Any]:
+        """A run created for a stream is held by the streaming process from the start: no worker claims it."""
+        if owner is None:
+            return {}
+        return {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds}
+
     async def create(self, project_id: str, thread_id: str, body: RunCreate, *, owner: str | None = None) -> Run:
         assistant = await self.assistants.get(project_id, body.assistant_id)
         instructions = body.instructions if body.instructions is not None else assistant.instructions
@@ -169,16 +175,16 @@ class RunService:
                 raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
             if extra:
                 await conn.execute(t.messages.insert(), [message_row(thread_id, m, now()) for m in extra])
-            row["lease_owner"] = owner
-            row["lease_expires_at"] = time.time() + self.executor.lease_seconds if owner else None
-            await conn.execute(t.runs.insert().values(**row))
+            await conn.execute(t.runs.insert().values(**row, **self._lease(owner)))
             created = await store.load_run(conn, row["id"])
         if owner is None:
             self.notify()
         assert created is not None
         return store.to_run(created)
 
-    async def create_thread_and_run(self, project_id: str, body: ThreadAndRunCreate) -> tuple[Thread, Run]:
+    async def create_thread_and_run(
+        self, project_id: str, body: ThreadAndRunCreate, *, owner: str | None = None
+    ) -> tuple[Thread, Run]:
         assistant = await self.assistants.get(project_id, body.assistant_id)
         thread_body = body.thread or ThreadCreate()
         if body.tool_resources is not None and thread_body.tool_resources is None:
@@ -186,11 +192,12 @@ class RunService:
         instructions = body.instructions if body.instructions is not None else assistant.instructions
         self._run_row(project_id, "", assistant, body, instructions)  # validate before creating anything
         thread = await self.threads.create(project_id, thread_body)
-        row = self._run_row(project_id, thread.id, assistant, body, instructions)
+        row = self._run_row(project_id, thread.id, assistant, body, instructions) | self._lease(owner)
         async with self.db.write() as conn:
             await conn.execute(t.runs.insert().values(**row))
             created = await store.load_run(conn, row["id"])
-        self.notify()
+        if owner is None:
+            self.notify()
         assert created is not None
         return thread, store.to_run(created)
 
@@ -262,7 +269,8 @@ class RunService:
 
     async def submit_tool_outputs(
         self, project_id: str, thread_id: str, run_id: str, body: SubmitToolOutputs, *, owner: str | None = None
-    ) -> Run:
+    ) -> tuple[Run, RunStep | None]:
+        """Returns the run (queued again) and the tool step the outputs completed."""
         async with self.db.write() as conn:
             row = await self._run(conn, project_id, thread_id, run_id)
             if row.status != "requires_action":
@@ -314,13 +322,15 @@ class RunService:
                         status="completed", completed_at=now(), step_details={"type": "tool_calls", "tool_calls": calls}
                     )
                 )
-            lease = (
-                {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds} if owner else {}
+            moved = await store.transition(
+                conn, run_id, ["requires_action"], "queued", required_action=None, **self._lease(owner)
             )
-            moved = await store.transition(conn, run_id, ["requires_action"], "queued", required_action=None, **lease)
             if not moved:
                 raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')
             updated = await self._run(conn, project_id, thread_id, run_id)
+            completed = None
+            if step is not None:
+                completed = await get_row(conn, t.run_steps, "run step", step.id)
         if owner is None:
             self.notify()
-        return store.to_run(updated)
+        return store.to_run(updated), store.to_step(completed) if completed is not None else None
