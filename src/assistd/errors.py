@@ -20,7 +20,8 @@ class APIError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        # Docstrings wrap over lines: collapse their indentation into single spaces.
+        self.message = message or " ".join((self.__doc__ or "").split())
         self.param = param
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
