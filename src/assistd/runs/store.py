@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistd.db import tables as t
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStep
 
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
 
 def to_run(row: Row[Any]) -> Run:
     terminal = row.status in TERMINAL_STATUSES
@@ -33,7 +35,8 @@ def to_run(row: Row[Any]) -> Run:
         instructions=row.instructions or "",
         tools=row.tools,
         metadata=row.metadata,
-        usage=row.usage if terminal else None,
+        # Terminal runs always report usage (spec §5); one that ended before any model call used none.
+        usage=(row.usage or dict(NO_USAGE)) if terminal else None,
         temperature=row.temperature,
         top_p=row.top_p,
         max_prompt_tokens=row.max_prompt_tokens,
