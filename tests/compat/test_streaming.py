@@ -605,12 +605,6 @@ def test_failure_after_text_was_streamed(client: Any, fake: FakeUpstream) -> Non
     assert message.status == "incomplete" and text_of(message) == partial
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: Executor.fail()/end_early() (src/assistd/runs/executor.py) close the open message and steps "
-    "in the database (store.close_open_parts) but emit no thread.message.incomplete / thread.run.step.failed|cancelled "
-    "events, so the SDK's snapshots stay in_progress while GET says incomplete/failed|cancelled",
-)
 def test_failure_after_text_streams_the_closing_message_and_step_events(client: Any, fake: FakeUpstream) -> None:
     """What the handler holds after a mid-run failure equals GET: the message and steps closed in the stream too."""
     model = new_model()
@@ -685,12 +679,6 @@ def test_cancel_mid_stream_ends_with_run_cancelled(client: Any, fake: FakeUpstre
     assert step.status == "cancelled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: Executor.fail()/end_early() (src/assistd/runs/executor.py) close the open message and steps "
-    "in the database (store.close_open_parts) but emit no thread.message.incomplete / thread.run.step.failed|cancelled "
-    "events, so the SDK's snapshots stay in_progress while GET says incomplete/failed|cancelled",
-)
 def test_cancel_mid_stream_streams_the_closing_message_and_step_events(client: Any, fake: FakeUpstream) -> None:
     """The handler's message and step snapshots after a cancel equal GET (incomplete / cancelled)."""
     handler, thread, after_cancel = cancel_mid_stream(client, fake)

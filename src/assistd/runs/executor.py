@@ -458,7 +458,7 @@ class Executor:
                 .where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
                 .values(last_error=error)
             )
-            await store.close_open_parts(conn, run_id, "failed", "run_failed")
+            steps, messages = await store.close_open_parts(conn, run_id, "failed", "run_failed")
             moved = await store.transition(
                 conn,
                 run_id,
@@ -470,7 +470,15 @@ class Executor:
             )
             row = await store.load_run(conn, run_id)
         if moved and row is not None:
+            await self._emit_closed(sink, steps, messages, "failed")
             await sink.emit("thread.run.failed", store.to_run(row))
+
+    async def _emit_closed(self, sink: EventSink, steps: list[Any], messages: list[Any], step_status: str) -> None:
+        """The open message and steps end with the run: the stream says so before the run's last event."""
+        for message in messages:
+            await sink.emit("thread.message.incomplete", to_message(message))
+        for step in steps:
+            await sink.emit(f"thread.run.step.{step_status}", store.to_step(step))
 
     async def end_early(self, run_id: str, sink: EventSink, status: str, call: _Call | None = None) -> None:
         """Cancelled or expired: close the run's open steps and messages with it."""
@@ -479,9 +487,10 @@ class Executor:
         sources = ["cancelling", "in_progress", "queued", "requires_action"]
         async with self.db.write() as conn:
             await self._save_partial(conn, call)
-            await store.close_open_parts(conn, run_id, status, reason)
+            steps, messages = await store.close_open_parts(conn, run_id, status, reason)
             run_values = {"cancelled_at": at} if status == "cancelled" else {}
             moved = await store.transition(conn, run_id, sources, status, required_action=None, **run_values)
             row = await store.load_run(conn, run_id)
         if moved and row is not None:
+            await self._emit_closed(sink, steps, messages, status)
             await sink.emit(f"thread.run.{status}", store.to_run(row))

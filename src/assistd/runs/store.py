@@ -90,20 +90,34 @@ async def transition(
     return bool(result.rowcount)
 
 
-async def close_open_parts(conn: AsyncConnection, run_id: str, step_status: str, message_reason: str) -> None:
-    """A run ended early: its in-progress steps take the run's fate, its messages become incomplete."""
+async def close_open_parts(
+    conn: AsyncConnection, run_id: str, step_status: str, message_reason: str
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """A run ended early: its in-progress steps take the run's fate, its messages become incomplete.
+
+    Returns the closed steps and messages, as they now are, for the stream's closing events.
+    """
     at = int(time.time())
     stamp = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[step_status]
-    await conn.execute(
-        update(t.run_steps)
-        .where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
-        .values(status=step_status, **{stamp: at})
+    open_steps = select(t.run_steps.c.id).where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+    step_ids = list((await conn.execute(open_steps)).scalars())
+    open_messages = select(t.messages.c.id).where(t.messages.c.run_id == run_id, t.messages.c.status == "in_progress")
+    message_ids = list((await conn.execute(open_messages)).scalars())
+    if step_ids:
+        await conn.execute(
+            update(t.run_steps).where(t.run_steps.c.id.in_(step_ids)).values(status=step_status, **{stamp: at})
+        )
+    if message_ids:
+        await conn.execute(
+            update(t.messages)
+            .where(t.messages.c.id.in_(message_ids))
+            .values(status="incomplete", incomplete_at=at, incomplete_details={"reason": message_reason})
+        )
+    steps = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id.in_(step_ids)))).all() if step_ids else []
+    messages = (
+        (await conn.execute(select(t.messages).where(t.messages.c.id.in_(message_ids)))).all() if message_ids else []
     )
-    await conn.execute(
-        update(t.messages)
-        .where(t.messages.c.run_id == run_id, t.messages.c.status == "in_progress")
-        .values(status="incomplete", incomplete_at=at, incomplete_details={"reason": message_reason})
-    )
+    return list(steps), list(messages)
 
 
 def claimable(now: float) -> Any:
