@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from assistd import __version__, logs
+from assistd.errors import APIError
 from assistd.settings import Settings
 
 
@@ -25,12 +26,12 @@ def _is_loopback(host: str) -> bool:
             return False
 
 
-async def _open_and_count_keys(settings: Settings) -> int:
+async def _keys_configured(settings: Settings) -> bool:
     from assistd.app import open_services
 
     services = await open_services(settings)
     try:
-        return len(await services.keys.active_hashes())
+        return await services.keys.ever_created()
     finally:
         await services.db.dispose()
 
@@ -40,16 +41,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from assistd.app import create_app
 
-    if not _is_loopback(args.host) and not args.allow_insecure:
-        stored = asyncio.run(_open_and_count_keys(settings))
-        if not settings.api_keys and stored == 0:
-            print(
-                f"assistd: refusing to listen on {args.host} with no API keys: anyone who can reach it could "
-                "use it. Set ASSISTD_API_KEYS or run `assistd keys create --project NAME`, or pass "
-                "--allow-insecure if this network is trusted.",
-                file=sys.stderr,
-            )
-            return 2
+    exposed = not _is_loopback(args.host) and not args.allow_insecure
+    if exposed and not settings.api_keys and not asyncio.run(_keys_configured(settings)):
+        print(
+            f"assistd: refusing to listen on {args.host} with no API keys: anyone who can reach it could "
+            "use it. Set ASSISTD_API_KEYS or run `assistd keys create --project NAME`, or pass "
+            "--allow-insecure if this network is trusted.",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(settings.log_level)
     config = uvicorn.Config(
         create_app(settings),
@@ -82,6 +82,9 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
                 await services.keys.revoke_key(args.key_id)
                 print(f"revoked {args.key_id}", file=sys.stderr)
             return 0
+        except APIError as exc:
+            print(f"assistd: {exc.message}", file=sys.stderr)
+            return 1
         finally:
             await services.db.dispose()
 

@@ -107,6 +107,11 @@ class KeyStore:
         async with self.db.read() as conn:
             return {row.key_hash: row.project_id for row in (await conn.execute(query)).all()}
 
+    async def ever_created(self) -> bool:
+        """Whether any key was ever stored, revoked or not: once keys exist the server never reopens."""
+        async with self.db.read() as conn:
+            return (await conn.execute(select(t.api_keys.c.id).limit(1))).first() is not None
+
 
 class KeyRing:
     """The request side: maps a bearer token to a project, from a snapshot refreshed every few seconds
@@ -117,15 +122,18 @@ class KeyRing:
         self.env_hashes = {hash_key(k): DEFAULT_PROJECT_ID for k in env_keys}
         self.refresh_seconds = refresh_seconds
         self._db_hashes: dict[str, str] = {}
+        self._keys_exist = False
         self._loaded_at = float("-inf")
 
     async def refresh(self) -> None:
         self._db_hashes = await self.store.active_hashes()
+        # Revoking the last key must lock the server, not open it to everyone.
+        self._keys_exist = bool(self._db_hashes) or await self.store.ever_created()
         self._loaded_at = time.monotonic()
 
     @property
     def open(self) -> bool:
-        return not self.env_hashes and not self._db_hashes
+        return not self.env_hashes and not self._keys_exist
 
     async def authenticate(self, authorization: str | None) -> str:
         if time.monotonic() - self._loaded_at > self.refresh_seconds:
