@@ -220,7 +220,8 @@ def test_projects_are_isolated(keyed: LiveServer, k1: httpx.Client, other_key: t
                 t, "thread_nope").replace(f, "file-nope")
 
         # Other project's objects are not usable as references either.
-        r = k1.post("/v1/assistants", json={"model": "gpt-4o", "tool_resources": {"code_interpreter": {"file_ids": [f]}}})
+        resources = {"code_interpreter": {"file_ids": [f]}}
+        r = k1.post("/v1/assistants", json={"model": "gpt-4o", "tool_resources": resources})
         assert_error(r, 400, param="tool_resources.code_interpreter.file_ids")
 
         # Lists do not show them.

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from apihelpers import assert_error
+
+from assistd.testing.server import LiveServer
 
 NOPE = {"assistant": "asst_nope0000000000000000000", "thread": "thread_nope000000000000000000",
         "message": "msg_nope000000000000000000000", "file": "file-nope000000000000000000000"}
@@ -459,3 +460,53 @@ def test_error_bodies_are_json_parseable_with_odd_ids(http: httpx.Client) -> Non
     error = assert_error(r, 404)
     assert error["message"] == f"No assistant found with id '{odd}'."
     json.dumps(error)
+
+
+# --- NUL characters (PostgreSQL text cannot hold them: once a 500 there) -------------------------
+
+NUL_BODIES: list[tuple[str, bytes, str]] = [
+    ("/v1/assistants", b'{"model": "gpt\\u0000"}', "model"),
+    ("/v1/assistants", b'{"model": "gpt-4o", "description": "a\\u0000b"}', "description"),
+    ("/v1/assistants", b'{"model": "gpt-4o", "metadata": {"k": "\\u0000"}}', "metadata.k"),
+    ("/v1/assistants", b'{"model": "gpt-4o", "metadata": {"k\\u0000": "v"}}', "metadata"),
+    ("/v1/assistants", b'{"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "f", '
+                       b'"description": "\\u0000"}}]}', "tools[0].function.description"),
+    ("/v1/threads", b'{"messages": [{"role": "user", "content": "hi\\u0000"}]}', "messages[0].content"),
+]
+
+
+@pytest.mark.parametrize(("path", "raw", "param"), NUL_BODIES, ids=[b[2] for b in NUL_BODIES])
+def test_nul_in_json_strings_is_400(http: httpx.Client, objects: dict[str, str], path: str, raw: bytes,
+                                    param: str) -> None:
+    before = state(http, objects)
+    r = http.post(path, content=raw, headers={"content-type": "application/json"})
+    assert_error(r, 400, param=param, code="invalid_value", contains="NUL")
+    assert state(http, objects) == before
+    # An escaped backslash followed by "u0000" is ordinary text, not a NUL.
+    r = http.post("/v1/assistants", content=b'{"model": "gpt-4o", "name": "\\\\u0000"}',
+                  headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["name"] == "\\u0000"
+    http.delete(f"/v1/assistants/{r.json()['id']}")
+
+
+def test_nul_in_path_and_query_is_400(http: httpx.Client, objects: dict[str, str]) -> None:
+    t = objects["thread"]
+    for path, param in [("/v1/assistants/a%00b", "assistant_id"), ("/v1/threads/a%00b", "thread_id"),
+                        (f"/v1/threads/{t}/messages/m%00", "message_id"), ("/v1/files/file-%00", "file_id"),
+                        ("/v1/assistants?after=a%00b", "after"), ("/v1/assistants?before=%00", "before"),
+                        ("/v1/files?purpose=user_data%00", "purpose"), ("/v1/files?after=%00", "after"),
+                        (f"/v1/threads/{t}/messages?run_id=r%00", "run_id")]:
+        assert_error(http.get(path), 400, param=param, code="invalid_value", contains="NUL")
+
+
+def test_nul_in_upload_filename_is_400(http: httpx.Client, server: LiveServer) -> None:
+    from apihelpers import blob_files
+
+    before = (http.get("/v1/files").json(), blob_files(server.data_dir))
+    boundary = "nulboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\x00b.txt\"\r\n"
+            f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    r = http.post("/v1/files", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert_error(r, 400, param="file", contains="NUL")
+    assert (http.get("/v1/files").json(), blob_files(server.data_dir)) == before

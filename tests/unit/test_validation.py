@@ -382,6 +382,6 @@ def test_null_accepted_for_nullable_fields(model: type[BaseModel], field: str) -
     assert field in parsed.model_fields_set
 
 
-def test_errors_are_reported_one_at_a_time_first_first() -> None:
+def test_only_the_first_error_is_reported() -> None:
     err = reject(AssistantCreate, {"name": 5})  # both `model` missing and `name` mistyped
     assert err.param == "model"

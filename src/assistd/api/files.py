@@ -5,7 +5,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from assistd.api.deps import json_response, parse_query, path_param, project_id, services
+from assistd.api.deps import json_response, parse_query, path_param, project_id, reject_nul, services
 from assistd.api.multipart import Form, read_form
 from assistd.api.routing import Endpoint, Router
 from assistd.errors import InvalidRequest
@@ -42,6 +42,7 @@ def _upload_fields(form: Form) -> tuple[str, int | None]:
             )
     if "file" not in form.files:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+    reject_nul(form.files["file"].filename, "file")
     purpose = form.fields.get("purpose")
     if purpose is None:
         raise InvalidRequest(
