@@ -288,10 +288,6 @@ def test_upstream_failure_fails_the_run(
     flaky_client.beta.threads.messages.create(run.thread_id, role="user", content="again")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor.fail() writes no usage: tokens of the call that produced the invalid arguments are lost",
-)
 def test_failed_run_usage_counts_the_failed_call(flaky_client: Any, fake: FakeUpstream) -> None:
     run, _ = _run_once(
         flaky_client, fake, Reply(tool_calls=[{"name": "get_weather", "arguments": "{not json"}]), tools=[WEATHER]

@@ -376,13 +376,19 @@ class Executor:
                     "server_error",
                     f"The model called a function that is not offered: '{fn['name']}'.",
                     call,
+                    totals,
                 )
                 return
             try:
                 orjson.loads(fn["arguments"] or "{}")
             except orjson.JSONDecodeError:
                 await self.fail(
-                    run.id, sink, "server_error", f"The model produced invalid JSON arguments for '{fn['name']}'.", call
+                    run.id,
+                    sink,
+                    "server_error",
+                    f"The model produced invalid JSON arguments for '{fn['name']}'.",
+                    call,
+                    totals,
                 )
                 return
         if call.message_id is not None:
@@ -449,8 +455,18 @@ class Executor:
         if moved and row is not None:
             await sink.emit(f"thread.run.{status}", store.to_run(row))
 
-    async def fail(self, run_id: str, sink: EventSink, code: str, message: str, call: _Call | None = None) -> None:
+    async def fail(
+        self,
+        run_id: str,
+        sink: EventSink,
+        code: str,
+        message: str,
+        call: _Call | None = None,
+        totals: dict[str, int] | None = None,
+    ) -> None:
+        """`totals`: the run's usage including the call that failed, when it produced any."""
         error = {"code": code, "message": message}
+        usage = {"usage": totals} if totals is not None else {}
         async with self.db.write() as conn:
             await self._save_partial(conn, call)
             await conn.execute(
@@ -467,6 +483,7 @@ class Executor:
                 failed_at=int(time.time()),
                 last_error=error,
                 required_action=None,
+                **usage,
             )
             row = await store.load_run(conn, run_id)
         if moved and row is not None:
