@@ -64,9 +64,12 @@ def build_router() -> Router:
 
 async def open_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
-    await migrate.upgrade(engine)
-    db = Database(engine)
+    migration_engine = create_engine(settings.effective_database_url, pool_size=1)
+    try:
+        await migrate.upgrade(migration_engine)
+    finally:
+        await migration_engine.dispose()
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     blobs = DirectoryBlobStore(settings.blob_dir)
     keys = KeyStore(db)
     await keys.ensure_default_project()
@@ -127,7 +130,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
         services.worker.start()
-        log.info("assistd ready", extra={"database": services.db.engine.dialect.name})
+        log.info("assistd ready", extra={"database": services.db.dialect})
         try:
             yield
         finally:

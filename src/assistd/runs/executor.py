@@ -19,11 +19,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.db import tables as t
-from assistd.db.database import Database
+from assistd.db.database import Connection, Database
 from assistd.protocol.messages import Message
 from assistd.protocol.runs import RunStep
 from assistd.providers.base import Chunk, ProviderError, Usage
@@ -323,7 +322,7 @@ class Executor:
 
     # --- outcomes -------------------------------------------------------------------------------
 
-    async def _save_partial(self, conn: AsyncConnection, call: _Call | None) -> None:
+    async def _save_partial(self, conn: Connection, call: _Call | None) -> None:
         if call is not None and call.message_id is not None and call.text:
             content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
             await conn.execute(update(t.messages).where(t.messages.c.id == call.message_id).values(content=content))

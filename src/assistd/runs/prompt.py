@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.db import tables as t
+from assistd.db.database import Connection
 from assistd.providers.base import ChatRequest
 from assistd.runs import tokens
 
@@ -63,7 +63,7 @@ async def _history_message(row: Row[Any], load_image: ImageLoader) -> dict[str, 
     return {"role": "user", "content": await _chat_content(row.content, load_image)}
 
 
-async def _run_items(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+async def _run_items(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     """The current run's steps so far, as chat messages, in order."""
     steps = (
         await conn.execute(select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id))
@@ -104,7 +104,7 @@ async def _run_items(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]
 
 
 async def build_prompt(
-    conn: AsyncConnection,
+    conn: Connection,
     run: Row[Any],
     *,
     upstream_model: str,

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.db import tables as t
+from assistd.db.database import Connection
 from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStep
 
 NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -69,17 +69,17 @@ def to_step(row: Row[Any]) -> RunStep:
     )
 
 
-async def load_run(conn: AsyncConnection, run_id: str) -> Row[Any] | None:
+async def load_run(conn: Connection, run_id: str) -> Row[Any] | None:
     return (await conn.execute(select(t.runs).where(t.runs.c.id == run_id))).first()
 
 
-async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:
+async def active_run_id(conn: Connection, thread_id: str) -> str | None:
     query = select(t.runs.c.id).where(t.runs.c.thread_id == thread_id, t.runs.c.status.in_(ACTIVE_STATUSES)).limit(1)
     return (await conn.execute(query)).scalar()
 
 
 async def transition(
-    conn: AsyncConnection, run_id: str, from_statuses: Iterable[str], to_status: str, **values: Any
+    conn: Connection, run_id: str, from_statuses: Iterable[str], to_status: str, **values: Any
 ) -> bool:
     """Move the run to `to_status` only if it is in one of `from_statuses`. True when it moved."""
     result = await conn.execute(
@@ -91,7 +91,7 @@ async def transition(
 
 
 async def close_open_parts(
-    conn: AsyncConnection, run_id: str, step_status: str, message_reason: str
+    conn: Connection, run_id: str, step_status: str, message_reason: str
 ) -> tuple[list[Row[Any]], list[Row[Any]]]:
     """A run ended early: its in-progress steps take the run's fate, its messages become incomplete.
 
@@ -127,7 +127,7 @@ def claimable(now: float) -> Any:
     )
 
 
-async def claim(conn: AsyncConnection, run_id: str, owner: str, lease_seconds: float) -> bool:
+async def claim(conn: Connection, run_id: str, owner: str, lease_seconds: float) -> bool:
     now = time.time()
     result = await conn.execute(
         update(t.runs)

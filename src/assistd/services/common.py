@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Table, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from assistd.db.database import Connection
 from assistd.errors import not_found
 from assistd.protocol.common import ListPage
 
@@ -19,9 +19,7 @@ def now() -> int:
     return int(time.time())
 
 
-async def get_row(
-    conn: AsyncConnection, table: Table, kind: str, object_id: str, *where: ColumnElement[bool]
-) -> Row[Any]:
+async def get_row(conn: Connection, table: Table, kind: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any]:
     row = (await conn.execute(select(table).where(table.c.id == object_id, *where))).first()
     if row is None:
         raise not_found(kind, object_id)
@@ -29,7 +27,7 @@ async def get_row(
 
 
 async def paginate(
-    conn: AsyncConnection,
+    conn: Connection,
     table: Table,
     where: Sequence[ColumnElement[bool]],
     *,

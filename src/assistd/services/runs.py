@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.db import tables as t
-from assistd.db.database import Database
+from assistd.db.database import Connection, Database
 from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.assistants import Assistant
 from assistd.protocol.common import ListPage, ListParams
@@ -57,7 +56,7 @@ def _truncation(body: RunOptions) -> dict[str, Any]:
     return {"type": strategy.type, "last_messages": strategy.last_messages}
 
 
-async def lock_thread(conn: AsyncConnection, project_id: str, thread_id: str) -> Any:
+async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> Any:
     """The thread row, locked for this transaction on PostgreSQL (SQLite has one writer anyway)."""
     row = (
         await conn.execute(
@@ -203,7 +202,7 @@ class RunService:
 
     # --- read -----------------------------------------------------------------------------------
 
-    async def _run(self, conn: AsyncConnection, project_id: str, thread_id: str, run_id: str) -> Any:
+    async def _run(self, conn: Connection, project_id: str, thread_id: str, run_id: str) -> Any:
         await self.threads.thread_row(conn, project_id, thread_id)
         return await get_row(conn, t.runs, "run", run_id, t.runs.c.thread_id == thread_id)
 
@@ -255,7 +254,9 @@ class RunService:
 
     async def cancel(self, project_id: str, thread_id: str, run_id: str) -> Run:
         async with self.db.write() as conn:
-            row = await self._run(conn, project_id, thread_id, run_id)
+            await self._run(conn, project_id, thread_id, run_id)
+            # Lock the row: the worker's queued → in_progress must not slip between this read and the update.
+            row = (await conn.execute(select(t.runs).where(t.runs.c.id == run_id).with_for_update())).one()
             if row.status not in ACTIVE_STATUSES or row.status == "cancelling":
                 if row.status == "cancelling":
                     return store.to_run(row)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Row, delete, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd import ids
 from assistd.db import tables as t
-from assistd.db.database import Database
+from assistd.db.database import Connection, Database
 from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
@@ -111,7 +110,7 @@ class ThreadService:
                 await conn.execute(t.messages.insert(), [message_row(str(row["id"]), m, at) for m in messages])
         return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
 
-    async def thread_row(self, conn: AsyncConnection, project_id: str, thread_id: str) -> Row[Any]:
+    async def thread_row(self, conn: Connection, project_id: str, thread_id: str) -> Row[Any]:
         return await get_row(conn, t.threads, "thread", thread_id, t.threads.c.project_id == project_id)
 
     async def get(self, project_id: str, thread_id: str) -> Thread:
@@ -157,7 +156,7 @@ class ThreadService:
                 )
         return Message(**row)
 
-    async def _get_message_row(self, conn: AsyncConnection, thread_id: str, message_id: str) -> Row[Any]:
+    async def _get_message_row(self, conn: Connection, thread_id: str, message_id: str) -> Row[Any]:
         return await get_row(conn, t.messages, "message", message_id, t.messages.c.thread_id == thread_id)
 
     async def get_message(self, project_id: str, thread_id: str, message_id: str) -> Message:
