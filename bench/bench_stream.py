@@ -1,0 +1,468 @@
+"""Streaming benchmark: what assistd adds to the first token and between tokens of a streamed run.
+
+    python bench/bench_stream.py [--backends sqlite] [--tokens 40] [--interval 0.02] [--samples 30]
+                                 [--concurrent 200] [--baseline bench/results/OLD.json]
+
+Starts the scripted fake upstream (`python -m assistd.testing.fake_upstream`) as its own process,
+scripted to stream `--tokens` words one every `--interval` seconds, and per backend one
+`assistd serve` (assistd.testing.server.LiveServer) pointed at it, request log off. Then:
+
+  sequential  `--samples` rounds of, interleaved: a streamed run through assistd (raw httpx SSE,
+              POST /threads/{id}/runs stream=true: request start to the first `thread.message.delta`,
+              then the gap between consecutive deltas) and the same chat request (the body assistd
+              sent) streamed straight to the fake (request start to the first content chunk, gaps
+              between content chunks). Added time = assistd - direct, paired by round and token index.
+  concurrent  `--concurrent` streaming runs at once, each on its own thread, one httpx client with
+              room for all connections: completed, lost (no `thread.run.completed` or missing tokens),
+              wall time, time to first token under load, the server's CPU seconds (/proc/<pid>/stat
+              utime+stime) and memory (peak VmRSS sampled every 50 ms during the burst, VmHWM after).
+              The same burst straight to the fake is measured first, as its own floor.
+
+Results are printed as markdown and written to bench/results/stream-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_api import database_urls, git_revision, process_cpu_seconds  # noqa: E402
+from bench_runs import (  # noqa: E402
+    MODEL,
+    create_assistant,
+    create_thread,
+    fake_call,
+    fake_upstream_process,
+    fmt,
+    loadavg,
+    machine,
+    new_client,
+    ratio,
+    server_env,
+    stream_events,
+    summary,
+    versions,
+)
+
+from assistd.testing.server import LiveServer  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+AIM_TTFT_ADDED_MS = 15.0
+AIM_TOKEN_ADDED_MS = 2.0
+
+
+def reply_text(tokens: int) -> str:
+    return " ".join(f"w{i}" for i in range(tokens))
+
+
+async def script(fake_port: int, count: int, args: argparse.Namespace) -> None:
+    reply = {"text": reply_text(args.tokens), "interval": args.interval}
+    await fake_call(fake_port, "POST", "/_fake/script", {"model": MODEL, "replies": [reply] * count})
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM in KiB from /proc/<pid>/status."""
+    found: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return found
+
+
+# --- one stream ---------------------------------------------------------------------------------
+
+
+async def run_stream(client: httpx.AsyncClient, thread_id: str, assistant_id: str) -> dict[str, Any]:
+    """A streamed run: token arrival times (s from request start), and whether it completed."""
+    start = time.perf_counter()
+    events = await stream_events(
+        client, "POST", f"/threads/{thread_id}/runs", {"assistant_id": assistant_id, "stream": True}
+    )
+    tokens = [at - start for at, event, _ in events if event == "thread.message.delta"]
+    completed = any(event == "thread.run.completed" for _, event, _ in events)
+    return {"tokens": tokens, "completed": completed, "end": events[-1][0] - start if events else None}
+
+
+async def direct_stream(fake: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    events = await stream_events(fake, "POST", "/v1/chat/completions", body)
+    tokens = []
+    for at, _, data in events:
+        if data == "[DONE]":
+            continue
+        choices = json.loads(data).get("choices") or []
+        if choices and (choices[0].get("delta") or {}).get("content"):
+            tokens.append(at - start)
+    done = bool(events) and events[-1][2] == "[DONE]"
+    return {"tokens": tokens, "completed": done, "end": events[-1][0] - start if events else None}
+
+
+def gaps(tokens: list[float]) -> list[float]:
+    return [(b - a) * 1000 for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+# --- phases -------------------------------------------------------------------------------------
+
+
+async def sequential(
+    client: httpx.AsyncClient, fake: httpx.AsyncClient, fake_port: int, assistant_id: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    thread_id = await create_thread(client, 1)
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    await script(fake_port, args.warmup, args)
+    for _ in range(args.warmup):
+        await run_stream(client, thread_id, assistant_id)
+    body = (await fake_call(fake_port, "GET", "/_fake/requests"))[-1]  # what assistd sends upstream
+    await script(fake_port, args.warmup, args)
+    for _ in range(args.warmup):
+        await direct_stream(fake, body)
+    ttft_a: list[float] = []
+    ttft_d: list[float] = []
+    ttft_added: list[float] = []
+    gap_a: list[float] = []
+    gap_d: list[float] = []
+    gap_added: list[float] = []
+    end_added: list[float] = []
+    token_mismatch = 0
+    for _ in range(args.samples):
+        await script(fake_port, 2, args)
+        a = await run_stream(client, thread_id, assistant_id)
+        d = await direct_stream(fake, body)
+        if not a["completed"] or len(a["tokens"]) != args.tokens or len(d["tokens"]) != args.tokens:
+            token_mismatch += 1
+        if not a["tokens"] or not d["tokens"]:
+            continue
+        ttft_a.append(a["tokens"][0] * 1000)
+        ttft_d.append(d["tokens"][0] * 1000)
+        ttft_added.append((a["tokens"][0] - d["tokens"][0]) * 1000)
+        ga, gd = gaps(a["tokens"]), gaps(d["tokens"])
+        gap_a += ga
+        gap_d += gd
+        gap_added += [x - y for x, y in zip(ga, gd, strict=False)]
+        end_added.append((a["tokens"][-1] - d["tokens"][-1]) * 1000)
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    return {
+        "samples": args.samples,
+        "tokens": args.tokens,
+        "interval_ms": args.interval * 1000,
+        "token_mismatch": token_mismatch,
+        "ttft_ms": {"assistd": summary(ttft_a), "direct": summary(ttft_d), "added": summary(ttft_added)},
+        "gap_ms": {"assistd": summary(gap_a), "direct": summary(gap_d), "added": summary(gap_added)},
+        "last_token_added_ms": summary(end_added),
+        "raw": {"ttft_assistd": ttft_a, "ttft_direct": ttft_d, "gap_added": gap_added},
+    }
+
+
+async def burst_direct(fake_port: int, body: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """`--concurrent` streams straight to the fake at once: the floor for the burst."""
+    await script(fake_port, args.concurrent, args)
+    limits = httpx.Limits(max_connections=args.concurrent + 10, max_keepalive_connections=args.concurrent + 10)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=120, limits=limits) as fake:
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(direct_stream(fake, body) for _ in range(args.concurrent)), return_exceptions=True
+        )
+        wall = time.perf_counter() - start
+    ok = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) == args.tokens]
+    return {
+        "completed": len(ok),
+        "lost": args.concurrent - len(ok),
+        "wall_s": wall,
+        "ttft_ms": summary([r["tokens"][0] * 1000 for r in ok]),
+        "gap_ms": summary([g for r in ok for g in gaps(r["tokens"])]),
+    }
+
+
+async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    pid = server.process.pid if server.process else 0
+    async with new_client(server.base_url, connections=args.concurrent + 10) as client:
+        thread_ids = await asyncio.gather(*(create_thread(client, 1) for _ in range(args.concurrent)))
+        await script(fake_port, args.concurrent, args)
+        before = proc_status(pid)
+        cpu_before = process_cpu_seconds(pid)
+        peak = before.get("VmRSS", 0)
+        stop = asyncio.Event()
+
+        async def sample_rss() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, proc_status(pid).get("VmRSS", 0))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample_rss())
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(run_stream(client, t, assistant_id) for t in thread_ids), return_exceptions=True
+        )
+        wall = time.perf_counter() - start
+        stop.set()
+        await sampler
+        cpu_after = process_cpu_seconds(pid)
+        after = proc_status(pid)
+    # What the server itself recorded: every run's last state. A fresh client, one request at a time:
+    # the burst's idle keep-alive connections may have been closed by the server (uvicorn's 5 s timeout).
+    statuses: dict[str, int] = {}
+    async with new_client(server.base_url, connections=4) as check:
+        for t in thread_ids:
+            try:
+                response = await check.get(f"/threads/{t}/runs", params={"limit": 1})
+                status = (response.json().get("data") or [{}])[0].get("status", "missing")
+            except httpx.HTTPError as exc:
+                status = f"unreadable ({type(exc).__name__})"
+            statuses[status] = statuses.get(status, 0) + 1
+    errors = [repr(r)[:300] for r in results if isinstance(r, BaseException)]
+    ok = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) == args.tokens]
+    short = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) != args.tokens]
+    return {
+        "concurrent": args.concurrent,
+        "completed": len(ok),
+        "lost": args.concurrent - len(ok),
+        "completed_missing_tokens": len(short),
+        "errors": errors[:10],
+        "server_statuses": statuses,
+        "wall_s": wall,
+        "ttft_ms": summary([r["tokens"][0] * 1000 for r in ok]),
+        "gap_ms": summary([g for r in ok for g in gaps(r["tokens"])]),
+        "end_ms": summary([r["end"] * 1000 for r in ok if r["end"] is not None]),
+        "server_cpu_s": (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None,
+        "server_rss_kib_before": before.get("VmRSS"),
+        "server_rss_kib_peak": peak,
+        "server_rss_kib_after": after.get("VmRSS"),
+        "server_vmhwm_kib": after.get("VmHWM"),
+    }
+
+
+async def bench_backend_async(
+    server: LiveServer, fake_port: int, backend: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    async with (
+        new_client(server.base_url) as client,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=60) as fake,
+    ):
+        assistant_id = await create_assistant(client)
+        print(f"[{backend}] sequential, {args.samples} streamed runs ...", file=sys.stderr, flush=True)
+        seq = await sequential(client, fake, fake_port, assistant_id, args)
+        await script(fake_port, 1, args)
+        await run_stream(client, await create_thread(client, 1), assistant_id)
+        body = (await fake_call(fake_port, "GET", "/_fake/requests"))[-1]
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    print(f"[{backend}] {args.concurrent} concurrent streams straight to the fake ...", file=sys.stderr, flush=True)
+    floor = await burst_direct(fake_port, body, args)
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    print(f"[{backend}] {args.concurrent} concurrent streamed runs ...", file=sys.stderr, flush=True)
+    conc = await burst(server, fake_port, assistant_id, args)
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    return {"backend": backend, "sequential": seq, "burst_direct": floor, "burst": conc}
+
+
+def bench_backend(backend: str, fake_port: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    with database_urls(backend, 1) as urls:
+        server = LiveServer(workdir / backend, database_url=urls[0], env=server_env(fake_port))
+        with server:
+            return asyncio.run(bench_backend_async(server, fake_port, backend, args))
+
+
+def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    out: list[str] = []
+    for res in results:
+        s = res["sequential"]
+        out.append(
+            f"\n### {res['backend']}: one stream at a time ({s['samples']} runs x {s['tokens']} tokens, "
+            f"one every {s['interval_ms']:.0f} ms upstream; ms)\n"
+        )
+        out.append("| measure | assistd p50 | p99 | fake direct p50 | p99 | **added p50** | added p99 |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
+        for key, label in (
+            ("ttft_ms", "time to first token (run creation included)"),
+            ("gap_ms", "gap between tokens"),
+        ):
+            a, d, x = s[key]["assistd"], s[key]["direct"], s[key]["added"]
+            out.append(
+                f"| {label} | {fmt(a['p50'])} | {fmt(a['p99'])} | {fmt(d['p50'])} | {fmt(d['p99'])} "
+                f"| **{fmt(x['p50'])}** | {fmt(x['p99'])} |"
+            )
+        e = s["last_token_added_ms"]
+        out.append(f"| last token (whole stream) | | | | | {fmt(e['p50'])} | {fmt(e['p99'])} |")
+        if s["token_mismatch"]:
+            out.append(
+                f"\n{s['token_mismatch']} of {s['samples']} rounds did not deliver all tokens or did not complete."
+            )
+        b, f = res["burst"], res["burst_direct"]
+        out.append(f"\n### {res['backend']}: {b['concurrent']} streaming runs at once (one server process)\n")
+        out.append(
+            "| target | completed | lost | wall s | TTFT p50 ms | p99 | gap p50 ms | gap p99 | whole run p50 ms "
+            "| p99 | server CPU s | RSS before MiB | RSS peak MiB | VmHWM MiB |"
+        )
+        out.append("|---|" + "---:|" * 14)
+        out.append(
+            f"| fake direct | {f['completed']} | {f['lost']} | {fmt(f['wall_s'])} | {fmt(f['ttft_ms']['p50'])} "
+            f"| {fmt(f['ttft_ms']['p99'])} | {fmt(f['gap_ms']['p50'])} | {fmt(f['gap_ms']['p99'])} "
+            "| | | | | | |"
+        )
+
+        def mib(kib: int | None) -> str:
+            return "—" if kib is None else f"{kib / 1024:.1f}"
+
+        out.append(
+            f"| assistd | {b['completed']} | {b['lost']} | {fmt(b['wall_s'])} | {fmt(b['ttft_ms']['p50'])} "
+            f"| {fmt(b['ttft_ms']['p99'])} | {fmt(b['gap_ms']['p50'])} | {fmt(b['gap_ms']['p99'])} "
+            f"| {fmt(b['end_ms']['p50'])} | {fmt(b['end_ms']['p99'])} | {fmt(b['server_cpu_s'])} "
+            f"| {mib(b['server_rss_kib_before'])} | {mib(b['server_rss_kib_peak'])} "
+            f"| {mib(b['server_vmhwm_kib'])} |"
+        )
+        out.append(
+            f"\nserver-side final statuses: {b['server_statuses']}"
+            + (f"; client errors: {b['errors']}" if b["errors"] else "")
+            + (
+                f"; completed but missing tokens: {b['completed_missing_tokens']}"
+                if b["completed_missing_tokens"]
+                else ""
+            )
+        )
+    return "\n".join(out)
+
+
+def render_comparison(results: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> str:
+    old = {r["backend"]: r for r in baseline["results"]}
+    out = [
+        f"\n### compared with {name} (new / old)\n",
+        "| backend | figure | new | old | new/old |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for res in results:
+        o = old.get(res["backend"])
+        if o is None:
+            continue
+        pairs = [
+            (
+                "TTFT added p50 ms",
+                res["sequential"]["ttft_ms"]["added"]["p50"],
+                o["sequential"]["ttft_ms"]["added"]["p50"],
+            ),
+            (
+                "TTFT added p99 ms",
+                res["sequential"]["ttft_ms"]["added"]["p99"],
+                o["sequential"]["ttft_ms"]["added"]["p99"],
+            ),
+            (
+                "gap added p50 ms",
+                res["sequential"]["gap_ms"]["added"]["p50"],
+                o["sequential"]["gap_ms"]["added"]["p50"],
+            ),
+            (
+                "gap added p99 ms",
+                res["sequential"]["gap_ms"]["added"]["p99"],
+                o["sequential"]["gap_ms"]["added"]["p99"],
+            ),
+            ("burst wall s", res["burst"]["wall_s"], o["burst"]["wall_s"]),
+            ("burst TTFT p50 ms", res["burst"]["ttft_ms"]["p50"], o["burst"]["ttft_ms"]["p50"]),
+            ("burst server CPU s", res["burst"]["server_cpu_s"], o["burst"]["server_cpu_s"]),
+            (
+                "burst RSS peak MiB",
+                res["burst"]["server_rss_kib_peak"] / 1024,
+                o["burst"]["server_rss_kib_peak"] / 1024,
+            ),
+        ]
+        for label, new, old_value in pairs:
+            out.append(f"| {res['backend']} | {label} | {fmt(new)} | {fmt(old_value)} | {ratio(new, old_value)} |")
+    return "\n".join(out)
+
+
+def render_aims(results: list[dict[str, Any]]) -> str:
+    out = ["\n### aims\n"]
+    for res in results:
+        s, b = res["sequential"], res["burst"]
+        ttft = s["ttft_ms"]["added"]["p50"]
+        gap = s["gap_ms"]["added"]["p50"]
+        out.append(
+            f"- {'met ' if ttft <= AIM_TTFT_ADDED_MS else 'MISSED'} <= {AIM_TTFT_ADDED_MS:.0f} ms added to "
+            f"the first token at p50: {res['backend']}: {ttft:.2f} ms"
+        )
+        out.append(
+            f"- {'met ' if gap <= AIM_TOKEN_ADDED_MS else 'MISSED'} <= {AIM_TOKEN_ADDED_MS:.0f} ms added per "
+            f"token at p50: {res['backend']}: {gap:.2f} ms"
+        )
+        out.append(
+            f"- {'met ' if b['lost'] == 0 else 'MISSED'} all {b['concurrent']} concurrent streaming runs "
+            f"complete, none lost: {res['backend']}: {b['completed']} completed, {b['lost']} lost"
+        )
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite, postgres")
+    parser.add_argument("--tokens", type=int, default=40, help="tokens (words) per scripted reply")
+    parser.add_argument("--interval", type=float, default=0.02, help="seconds between upstream tokens")
+    parser.add_argument("--samples", type=int, default=30, help="sequential rounds (assistd + direct each)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up streams before the sequential rounds")
+    parser.add_argument("--concurrent", type=int, default=200, help="streaming runs at once")
+    parser.add_argument("--baseline", type=Path, help="a previous results JSON to compare with")
+    parser.add_argument("--output", type=Path, help="where to write JSON (default bench/results/stream-<time>.json)")
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not set(args.backends) <= {"sqlite", "postgres"}:
+        parser.error("--backends takes sqlite and/or postgres")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    started = time.time()
+    load_before = loadavg()
+    if load_before[0] > 0.5:
+        print(
+            f"bench_stream: warning: load average is {load_before[0]:.2f} before starting; other work on this "
+            "machine will skew the figures",
+            file=sys.stderr,
+        )
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix="assistd-bench-stream-") as tmp,
+        fake_upstream_process(Path(tmp)) as fake_port,
+    ):
+        for backend in args.backends:
+            results.append(bench_backend(backend, fake_port, args, Path(tmp)))
+    result = {
+        "benchmark": "stream",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "elapsed_s": round(time.time() - started, 1),
+        "git": git_revision(),
+        "machine": machine(load_before),
+        "versions": versions(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("baseline", "output")},
+        "results": results,
+    }
+    output = args.output or RESULTS_DIR / f"stream-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    m = result["machine"]
+    print(
+        f"## assistd streaming benchmark ({result['git']}, {result['started_at']}, {m['cpus']} CPUs, "
+        f"load average {m['loadavg_before'][0]:.2f} before / {m['loadavg_after'][0]:.2f} after)"
+    )
+    print(render(results, args))
+    if baseline is not None:
+        print(render_comparison(results, baseline, str(args.baseline)))
+    print(render_aims(results))
+    print(f"\nJSON: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
