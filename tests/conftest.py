@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,8 @@ TEST_ENV = {
     "ASSISTD_POLL_AFTER_MS": "20",
     "ASSISTD_UPSTREAM_RETRY_BASE_SECONDS": "0.01",
     "ASSISTD_WORKER_POLL_SECONDS": "0.2",
+    # The bundled model has its own tests (tests/local); other servers need not load it.
+    "ASSISTD_LOCAL_ENABLED": "false",
 }
 
 
@@ -55,6 +57,12 @@ def start_server(
     server = LiveServer(data_dir, database_url=database_url, env=full_env).start()
     request.addfinalizer(server.stop)
     return server
+
+
+@pytest.fixture(scope="session")
+def launch() -> Callable[..., LiveServer]:
+    """`launch(request, tmp_path_factory, backend, env={...})`: a server of its own with extra settings."""
+    return start_server
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

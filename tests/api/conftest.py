@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,10 +20,6 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def start_server(request: pytest.FixtureRequest) -> Callable[..., LiveServer]:
+def start_server(launch: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
     """The root conftest's `start_server(request, tmp_path_factory, backend, env=...)`."""
-    root = Path(__file__).resolve().parent.parent / "conftest.py"
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", "") or "").resolve() == root:
-            return plugin.start_server  # type: ignore[no-any-return]
-    raise RuntimeError(f"{root} is not loaded")
+    return launch

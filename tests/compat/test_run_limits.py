@@ -10,7 +10,6 @@ import os
 import uuid
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -28,15 +27,10 @@ SECRET_KEY = "sk-assistd-upstream-" + "7Qz9" * 6
 
 
 def _start_server(request: pytest.FixtureRequest, backend: str, env: dict[str, str]) -> LiveServer:
-    """The root conftest's `start_server`, found among the loaded plugins."""
-    root = Path(__file__).resolve().parent.parent / "conftest.py"
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", "") or "").resolve() == root:
-            server: LiveServer = plugin.start_server(
-                request, request.getfixturevalue("tmp_path_factory"), backend, env=env
-            )
-            return server
-    raise RuntimeError(f"{root} is not loaded")
+    """A server of its own (data dir, database, settings), from the root conftest's `launch`."""
+    launch = request.getfixturevalue("launch")
+    server: LiveServer = launch(request, request.getfixturevalue("tmp_path_factory"), backend, env=env)
+    return server
 
 
 def _client(server: LiveServer) -> Iterator[Any]:

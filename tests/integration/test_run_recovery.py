@@ -13,7 +13,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -34,15 +33,10 @@ WEATHER = {
 
 
 def _start_server(request: pytest.FixtureRequest, backend: str, env: dict[str, str]) -> LiveServer:
-    """The root conftest's `start_server` (its own data dir and database), found among the loaded plugins."""
-    root = Path(__file__).resolve().parent.parent / "conftest.py"
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", "") or "").resolve() == root:
-            server: LiveServer = plugin.start_server(
-                request, request.getfixturevalue("tmp_path_factory"), backend, env=env
-            )
-            return server
-    raise RuntimeError(f"{root} is not loaded")
+    """A server of its own (data dir, database, settings), from the root conftest's `launch`."""
+    launch = request.getfixturevalue("launch")
+    server: LiveServer = launch(request, request.getfixturevalue("tmp_path_factory"), backend, env=env)
+    return server
 
 
 def _client(server: LiveServer) -> openai.OpenAI:
