@@ -24,8 +24,9 @@ from assistd.api.routing import Router
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
+from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
 from assistd.providers.openai_compat import RetryPolicy
-from assistd.providers.routing import ModelRouter, load_config
+from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
@@ -105,6 +106,24 @@ def model_router(settings: Settings) -> ModelRouter:
         upstream_context_window=settings.upstream_context_window,
         upstream_timeout=settings.upstream_timeout_seconds,
         retry=RetryPolicy(attempts=settings.upstream_max_attempts, base_delay=settings.upstream_retry_base_seconds),
+        local=local_provider(settings),
+    )
+
+
+def local_provider(settings: Settings) -> LocalProvider | None:
+    """The bundled (or configured) GGUF model, when its runtime is installed (the `local` extra)."""
+    if not settings.local_enabled or not local_runtime_available():
+        return None
+    path = settings.local_model_path or bundled_model_path()
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"ASSISTD_LOCAL_MODEL_PATH: no such file: {path}")
+    return LocalProvider(
+        path,
+        context_window=settings.local_context_window,
+        threads=settings.local_threads,
+        chat_template=settings.local_chat_template,
     )
 
 
@@ -130,6 +149,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
         services.worker.start()
+        local = services.models.providers.get("local")
+        if isinstance(local, LocalProvider):
+            local.start_loading()
         log.info("assistd ready", extra={"database": services.db.dialect})
         try:
             yield

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = Field(default=4, ge=1)
     upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
 
+    # The bundled local model (docs/local-model.md)
+    local_model_path: Path | None = None
+    local_context_window: int = Field(default=8192, ge=256)
+    local_threads: int | None = Field(default=None, ge=1)
+    local_chat_template: str | None = None
+    local_enabled: bool = True
+
     # Runs
     run_expires_seconds: int = Field(default=600, ge=1)
     poll_after_ms: int = Field(default=100, ge=1)

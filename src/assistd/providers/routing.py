@@ -19,6 +19,7 @@ from assistd.providers.base import Provider
 from assistd.providers.openai_compat import OpenAICompatProvider, Quirks, RetryPolicy
 
 ENV_BACKEND = "upstream"
+LOCAL_BACKEND = "local"
 
 
 class ConfigError(Exception):
@@ -105,7 +106,7 @@ def load_config(path: Path) -> RoutingConfig:
         raise ConfigError(f"invalid routing config {path}:\n{exc}") from None
     names = set(config.backends)
     for target in [*(r.backend for r in config.routes), *([config.default.backend] if config.default else [])]:
-        if target not in names and target != ENV_BACKEND:
+        if target not in names and target not in (ENV_BACKEND, LOCAL_BACKEND):
             raise ConfigError(f"routing config {path}: route to unknown backend '{target}'")
     return config
 
@@ -118,7 +119,9 @@ def build_router(
     upstream_context_window: int,
     upstream_timeout: float,
     retry: RetryPolicy,
+    local: Provider | None = None,
 ) -> ModelRouter:
+    """Backends from the file, then the env upstream, then the local model: the first that exists is the default."""
     config = config or RoutingConfig()
     providers: dict[str, Provider] = {}
     for name, backend in config.backends.items():
@@ -149,6 +152,9 @@ def build_router(
             retry=retry,
         )
         default = default or DefaultRoute(backend=ENV_BACKEND)
+    if local is not None:
+        providers[LOCAL_BACKEND] = local
+        default = default or DefaultRoute(backend=LOCAL_BACKEND)
     referenced = {r.backend for r in config.routes} | ({default.backend} if default else set())
     missing = referenced - set(providers)
     if missing:

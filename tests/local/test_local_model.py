@@ -1,0 +1,160 @@
+"""The bundled model (SmolLM2-135M on llama.cpp), for real: offline, no key, no fake upstream.
+
+A 135M model answers poorly; these tests check what the server guarantees whatever the model
+says: runs complete, tool calls parse and match their schema, tool_choice is obeyed, strict
+JSON output validates, text streams token by token, concurrent runs queue and complete.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import pytest
+from openai import OpenAI
+
+from assistd.testing.server import LiveServer
+
+TICKER = {
+    "type": "function",
+    "function": {
+        "name": "get_ticker",
+        "description": "Get the stock ticker symbol of a company.",
+        "parameters": {
+            "type": "object",
+            "properties": {"company_name": {"type": "string", "description": "The company's name"}},
+            "required": ["company_name"],
+            "additionalProperties": False,
+        },
+    },
+}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def local(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          launch: Callable[..., LiveServer]) -> LiveServer:
+    # No upstream: every model name routes to the bundled local model.
+    env = {"ASSISTD_UPSTREAM_BASE_URL": "", "ASSISTD_LOCAL_ENABLED": "true", "ASSISTD_LOCAL_CONTEXT_WINDOW": "4096"}
+    return launch(request, tmp_path_factory, "sqlite", env=env)
+
+
+@pytest.fixture()
+def llm(local: LiveServer) -> OpenAI:
+    return OpenAI(base_url=local.base_url, api_key="no-key-needed", max_retries=0, timeout=300)
+
+
+def _thread(llm: OpenAI, text: str) -> str:
+    return llm.beta.threads.create(messages=[{"role": "user", "content": text}]).id
+
+
+def test_plain_run_completes_with_text(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-4-turbo", instructions="You are a helpful assistant.")
+    thread_id = _thread(llm, "What is the capital of France?")
+    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id, timeout=300)
+    assert run.status == "completed", run.last_error
+    (message,) = [m for m in llm.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    assert message.content[0].text.value.strip()
+    assert run.usage is not None and run.usage.completion_tokens > 0
+
+
+def test_required_tool_choice_calls_with_valid_arguments(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-3.5-turbo-0125", tools=[TICKER])
+    thread_id = _thread(llm, "What is the ticker symbol of Apple?")
+    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id,
+                                                tool_choice="required", timeout=300)
+    assert run.status == "requires_action", run.last_error
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert calls
+    for call in calls:
+        assert call.function.name == "get_ticker"
+        jsonschema.validate(json.loads(call.function.arguments), TICKER["function"]["parameters"])
+    run = llm.beta.threads.runs.submit_tool_outputs_and_poll(
+        thread_id=thread_id, run_id=run.id, tool_outputs=[{"tool_call_id": c.id, "output": "AAPL"} for c in calls],
+        timeout=300,
+    )
+    assert run.status in ("completed", "requires_action"), run.last_error
+
+
+def test_named_tool_choice_calls_that_function(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-4o", tools=[TICKER, WEATHER])
+    thread_id = _thread(llm, "Tell me a joke.")
+    run = llm.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant.id, timeout=300,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    assert run.status == "requires_action", run.last_error
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+
+
+def test_tool_choice_none_answers_in_text(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-4o", tools=[TICKER])
+    thread_id = _thread(llm, "What is the ticker of Apple?")
+    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id, tool_choice="none",
+                                                timeout=300)
+    assert run.status == "completed", run.last_error
+
+
+def test_strict_json_schema_response_validates(llm: OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "country", "population"],
+        "additionalProperties": False,
+    }
+    assistant = llm.beta.assistants.create(
+        model="gpt-4o",
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}},
+    )
+    thread_id = _thread(llm, "Describe Paris as JSON.")
+    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id, timeout=300)
+    assert run.status == "completed", run.last_error
+    (message,) = [m for m in llm.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    jsonschema.validate(json.loads(message.content[0].text.value), schema)
+
+
+def test_streamed_run_yields_several_text_deltas(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-4o")
+    thread_id = _thread(llm, "Write two sentences about the sea.")
+    deltas: list[str] = []
+    with llm.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant.id,
+                                      max_completion_tokens=256) as stream:
+        for text in stream.text_deltas:
+            deltas.append(text)
+        run = stream.get_final_run()
+    assert run.status in ("completed", "incomplete"), run.last_error
+    assert len(deltas) > 3
+    (message,) = [m for m in llm.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    assert message.content[0].text.value == "".join(deltas)
+
+
+def test_two_runs_at_once_both_complete(llm: OpenAI) -> None:
+    assistant = llm.beta.assistants.create(model="gpt-4o")
+    results: list[Any] = []
+
+    def one(text: str) -> None:
+        thread_id = _thread(llm, text)
+        results.append(llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id,
+                                                             max_completion_tokens=256, timeout=300))
+
+    workers = [threading.Thread(target=one, args=(q,)) for q in ("Say hello.", "Name a colour.")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert [r.status in ("completed", "incomplete") for r in results] == [True, True], [r.last_error for r in results]
