@@ -14,7 +14,9 @@ tokens back to the event loop as they come.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -125,6 +127,30 @@ class _Generation:
     finish: str
 
 
+_LLAMA_LOG_CALLBACK: Any = None
+_LLAMA_LOG = logging.getLogger("assistd.local.llama_cpp")
+
+
+def _route_llama_logs() -> None:
+    """llama.cpp's own log lines go to `logging` (debug level), never straight to the terminal."""
+    global _LLAMA_LOG_CALLBACK
+    if _LLAMA_LOG_CALLBACK is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator,unused-ignore]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            # ggml's levels: 0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continuation.
+            _LLAMA_LOG.log({3: logging.WARNING, 4: logging.ERROR}.get(level, logging.DEBUG), message)
+
+    _LLAMA_LOG_CALLBACK = callback  # keep a reference: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 class LocalModel:
     """llama.cpp on one GGUF file. Synchronous: call it from a worker thread."""
 
@@ -133,7 +159,13 @@ class LocalModel:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = path
-        self.llm: Any = Llama(model_path=str(path), n_ctx=context_window, n_threads=threads, verbose=False)
+        _route_llama_logs()
+        # verbose=False would make llama-cpp-python point the process's stdout/stderr file descriptors
+        # at /dev/null while it loads: every log line of the server, from any thread, lost meanwhile.
+        # Load verbosely instead, with its Python prints swallowed and its C logs sent to `logging`.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            self.llm: Any = Llama(model_path=str(path), n_ctx=context_window, n_threads=threads, verbose=True)
+        self.llm.verbose = False  # no per-call prints either
         self.context_window = self.llm.n_ctx()
         template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not template:
