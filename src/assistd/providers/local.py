@@ -250,7 +250,9 @@ class LocalProvider:
         self.name = name
         self.path = path
         self.context_window = context_window
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        # All cores but one: llama.cpp's threads spin, and one busy neighbour on a core they need
+        # slows generation many times over (bench/README.md, notes on the model runtime).
+        self.threads = threads or max(1, (os.cpu_count() or 1) - 1)
         self.chat_template = chat_template
         self._model: LocalModel | None = None
         self._loading: asyncio.Task[LocalModel] | None = None
