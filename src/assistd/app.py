@@ -150,8 +150,9 @@ def create_app(settings: Settings) -> Starlette:
         sweeper = asyncio.create_task(_sweep_files(services))
         services.worker.start()
         local = services.models.providers.get("local")
-        if isinstance(local, LocalProvider):
-            local.start_loading()
+        default = services.models.default
+        if isinstance(local, LocalProvider) and default is not None and default.backend == "local":
+            local.start_loading()  # the default backend: load now; otherwise on its first use
         log.info("assistd ready", extra={"database": services.db.dialect})
         try:
             yield
