@@ -23,25 +23,38 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistd.testing.server import LiveServer, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    API_KEY,
+    BENCH_DIR,
+    add_backends_arg,
+    add_output_args,
+    child_server,
+    database_urls,
+    load_baseline,
+    machine,
+    parse_backends,
+    process_cpu_seconds,
+    result_head,
+    versions,
+    warn_if_loaded,
+    write_result,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+from assistd.testing.server import LiveServer, free_port  # noqa: E402
+
 LUA = BENCH_DIR / "wrk_report.lua"
-API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 CONTENT = "What is the weather like in Paris today? Please answer in one short sentence."
 POST_BODY = json.dumps({"role": "user", "content": CONTENT})
 SEED_MESSAGES = 1000
@@ -122,47 +135,13 @@ def bare_server(bodies: dict[str, str], workdir: Path) -> Iterator[Target]:
     bodies_file = workdir / "bare-bodies.json"
     bodies_file.write_text(json.dumps(bodies))
     port = free_port()
-    log = open(workdir / "bare.log", "ab")  # noqa: SIM115 - the child keeps it open
-    process = subprocess.Popen(
+    with child_server(
+        "bare app",
         [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", str(port), "--bodies", str(bodies_file)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    log.close()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bare app exited: {(workdir / 'bare.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        workdir / "bare.log",
+        f"http://127.0.0.1:{port}/healthz",
+    ) as process:
         yield Target("bare", port, pid=process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
-def database_urls(backend: str, count: int) -> Iterator[list[str | None]]:
-    """One database per assistd process: SQLite needs nothing (each gets its own data dir)."""
-    if backend == "sqlite":
-        yield [None] * count
-        return
-    from assistd.testing.postgres import TestPostgres
-
-    pg = TestPostgres()
-    try:
-        yield [pg.new_database() for _ in range(count)]
-    finally:
-        pg.close()
 
 
 # --- wrk ----------------------------------------------------------------------------------------
@@ -177,15 +156,6 @@ class Sample:
     p99_ms: float
     errors: int
     cpu_ms_per_request: float | None  # server process CPU (all threads, user+system) / requests
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a whole process (every thread), from /proc; None where there is no /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port: int, path: str, method: str, connections: int, seconds: int, pid: int | None = None) -> Sample:
@@ -377,27 +347,9 @@ def render_aims(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=BENCH_DIR,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("assistd", "uvicorn", "starlette", "pydantic", "sqlalchemy", "aiosqlite", "asyncpg",
-                 "uvloop", "httptools", "orjson"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
+def api_versions() -> dict[str, str]:
+    found = versions(("assistd", "uvicorn", "starlette", "pydantic", "sqlalchemy", "aiosqlite", "asyncpg",
+                      "uvloop", "httptools", "orjson"))
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     found["wrk"] = (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "?"
     return found
@@ -405,7 +357,7 @@ def versions() -> dict[str, str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    add_backends_arg(parser, "sqlite,postgres")
     parser.add_argument("--duration", type=int, default=3, help="seconds per measurement (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per target and cell")
     parser.add_argument("--repeat", type=int, default=3, help="measurements per cell; medians are reported")
@@ -413,12 +365,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="assistd request logging to measure: off, on, or off,on (one server each)")
     parser.add_argument("--operations", default=",".join(OPERATIONS))
     parser.add_argument("--concurrency", default="1,32")
-    parser.add_argument("--baseline", type=Path, help="a previous results JSON to compare with")
-    parser.add_argument("--output", type=Path, help="where to write JSON (default bench/results/api-<time>.json)")
+    add_output_args(parser, "api")
     args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if not set(args.backends) <= {"sqlite", "postgres"}:
-        parser.error("--backends takes sqlite and/or postgres")
+    parse_backends(parser, args)
     args.log_requests = [{"on": True, "off": False}[m.strip()] for m in args.log_requests.split(",")]
     args.operations = [o.strip() for o in args.operations.split(",")]
     if not set(args.operations) <= set(OPERATIONS):
@@ -434,31 +383,21 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("bench_api: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    baseline = load_baseline(args.baseline)
     started = time.time()
     load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        print(f"bench_api: warning: load average is {load_before[0]:.2f} before starting; other work on this "
-              "machine will skew the figures (interleaved rounds keep the ratios fairer)", file=sys.stderr)
+    warn_if_loaded("bench_api", load_before, " (interleaved rounds keep the ratios fairer)")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="assistd-bench-") as tmp:
         for backend in args.backends:
             rows += bench_backend(backend, args, Path(tmp) / backend)
     result = {
-        "benchmark": "api",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "elapsed_s": round(time.time() - started, 1),
-        "git": git_revision(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-        "versions": versions(),
+        **result_head("api", started, machine(load_before, os.getloadavg()), api_versions()),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
                      "seed_messages": SEED_MESSAGES, "wrk_threads": CONCURRENCY, "post_body": POST_BODY},
         "rows": rows,
     }
-    output = args.output or RESULTS_DIR / f"api-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    output = write_result(result, args.output, started)
     print(f"## assistd API benchmark ({result['git']}, {result['started_at']}, {args.duration}s x "
           f"{args.repeat}, medians)")
     print(render_tables(rows, args.log_requests))

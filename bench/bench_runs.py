@@ -26,89 +26,74 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import database_urls, git_revision, process_cpu_seconds  # noqa: E402
+from common import (  # noqa: E402
+    API_KEY,
+    add_backends_arg,
+    add_output_args,
+    child_server,
+    database_urls,
+    fmt,
+    heading,
+    load_baseline,
+    loadavg,
+    machine,
+    parse_backends,
+    process_cpu_seconds,
+    ratio,
+    result_head,
+    settings,
+    summary,
+    versions,
+    warn_if_loaded,
+    write_result,
+)
 
 from assistd.testing.server import LiveServer, free_port  # noqa: E402
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 MODEL = "bench-model"
 CONTENT = "What is the weather like in Paris today? Please answer in one short sentence."
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"}
 SEED_BATCH = 10_000  # POST /threads accepts up to 10,000 messages per request
 AIM_SQLITE_OVERHEAD_MS = 10.0
+PACKAGES = (
+    "assistd",
+    "uvicorn",
+    "starlette",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "uvloop",
+    "httptools",
+    "httpx",
+    "orjson",
+)
 
 
 # --- shared helpers (bench_stream.py imports these) ---------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); with few samples p99 is the maximum."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p99": pct(values, 99),
-        "min": min(values) if values else math.nan,
-        "max": max(values) if values else math.nan,
-    }
 
 
 @contextlib.contextmanager
 def fake_upstream_process(workdir: Path) -> Iterator[int]:
     """The fake upstream in its own process (its own GIL), on a free port; yields the port."""
     port = free_port()
-    log = open(workdir / "fake-upstream.log", "ab")  # noqa: SIM115 - the child keeps it open
-    process = subprocess.Popen(
+    with child_server(
+        "fake upstream",
         [sys.executable, "-m", "assistd.testing.fake_upstream", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"fake upstream exited: {(workdir / 'fake-upstream.log').read_text()[-2000:]}")
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/_fake/reset", data=b"{}", method="POST")
-                with urllib.request.urlopen(request, timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        workdir / "fake-upstream.log",
+        urllib.request.Request(f"http://127.0.0.1:{port}/_fake/reset", data=b"{}", method="POST"),
+    ):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def server_env(fake_port: int) -> dict[str, str]:
@@ -178,48 +163,22 @@ async def fake_call(fake_port: int, method: str, path: str, body: dict[str, Any]
         return response.json()
 
 
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+BackendBench = Callable[[LiveServer, int, str, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
 
 
-def machine(load_before: list[float]) -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
-    }
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in (
-        "assistd",
-        "uvicorn",
-        "starlette",
-        "sqlalchemy",
-        "aiosqlite",
-        "asyncpg",
-        "uvloop",
-        "httptools",
-        "httpx",
-        "orjson",
+def bench_backends(name: str, benchmark: BackendBench, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per backend in `args.backends`: one assistd against one fake upstream, measured by `benchmark`."""
+    results: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix=f"assistd-bench-{name}-") as tmp,
+        fake_upstream_process(Path(tmp)) as fake_port,
     ):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
-    return found
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def ratio(new: float | None, old: float | None) -> str:
-    return "—" if not new or not old else f"{new / old:.2f}"
+        for backend in args.backends:
+            with database_urls(backend, 1) as urls:
+                server = LiveServer(Path(tmp) / backend, database_url=urls[0], env=server_env(fake_port))
+                with server:
+                    results.append(asyncio.run(benchmark(server, fake_port, backend, args)))
+    return results
 
 
 # --- latency ------------------------------------------------------------------------------------
@@ -391,13 +350,6 @@ async def bench_backend_async(
     return {"backend": backend, "latency": latency, "throughput": through}
 
 
-def bench_backend(backend: str, fake_port: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with database_urls(backend, 1) as urls:
-        server = LiveServer(workdir / backend, database_url=urls[0], env=server_env(fake_port))
-        with server:
-            return asyncio.run(bench_backend_async(server, fake_port, backend, args))
-
-
 def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     out: list[str] = []
     for res in results:
@@ -500,7 +452,7 @@ def render_aims(results: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    add_backends_arg(parser, "sqlite,postgres")
     parser.add_argument("--lengths", default="10,1000,10000", help="thread lengths (messages) for the latency part")
     parser.add_argument("--samples", type=int, default=30, help="latency rounds per thread length")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per thread length")
@@ -508,12 +460,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=50, help="threads running at once (throughput)")
     parser.add_argument("--runs-per-thread", type=int, default=10, help="runs back-to-back per thread (throughput)")
     parser.add_argument("--modes", default="poll,stream", help="throughput modes: poll, stream")
-    parser.add_argument("--baseline", type=Path, help="a previous results JSON to compare with")
-    parser.add_argument("--output", type=Path, help="where to write JSON (default bench/results/runs-<time>.json)")
+    add_output_args(parser, "runs")
     args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if not set(args.backends) <= {"sqlite", "postgres"}:
-        parser.error("--backends takes sqlite and/or postgres")
+    parse_backends(parser, args)
     args.lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not set(args.modes) <= {"poll", "stream"}:
@@ -521,48 +470,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+Results = list[dict[str, Any]]
+
+
+def fake_upstream_main(
+    name: str,
+    title: str,
+    args: argparse.Namespace,
+    benchmark: BackendBench,
+    render: Callable[[Results, argparse.Namespace], str],
+    render_comparison: Callable[[Results, dict[str, Any], str], str],
+    render_aims: Callable[[Results], str],
+) -> int:
+    """Run `benchmark` on every backend, write bench/results/<name>-<time>.json, print the report (bench_stream too)."""
+    baseline = load_baseline(args.baseline)
     started = time.time()
     load_before = loadavg()
-    if load_before[0] > 0.5:
-        print(
-            f"bench_runs: warning: load average is {load_before[0]:.2f} before starting; other work on this "
-            "machine will skew the figures",
-            file=sys.stderr,
-        )
-    results = []
-    with (
-        tempfile.TemporaryDirectory(prefix="assistd-bench-runs-") as tmp,
-        fake_upstream_process(Path(tmp)) as fake_port,
-    ):
-        for backend in args.backends:
-            results.append(bench_backend(backend, fake_port, args, Path(tmp)))
+    warn_if_loaded(f"bench_{name}", load_before)
+    results = bench_backends(name, benchmark, args)
     result = {
-        "benchmark": "runs",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "elapsed_s": round(time.time() - started, 1),
-        "git": git_revision(),
-        "machine": machine(load_before),
-        "versions": versions(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("baseline", "output")},
+        **result_head(name, started, machine(load_before), versions(PACKAGES)),
+        "settings": settings(args),
         "results": results,
     }
-    output = args.output or RESULTS_DIR / f"runs-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    m = result["machine"]
-    print(
-        f"## assistd run overhead benchmark ({result['git']}, {result['started_at']}, {m['cpus']} CPUs, "
-        f"load average {m['loadavg_before'][0]:.2f} before / {m['loadavg_after'][0]:.2f} after)"
-    )
+    output = write_result(result, args.output, started)
+    print(heading(title, result))
     print(render(results, args))
     if baseline is not None:
         print(render_comparison(results, baseline, str(args.baseline)))
     print(render_aims(results))
     print(f"\nJSON: {output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return fake_upstream_main(
+        "runs", "run overhead benchmark", args, bench_backend_async, render, render_comparison, render_aims
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,28 +34,29 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import database_urls, git_revision, process_cpu_seconds  # noqa: E402
 from bench_runs import (  # noqa: E402
     MODEL,
     create_assistant,
     create_thread,
     fake_call,
-    fake_upstream_process,
-    fmt,
-    loadavg,
-    machine,
+    fake_upstream_main,
     new_client,
-    ratio,
-    server_env,
     stream_events,
+)
+from common import (  # noqa: E402
+    add_backends_arg,
+    add_output_args,
+    fmt,
+    mib,
+    parse_backends,
+    proc_status,
+    process_cpu_seconds,
+    ratio,
     summary,
-    versions,
 )
 
 from assistd.testing.server import LiveServer  # noqa: E402
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
 AIM_TTFT_ADDED_MS = 15.0
 AIM_TOKEN_ADDED_MS = 2.0
 
@@ -68,19 +68,6 @@ def reply_text(tokens: int) -> str:
 async def script(fake_port: int, count: int, args: argparse.Namespace) -> None:
     reply = {"text": reply_text(args.tokens), "interval": args.interval}
     await fake_call(fake_port, "POST", "/_fake/script", {"model": MODEL, "replies": [reply] * count})
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM in KiB from /proc/<pid>/status."""
-    found: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return found
 
 
 # --- one stream ---------------------------------------------------------------------------------
@@ -269,13 +256,6 @@ async def bench_backend_async(
     return {"backend": backend, "sequential": seq, "burst_direct": floor, "burst": conc}
 
 
-def bench_backend(backend: str, fake_port: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with database_urls(backend, 1) as urls:
-        server = LiveServer(workdir / backend, database_url=urls[0], env=server_env(fake_port))
-        with server:
-            return asyncio.run(bench_backend_async(server, fake_port, backend, args))
-
-
 def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     out: list[str] = []
     for res in results:
@@ -313,10 +293,6 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {fmt(f['ttft_ms']['p99'])} | {fmt(f['gap_ms']['p50'])} | {fmt(f['gap_ms']['p99'])} "
             "| | | | | | |"
         )
-
-        def mib(kib: int | None) -> str:
-            return "—" if kib is None else f"{kib / 1024:.1f}"
-
         out.append(
             f"| assistd | {b['completed']} | {b['lost']} | {fmt(b['wall_s'])} | {fmt(b['ttft_ms']['p50'])} "
             f"| {fmt(b['ttft_ms']['p99'])} | {fmt(b['gap_ms']['p50'])} | {fmt(b['gap_ms']['p99'])} "
@@ -405,63 +381,23 @@ def render_aims(results: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite, postgres")
+    add_backends_arg(parser, "sqlite")
     parser.add_argument("--tokens", type=int, default=40, help="tokens (words) per scripted reply")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between upstream tokens")
     parser.add_argument("--samples", type=int, default=30, help="sequential rounds (assistd + direct each)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up streams before the sequential rounds")
     parser.add_argument("--concurrent", type=int, default=200, help="streaming runs at once")
-    parser.add_argument("--baseline", type=Path, help="a previous results JSON to compare with")
-    parser.add_argument("--output", type=Path, help="where to write JSON (default bench/results/stream-<time>.json)")
+    add_output_args(parser, "stream")
     args = parser.parse_args(argv)
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if not set(args.backends) <= {"sqlite", "postgres"}:
-        parser.error("--backends takes sqlite and/or postgres")
+    parse_backends(parser, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
-    started = time.time()
-    load_before = loadavg()
-    if load_before[0] > 0.5:
-        print(
-            f"bench_stream: warning: load average is {load_before[0]:.2f} before starting; other work on this "
-            "machine will skew the figures",
-            file=sys.stderr,
-        )
-    results = []
-    with (
-        tempfile.TemporaryDirectory(prefix="assistd-bench-stream-") as tmp,
-        fake_upstream_process(Path(tmp)) as fake_port,
-    ):
-        for backend in args.backends:
-            results.append(bench_backend(backend, fake_port, args, Path(tmp)))
-    result = {
-        "benchmark": "stream",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "elapsed_s": round(time.time() - started, 1),
-        "git": git_revision(),
-        "machine": machine(load_before),
-        "versions": versions(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("baseline", "output")},
-        "results": results,
-    }
-    output = args.output or RESULTS_DIR / f"stream-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    m = result["machine"]
-    print(
-        f"## assistd streaming benchmark ({result['git']}, {result['started_at']}, {m['cpus']} CPUs, "
-        f"load average {m['loadavg_before'][0]:.2f} before / {m['loadavg_after'][0]:.2f} after)"
+    return fake_upstream_main(
+        "stream", "streaming benchmark", args, bench_backend_async, render, render_comparison, render_aims
     )
-    print(render(results, args))
-    if baseline is not None:
-        print(render_comparison(results, baseline, str(args.baseline)))
-    print(render_aims(results))
-    print(f"\nJSON: {output}")
-    return 0
 
 
 if __name__ == "__main__":
