@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -18,6 +18,7 @@ from assistd.api import assistants as assistants_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
+from assistd.api import vector_stores as vector_stores_api
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
 from assistd.api.routing import Router
@@ -30,12 +31,14 @@ from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
+from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.worker import Worker
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
+from assistd.services.vector_stores import VectorStoreService
 from assistd.settings import Settings
 from assistd.storage.blobs import BlobStore, DirectoryBlobStore
 
@@ -54,11 +57,13 @@ class Services:
     models: ModelRouter
     worker: Worker
     runs: RunService
+    vector_stores: VectorStoreService
+    ingestion: IngestionWorker
 
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, runs_api, files_api):
+    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api):
         module.register(router)
     return router
 
@@ -82,6 +87,15 @@ async def open_services(settings: Settings) -> Services:
     executor = Executor(db, models, blobs, signals, settings.lease_seconds)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
+    ingestion = IngestionWorker(
+        db,
+        blobs,
+        _pipeline_factory(settings),
+        owner=worker.owner,
+        concurrency=settings.ingestion_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        max_bytes=settings.max_upload_bytes,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -93,7 +107,39 @@ async def open_services(settings: Settings) -> Services:
         models=models,
         worker=worker,
         runs=runs,
+        vector_stores=VectorStoreService(db, files, notify=ingestion.notify),
+        ingestion=ingestion,
     )
+
+
+def _pipeline_factory(settings: Settings) -> Callable[[], Awaitable[Pipeline]]:
+    """The ingestion pipeline, built on first use (the embedding model loads only when files arrive)."""
+    built: list[Pipeline] = []
+
+    async def get() -> Pipeline:
+        if not built:
+            from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+            from assistd.retrieval.pipeline import IngestionPipeline
+
+            embedder: Embedder
+            if settings.embeddings_base_url:
+                key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+                embedder = UpstreamEmbedder(
+                    settings.embeddings_model,
+                    settings.embeddings_dimensions,
+                    base_url=settings.embeddings_base_url,
+                    api_key=key,
+                )
+            elif MiniLMEmbedder.available():
+                embedder = MiniLMEmbedder()
+            else:
+                raise IngestError(
+                    "server_error", "No embedding model is installed or configured (docs/file-search.md)."
+                )
+            built.append(IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes))
+        return built[0]
+
+    return get
 
 
 def model_router(settings: Settings) -> ModelRouter:
@@ -149,6 +195,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
         services.worker.start()
+        services.ingestion.start()
         local = services.models.providers.get("local")
         default = services.models.default
         if isinstance(local, LocalProvider) and default is not None and default.backend == "local":
@@ -161,6 +208,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await services.worker.stop()
+            await services.ingestion.stop()
             await services.models.close()
             await services.db.dispose()
 

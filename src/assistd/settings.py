@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     local_chat_template: str | None = None
     local_enabled: bool = True
 
+    # Retrieval (docs/file-search.md)
+    embeddings_base_url: str | None = None
+    embeddings_api_key: SecretStr | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimensions: int = Field(default=384, ge=8)
+    ingestion_concurrency: int = Field(default=2, ge=1)
+
     # Runs
     run_expires_seconds: int = Field(default=600, ge=1)
     poll_after_ms: int = Field(default=100, ge=1)

@@ -15,6 +15,8 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -185,4 +187,63 @@ run_steps = Table(
     Column("usage", json_type(), nullable=True),
     Index(None, "run_id", "id"),
     Index(None, "thread_id"),
+)
+
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("expires_after", json_type(), nullable=True),
+    Column("last_active_at", BigInteger, nullable=False),
+    Column("metadata", json_type(), nullable=False),
+    Index(None, "project_id", "id"),
+)
+
+# A file in a store. `id` is the File id (the API's vector-store-file id); the key is (store, file).
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column("vector_store_id", id_type(), primary_key=True),
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("batch_id", id_type(), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("last_error", json_type(), nullable=True),
+    Column("chunking_strategy", json_type(), nullable=False),
+    Column("attributes", json_type(), nullable=False),
+    Column("usage_bytes", BigInteger, nullable=False),
+    # Ingestion is claimed like a run: whoever holds the lease parses, chunks and embeds the file.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Index(None, "status", "lease_expires_at"),
+    Index(None, "batch_id"),
+    Index(None, "id"),
+)
+
+file_batches = Table(
+    "file_batches",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("vector_store_id", id_type(), nullable=False),
+    Column("project_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Index(None, "vector_store_id"),
+)
+
+# The searchable pieces of a file in a store: text and its embedding (float32 bytes).
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("vector_store_id", id_type(), primary_key=True),
+    Column("file_id", id_type(), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
 )

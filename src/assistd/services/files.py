@@ -95,6 +95,9 @@ class FileService:
         async with self.db.write() as conn:
             row = await get_row(conn, t.files, "file", file_id, *_live(project_id, now()))
             await conn.execute(delete(t.files).where(t.files.c.id == file_id))
+            # A deleted File leaves every vector store, with its chunks.
+            await conn.execute(delete(t.chunks).where(t.chunks.c.file_id == file_id))
+            await conn.execute(delete(t.vector_store_files).where(t.vector_store_files.c.id == file_id))
         await self.blobs.delete(row.blob_key)
         return Deleted(id=file_id, object="file")
 

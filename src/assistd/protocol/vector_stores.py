@@ -1,0 +1,152 @@
+"""Vector stores, their files and file batches (spec §3.6, §4.6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_serializer, model_validator
+from pydantic_core import PydanticCustomError
+
+from assistd.protocol.common import Metadata, RequestModel, WireModel
+from assistd.protocol.tools import ChunkingAuto, ChunkingStatic, ChunkingStrategy
+
+DEFAULT_CHUNK_TOKENS = 800
+DEFAULT_OVERLAP_TOKENS = 400
+ATTRIBUTES_MAX_KEYS = 16
+
+
+class ExpiresAfter(RequestModel):
+    anchor: Literal["last_active_at"]
+    days: int = Field(ge=1, le=365)
+
+
+def _check_attributes(value: dict[str, str | float | bool]) -> dict[str, str | float | bool]:
+    if len(value) > ATTRIBUTES_MAX_KEYS:
+        raise PydanticCustomError(
+            "assistd_object_above_max_properties",
+            f"Invalid '{{param}}': too many properties. Expected an object with at most {ATTRIBUTES_MAX_KEYS} "
+            f"properties, but got an object with {len(value)} properties instead.",
+        )
+    for key, item in value.items():
+        if len(key) > 64 or (isinstance(item, str) and len(item) > 512):
+            raise PydanticCustomError(
+                "assistd_string_above_max_length",
+                "Invalid '{param}': keys are at most 64 characters and string values at most 512.",
+            )
+    return value
+
+
+Attributes = Annotated[dict[str, str | float | bool], AfterValidator(_check_attributes)]
+
+
+def static_chunking(strategy: ChunkingAuto | ChunkingStatic | None) -> dict[str, Any]:
+    """The echoed (response) form: `auto` is static 800/400; overlap at most half the chunk."""
+    if isinstance(strategy, ChunkingStatic):
+        size, overlap = strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
+        if overlap > size // 2:
+            raise PydanticCustomError(
+                "assistd_invalid_value",
+                "Invalid '{param}': chunk_overlap_tokens must not exceed half of max_chunk_size_tokens.",
+            )
+    else:
+        size, overlap = DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+
+
+def _checked_chunking(value: ChunkingAuto | ChunkingStatic) -> ChunkingAuto | ChunkingStatic:
+    static_chunking(value)
+    return value
+
+
+CheckedChunking = Annotated[ChunkingStrategy, AfterValidator(_checked_chunking)]
+
+
+class VectorStoreCreate(RequestModel):
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    file_ids: list[str] | None = Field(default=None, max_length=500)
+    expires_after: ExpiresAfter | None = None
+    chunking_strategy: CheckedChunking | None = None
+    metadata: Metadata | None = None
+
+
+class VectorStoreUpdate(RequestModel):
+    name: str | None = Field(default=None, max_length=256)
+    expires_after: ExpiresAfter | None = None
+    metadata: Metadata | None = None
+
+
+class VectorStoreFileCreate(RequestModel):
+    file_id: str = Field(min_length=1, max_length=64)
+    chunking_strategy: CheckedChunking | None = None
+    attributes: Attributes | None = None
+
+
+class VectorStoreFileUpdate(RequestModel):
+    attributes: Attributes | None
+
+
+class FileBatchCreate(RequestModel):
+    file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
+    files: list[VectorStoreFileCreate] | None = Field(default=None, min_length=1, max_length=2000)
+    chunking_strategy: CheckedChunking | None = None
+    attributes: Attributes | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FileBatchCreate:
+        if (self.file_ids is None) == (self.files is None):
+            raise PydanticCustomError(
+                "assistd_invalid_value", "Invalid request: give exactly one of 'file_ids' and 'files'."
+            )
+        return self
+
+
+class FileCounts(WireModel):
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    total: int = 0
+
+
+class VectorStore(WireModel):
+    id: str
+    object: Literal["vector_store"] = "vector_store"
+    created_at: int
+    name: str
+    usage_bytes: int
+    file_counts: FileCounts
+    status: Literal["expired", "in_progress", "completed"]
+    expires_after: dict[str, Any] | None
+    expires_at: int | None
+    last_active_at: int | None
+    metadata: dict[str, str]
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_expiry(self, handler: Any) -> dict[str, Any]:
+        # The spec types expires_after as an object, not nullable: omit it when the store has none.
+        data: dict[str, Any] = handler(self)
+        if data.get("expires_after") is None:
+            data.pop("expires_after", None)
+        return data
+
+
+class VectorStoreFile(WireModel):
+    id: str
+    object: Literal["vector_store.file"] = "vector_store.file"
+    usage_bytes: int
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    last_error: dict[str, str] | None
+    chunking_strategy: dict[str, Any]
+    attributes: dict[str, str | float | bool]
+
+
+class FileBatch(WireModel):
+    id: str
+    object: Literal["vector_store.files_batch"] = "vector_store.files_batch"
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    file_counts: FileCounts

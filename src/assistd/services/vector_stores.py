@@ -1,0 +1,386 @@
+"""Vector stores: the stores, the files in them and file batches. Ingestion runs in runs-like workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, func, select, update
+
+from assistd import ids
+from assistd.db import tables as t
+from assistd.db.database import Connection, Database
+from assistd.errors import InvalidRequest, not_found
+from assistd.protocol.common import Deleted, ListPage, ListParams
+from assistd.protocol.vector_stores import (
+    FileBatch,
+    FileBatchCreate,
+    FileCounts,
+    VectorStore,
+    VectorStoreCreate,
+    VectorStoreFile,
+    VectorStoreFileCreate,
+    VectorStoreFileUpdate,
+    VectorStoreUpdate,
+    static_chunking,
+)
+from assistd.services.common import get_row, now, paginate
+from assistd.services.files import FileService
+
+DAY = 86_400
+FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+# (file id, chunking strategy, attributes) of a file being added to a store.
+Entries = list[tuple[str, dict[str, Any], dict[str, Any]]]
+
+
+def expires_at(row: Any) -> int | None:
+    after = row.expires_after
+    return None if not after else int(row.last_active_at) + int(after["days"]) * DAY
+
+
+def _counts(rows: Sequence[Row[Any]]) -> FileCounts:
+    by_status = {r.status: int(r.n) for r in rows}
+    return FileCounts(**{s: by_status.get(s, 0) for s in FILE_STATUSES}, total=sum(by_status.values()))
+
+
+def to_vs_file(row: Row[Any]) -> VectorStoreFile:
+    return VectorStoreFile(
+        id=row.id,
+        usage_bytes=row.usage_bytes,
+        created_at=row.created_at,
+        vector_store_id=row.vector_store_id,
+        status=row.status,
+        last_error=row.last_error,
+        chunking_strategy=row.chunking_strategy,
+        attributes=row.attributes,
+    )
+
+
+class VectorStoreService:
+    def __init__(self, db: Database, files: FileService, notify: Callable[[], None]) -> None:
+        self.db = db
+        self.files = files
+        self.notify = notify  # wakes the ingestion worker
+
+    # --- stores ---------------------------------------------------------------------------------
+
+    async def _store_row(self, conn: Connection, project_id: str, store_id: str) -> Row[Any]:
+        return await get_row(
+            conn, t.vector_stores, "vector store", store_id, t.vector_stores.c.project_id == project_id
+        )
+
+    async def _to_store(self, conn: Connection, row: Row[Any]) -> VectorStore:
+        counts = _counts(
+            (
+                await conn.execute(
+                    select(t.vector_store_files.c.status, func.count().label("n"))
+                    .where(t.vector_store_files.c.vector_store_id == row.id)
+                    .group_by(t.vector_store_files.c.status)
+                )
+            ).all()
+        )
+        usage = (
+            await conn.execute(
+                select(func.coalesce(func.sum(t.vector_store_files.c.usage_bytes), 0)).where(
+                    t.vector_store_files.c.vector_store_id == row.id
+                )
+            )
+        ).scalar_one()
+        expiry = expires_at(row)
+        if expiry is not None and expiry <= now():
+            status = "expired"
+        else:
+            status = "in_progress" if counts.in_progress else "completed"
+        return VectorStore(
+            id=row.id,
+            created_at=row.created_at,
+            name=row.name,
+            usage_bytes=int(usage),
+            file_counts=counts,
+            status=status,
+            expires_after=row.expires_after,
+            expires_at=expiry,
+            last_active_at=row.last_active_at,
+            metadata=row.metadata,
+        )
+
+    async def create(self, project_id: str, body: VectorStoreCreate) -> VectorStore:
+        file_ids = list(dict.fromkeys(body.file_ids or []))
+        await self.files.require(project_id, file_ids, "file_ids")
+        chunking = static_chunking(body.chunking_strategy)
+        at = now()
+        store_id = ids.new_id(ids.VECTOR_STORE)
+        row = {
+            "id": store_id,
+            "project_id": project_id,
+            "created_at": at,
+            "name": body.name or "",
+            "description": body.description,
+            "last_active_at": at,
+            "metadata": body.metadata or {},
+            "expires_after": body.expires_after.model_dump() if body.expires_after else None,
+        }
+        async with self.db.write() as conn:
+            await conn.execute(t.vector_stores.insert().values(**row))
+            await self._attach(conn, project_id, store_id, [(f, chunking, {}) for f in file_ids], batch_id=None)
+            store = await self._to_store(conn, await self._store_row(conn, project_id, store_id))
+        if file_ids:
+            self.notify()
+        return store
+
+    async def get(self, project_id: str, store_id: str) -> VectorStore:
+        async with self.db.read() as conn:
+            return await self._to_store(conn, await self._store_row(conn, project_id, store_id))
+
+    async def list(self, project_id: str, params: ListParams) -> ListPage[VectorStore]:
+        async with self.db.read() as conn:
+            page = await paginate(
+                conn,
+                t.vector_stores,
+                [t.vector_stores.c.project_id == project_id],
+                limit=params.limit,
+                order=params.order,
+                after=params.after,
+                before=params.before,
+                to_model=lambda r: r,
+            )
+            data = [await self._to_store(conn, r) for r in page.data]
+        return ListPage[VectorStore](data=data, first_id=page.first_id, last_id=page.last_id, has_more=page.has_more)
+
+    async def update(self, project_id: str, store_id: str, body: VectorStoreUpdate) -> VectorStore:
+        changes: dict[str, Any] = {}
+        if body.given("name"):
+            changes["name"] = body.name or ""
+        if body.given("expires_after"):
+            changes["expires_after"] = body.expires_after.model_dump() if body.expires_after else None
+        if body.metadata is not None:
+            changes["metadata"] = body.metadata
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            if changes:
+                await conn.execute(update(t.vector_stores).where(t.vector_stores.c.id == store_id).values(**changes))
+            return await self._to_store(conn, await self._store_row(conn, project_id, store_id))
+
+    async def delete(self, project_id: str, store_id: str) -> Deleted:
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await conn.execute(delete(t.chunks).where(t.chunks.c.vector_store_id == store_id))
+            await conn.execute(delete(t.vector_store_files).where(t.vector_store_files.c.vector_store_id == store_id))
+            await conn.execute(delete(t.file_batches).where(t.file_batches.c.vector_store_id == store_id))
+            await conn.execute(delete(t.vector_stores).where(t.vector_stores.c.id == store_id))
+        return Deleted(id=store_id, object="vector_store.deleted")
+
+    # --- files ----------------------------------------------------------------------------------
+
+    async def _attach(
+        self,
+        conn: Connection,
+        project_id: str,
+        store_id: str,
+        entries: Entries,
+        *,
+        batch_id: str | None,
+    ) -> None:
+        """Add files (id, chunking, attributes) to a store, `in_progress`; a file already there is re-ingested."""
+        if not entries:
+            return
+        file_ids = [e[0] for e in entries]
+        await conn.execute(
+            delete(t.vector_store_files).where(
+                t.vector_store_files.c.vector_store_id == store_id, t.vector_store_files.c.id.in_(file_ids)
+            )
+        )
+        await conn.execute(
+            delete(t.chunks).where(t.chunks.c.vector_store_id == store_id, t.chunks.c.file_id.in_(file_ids))
+        )
+        at = now()
+        await conn.execute(
+            t.vector_store_files.insert(),
+            [
+                {
+                    "vector_store_id": store_id,
+                    "id": file_id,
+                    "project_id": project_id,
+                    "batch_id": batch_id,
+                    "created_at": at,
+                    "status": "in_progress",
+                    "last_error": None,
+                    "chunking_strategy": chunking,
+                    "attributes": attributes,
+                    "usage_bytes": 0,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+                for file_id, chunking, attributes in entries
+            ],
+        )
+        await conn.execute(update(t.vector_stores).where(t.vector_stores.c.id == store_id).values(last_active_at=at))
+
+    async def _file_row(self, conn: Connection, store_id: str, file_id: str) -> Row[Any]:
+        row = (
+            await conn.execute(
+                select(t.vector_store_files).where(
+                    t.vector_store_files.c.vector_store_id == store_id, t.vector_store_files.c.id == file_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise not_found("file", file_id)
+        return row
+
+    async def add_file(self, project_id: str, store_id: str, body: VectorStoreFileCreate) -> VectorStoreFile:
+        await self.files.require(project_id, [body.file_id], "file_id")
+        chunking = static_chunking(body.chunking_strategy)
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await self._attach(
+                conn, project_id, store_id, [(body.file_id, chunking, body.attributes or {})], batch_id=None
+            )
+            row = await self._file_row(conn, store_id, body.file_id)
+        self.notify()
+        return to_vs_file(row)
+
+    async def get_file(self, project_id: str, store_id: str, file_id: str) -> VectorStoreFile:
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+            return to_vs_file(await self._file_row(conn, store_id, file_id))
+
+    async def list_files(
+        self, project_id: str, store_id: str, params: ListParams, status: str | None, batch_id: str | None = None
+    ) -> ListPage[VectorStoreFile]:
+        where = [t.vector_store_files.c.vector_store_id == store_id]
+        if status is not None:
+            if status not in FILE_STATUSES:
+                supported = ", ".join(f"'{s}'" for s in FILE_STATUSES)
+                raise InvalidRequest(
+                    f"Invalid value: '{status}'. Supported values are: {supported}.",
+                    param="filter",
+                    code="invalid_value",
+                )
+            where.append(t.vector_store_files.c.status == status)
+        if batch_id is not None:
+            where.append(t.vector_store_files.c.batch_id == batch_id)
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+            return await paginate(
+                conn,
+                t.vector_store_files,
+                where,
+                limit=params.limit,
+                order=params.order,
+                after=params.after,
+                before=params.before,
+                to_model=to_vs_file,
+            )
+
+    async def update_file(
+        self, project_id: str, store_id: str, file_id: str, body: VectorStoreFileUpdate
+    ) -> VectorStoreFile:
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await self._file_row(conn, store_id, file_id)
+            await conn.execute(
+                update(t.vector_store_files)
+                .where(t.vector_store_files.c.vector_store_id == store_id, t.vector_store_files.c.id == file_id)
+                .values(attributes=body.attributes or {})
+            )
+            return to_vs_file(await self._file_row(conn, store_id, file_id))
+
+    async def remove_file(self, project_id: str, store_id: str, file_id: str) -> Deleted:
+        """Takes the file out of the store; the File itself is kept."""
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await self._file_row(conn, store_id, file_id)
+            await conn.execute(
+                delete(t.vector_store_files).where(
+                    t.vector_store_files.c.vector_store_id == store_id, t.vector_store_files.c.id == file_id
+                )
+            )
+            await conn.execute(
+                delete(t.chunks).where(t.chunks.c.vector_store_id == store_id, t.chunks.c.file_id == file_id)
+            )
+        return Deleted(id=file_id, object="vector_store.file.deleted")
+
+    # --- batches --------------------------------------------------------------------------------
+
+    async def _to_batch(self, conn: Connection, row: Row[Any]) -> FileBatch:
+        counts = _counts(
+            (
+                await conn.execute(
+                    select(t.vector_store_files.c.status, func.count().label("n"))
+                    .where(t.vector_store_files.c.batch_id == row.id)
+                    .group_by(t.vector_store_files.c.status)
+                )
+            ).all()
+        )
+        if row.cancelled:
+            status = "cancelled"
+        elif counts.in_progress:
+            status = "in_progress"
+        elif counts.total and counts.failed == counts.total:
+            status = "failed"
+        else:
+            status = "completed"
+        return FileBatch(
+            id=row.id, created_at=row.created_at, vector_store_id=row.vector_store_id, status=status, file_counts=counts
+        )
+
+    async def _batch_row(self, conn: Connection, store_id: str, batch_id: str) -> Row[Any]:
+        return await get_row(conn, t.file_batches, "file batch", batch_id, t.file_batches.c.vector_store_id == store_id)
+
+    async def create_batch(self, project_id: str, store_id: str, body: FileBatchCreate) -> FileBatch:
+        default_chunking = static_chunking(body.chunking_strategy)
+        entries: Entries
+        if body.files is not None:
+            entries = [
+                (
+                    f.file_id,
+                    static_chunking(f.chunking_strategy) if f.chunking_strategy else default_chunking,
+                    f.attributes if f.attributes is not None else (body.attributes or {}),
+                )
+                for f in body.files
+            ]
+        else:
+            entries = [(f, default_chunking, body.attributes or {}) for f in body.file_ids or []]
+        entries = list({e[0]: e for e in entries}.values())
+        await self.files.require(project_id, [e[0] for e in entries], "file_ids" if body.files is None else "files")
+        batch = {
+            "id": ids.new_id(ids.FILE_BATCH),
+            "vector_store_id": store_id,
+            "project_id": project_id,
+            "created_at": now(),
+            "cancelled": False,
+        }
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await conn.execute(t.file_batches.insert().values(**batch))
+            await self._attach(conn, project_id, store_id, entries, batch_id=str(batch["id"]))
+            created = await self._to_batch(conn, await self._batch_row(conn, store_id, str(batch["id"])))
+        self.notify()
+        return created
+
+    async def get_batch(self, project_id: str, store_id: str, batch_id: str) -> FileBatch:
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+            return await self._to_batch(conn, await self._batch_row(conn, store_id, batch_id))
+
+    async def cancel_batch(self, project_id: str, store_id: str, batch_id: str) -> FileBatch:
+        """Files of the batch not yet ingested are cancelled; finished ones stay."""
+        async with self.db.write() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await self._batch_row(conn, store_id, batch_id)
+            await conn.execute(update(t.file_batches).where(t.file_batches.c.id == batch_id).values(cancelled=True))
+            await conn.execute(
+                update(t.vector_store_files)
+                .where(t.vector_store_files.c.batch_id == batch_id, t.vector_store_files.c.status == "in_progress")
+                .values(status="cancelled", lease_owner=None, lease_expires_at=None)
+            )
+            return await self._to_batch(conn, await self._batch_row(conn, store_id, batch_id))
+
+    async def list_batch_files(
+        self, project_id: str, store_id: str, batch_id: str, params: ListParams, status: str | None
+    ) -> ListPage[VectorStoreFile]:
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+            await self._batch_row(conn, store_id, batch_id)
+        return await self.list_files(project_id, store_id, params, status, batch_id=batch_id)
