@@ -59,7 +59,7 @@ async def on_sync_connection(engine: AsyncEngine, fn: Callable[[Any], T]) -> T:
 
 
 def schema_diff(sync_conn: Any) -> list[Any]:
-    context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    context = MigrationContext.configure(sync_conn, opts={"compare_type": True, "include_name": migrate.include_name})
     return list(compare_metadata(context, t.metadata))
 
 

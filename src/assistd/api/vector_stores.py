@@ -10,11 +10,13 @@ from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.vector_stores import (
     FileBatch,
     FileBatchCreate,
+    SearchResultsPage,
     VectorStore,
     VectorStoreCreate,
     VectorStoreFile,
     VectorStoreFileCreate,
     VectorStoreFileUpdate,
+    VectorStoreSearch,
     VectorStoreUpdate,
 )
 
@@ -114,6 +116,11 @@ async def list_batch_files(request: Request) -> Response:
     return json_response(page)
 
 
+async def search(request: Request) -> Response:
+    body = await parse_body(request, VectorStoreSearch)
+    return json_response(await services(request).vector_stores.search(project_id(request), _store(request), body))
+
+
 def register(router: Router) -> None:
     tag = "Vector stores"
     root = "/vector_stores"
@@ -182,6 +189,17 @@ def register(router: Router) -> None:
             "List a file batch's files",
             ListPage[VectorStoreFile],
             query=FileListParams,
+            tag=tag,
+        )
+    )
+    add(
+        Endpoint(
+            "POST",
+            one + "/search",
+            search,
+            "Search a vector store",
+            SearchResultsPage,
+            body=VectorStoreSearch,
             tag=tag,
         )
     )

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import TypeEngine
 
@@ -200,6 +201,8 @@ vector_stores = Table(
     Column("expires_after", json_type(), nullable=True),
     Column("last_active_at", BigInteger, nullable=False),
     Column("metadata", json_type(), nullable=False),
+    # Bumped by triggers on `chunks` (migration 0004): search caches a store's vectors until it changes.
+    Column("chunks_version", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "project_id", "id"),
 )
 
@@ -236,7 +239,9 @@ file_batches = Table(
     Index(None, "vector_store_id"),
 )
 
-# The searchable pieces of a file in a store: text and its embedding (float32 bytes).
+# The searchable pieces of a file in a store: text and its embedding (float32 bytes). The keyword
+# index is outside the models (migration 0004, retrieval/search.py): an FTS5 table `chunks_fts` kept
+# by triggers on SQLite, a GIN index on to_tsvector('english', text) on PostgreSQL.
 chunks = Table(
     "chunks",
     metadata,

@@ -150,3 +150,67 @@ class FileBatch(WireModel):
     vector_store_id: str
     status: Literal["in_progress", "completed", "cancelled", "failed"]
     file_counts: FileCounts
+
+
+# --- search (POST /vector_stores/{id}/search) ----------------------------------------------------
+
+FilterValue = str | float | bool
+
+
+class ComparisonFilter(RequestModel):
+    key: str = Field(min_length=1, max_length=64)
+    type: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]
+    value: FilterValue | list[str | float]
+
+    @model_validator(mode="after")
+    def _value_fits_type(self) -> ComparisonFilter:
+        if (self.type in ("in", "nin")) != isinstance(self.value, list):
+            raise PydanticCustomError(
+                "assistd_invalid_value",
+                "Invalid '{param}': 'in' and 'nin' take a list of strings or numbers; other comparisons take "
+                "a string, number or boolean.",
+            )
+        return self
+
+
+class CompoundFilter(RequestModel):
+    type: Literal["and", "or"]
+    filters: list[ComparisonFilter | CompoundFilter] = Field(min_length=1)
+
+
+class RankingOptions(RequestModel):
+    ranker: Literal["none", "auto", "default-2024-11-15"] = "auto"
+    score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class VectorStoreSearch(RequestModel):
+    query: str | list[str] = Field(min_length=1)
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    rewrite_query: bool = False
+    filters: ComparisonFilter | CompoundFilter | None = None
+    ranking_options: RankingOptions | None = None
+
+    @property
+    def queries(self) -> list[str]:
+        return [self.query] if isinstance(self.query, str) else list(self.query)
+
+
+class SearchContent(WireModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class SearchResult(WireModel):
+    file_id: str
+    filename: str
+    score: float
+    attributes: dict[str, str | float | bool] | None
+    content: list[SearchContent]
+
+
+class SearchResultsPage(WireModel):
+    object: Literal["vector_store.search_results.page"] = "vector_store.search_results.page"
+    search_query: list[str]
+    data: list[SearchResult]
+    has_more: bool = False
+    next_page: str | None = None

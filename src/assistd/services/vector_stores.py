@@ -10,20 +10,27 @@ from sqlalchemy import Row, delete, func, select, update
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
-from assistd.errors import InvalidRequest, not_found
+from assistd.errors import InvalidRequest, ServerError, not_found
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.vector_stores import (
     FileBatch,
     FileBatchCreate,
     FileCounts,
+    RankingOptions,
+    SearchContent,
+    SearchResult,
+    SearchResultsPage,
     VectorStore,
     VectorStoreCreate,
     VectorStoreFile,
     VectorStoreFileCreate,
     VectorStoreFileUpdate,
+    VectorStoreSearch,
     VectorStoreUpdate,
     static_chunking,
 )
+from assistd.retrieval.embedding import Embedder
+from assistd.retrieval.search import search
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 
@@ -57,10 +64,17 @@ def to_vs_file(row: Row[Any]) -> VectorStoreFile:
 
 
 class VectorStoreService:
-    def __init__(self, db: Database, files: FileService, notify: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        files: FileService,
+        notify: Callable[[], None],
+        embedder: Embedder | None = None,
+    ) -> None:
         self.db = db
         self.files = files
         self.notify = notify  # wakes the ingestion worker
+        self.embedder = embedder  # loads its model on first use; None when none is installed or configured
 
     # --- stores ---------------------------------------------------------------------------------
 
@@ -384,3 +398,39 @@ class VectorStoreService:
             await self._store_row(conn, project_id, store_id)
             await self._batch_row(conn, store_id, batch_id)
         return await self.list_files(project_id, store_id, params, status, batch_id=batch_id)
+
+    # --- search ---------------------------------------------------------------------------------
+
+    async def search(self, project_id: str, store_id: str, body: VectorStoreSearch) -> SearchResultsPage:
+        """Hybrid search of one store (retrieval/search.py). No rewriting model: the query is echoed."""
+        queries = body.queries
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+        if not any(q.strip() for q in queries):
+            raise InvalidRequest("Invalid 'query': expected a non-empty string.", param="query", code="invalid_value")
+        if self.embedder is None:
+            raise ServerError("No embedding model is installed or configured (docs/file-search.md).")
+        ranking = body.ranking_options or RankingOptions()
+        hits = await search(
+            self.db,
+            self.embedder,
+            [store_id],
+            queries,
+            max_num_results=body.max_num_results,
+            score_threshold=ranking.score_threshold,
+            ranker=ranking.ranker,
+            filters=body.filters.model_dump() if body.filters is not None else None,
+        )
+        return SearchResultsPage(
+            search_query=queries,
+            data=[
+                SearchResult(
+                    file_id=h.file_id,
+                    filename=h.filename,
+                    score=h.score,
+                    attributes=h.attributes,
+                    content=[SearchContent(text=h.text)],
+                )
+                for h in hits
+            ],
+        )

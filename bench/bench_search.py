@@ -1,0 +1,219 @@
+"""Vector-store search latency on SQLite: hybrid (FTS5 bm25 + numpy cosine, RRF) at 10k and 100k chunks.
+
+    python bench/bench_search.py [--sizes 10000,100000] [--queries 200] [--max-num-results 10]
+                                 [--baseline bench/results/OLD.json]
+
+In process, no server: a fresh SQLite file per size, migrated to head, with one vector store of
+`size` chunks spread over size/100 files, inserted straight into the tables (through the
+migration's triggers, so the FTS5 index and the store's chunks_version are maintained as in
+production). Each chunk has ~120 words drawn (Zipf) from a 5,000-word synthetic vocabulary and a
+random L2-normalised 384-d vector. Queries are 3 vocabulary words and a random vector, so the
+embedding model is not measured (MiniLM adds its own ~5-20 ms per query).
+
+Measured per size, `--queries` queries each:
+  cold        the first search (loads the store's matrix into the in-process cache)
+  hybrid      retrieval.search.search(): both sides, fusion, texts and filenames
+  filtered    the same with an attribute filter that keeps half of the files
+  keyword     the keyword side alone (one FTS5 query)
+  vector      the vector side alone (version check + matrix product + top-k)
+
+Results are printed as markdown and written to bench/results/search-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    add_output_args,
+    fmt,
+    heading,
+    load_baseline,
+    loadavg,
+    machine,
+    ratio,
+    result_head,
+    settings,
+    summary,
+    versions,
+    warn_if_loaded,
+    write_result,
+)
+
+from assistd.db import migrate  # noqa: E402
+from assistd.db import tables as t  # noqa: E402
+from assistd.db.database import Database, create_engine  # noqa: E402
+from assistd.retrieval import search as engine  # noqa: E402
+
+DIMS = 384
+VOCAB = 5_000
+WORDS_PER_CHUNK = 120
+CHUNKS_PER_FILE = 100
+STORE = "vs_0000bench000000000000000000"
+PACKAGES = ["numpy", "SQLAlchemy"]
+
+
+class RandomEmbedder:
+    """Random normalised query vectors: the engine, not the model, is under test."""
+
+    model = "random"
+    dimensions = DIMS
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        vectors = self._rng.standard_normal((len(texts), DIMS)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def vocabulary() -> list[str]:
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(VOCAB)]
+
+
+async def populate(db: Database, size: int, words: list[str]) -> float:
+    started = time.perf_counter()
+    rng = np.random.default_rng(size)
+    weights = 1 / np.arange(1, VOCAB + 1)
+    weights /= weights.sum()
+    files = max(1, size // CHUNKS_PER_FILE)
+    async with db.write() as conn:
+        await conn.execute(t.vector_stores.insert().values(
+            id=STORE, project_id="proj_bench", created_at=0, name="bench", description=None,
+            expires_after=None, last_active_at=0, metadata={},
+        ))
+        await conn.execute(t.files.insert(), [
+            {"id": f"file-{i:08d}", "project_id": "proj_bench", "created_at": 0, "filename": f"doc-{i}.txt",
+             "purpose": "assistants", "bytes": 1, "status": "processed", "expires_at": None, "blob_key": "x"}
+            for i in range(files)
+        ])
+        await conn.execute(t.vector_store_files.insert(), [
+            {"vector_store_id": STORE, "id": f"file-{i:08d}", "project_id": "proj_bench", "batch_id": None,
+             "created_at": 0, "status": "completed", "last_error": None, "chunking_strategy": {},
+             "attributes": {"half": i % 2}, "usage_bytes": 0, "lease_owner": None, "lease_expires_at": None}
+            for i in range(files)
+        ])
+    batch = 5_000
+    for start in range(0, size, batch):
+        n = min(batch, size - start)
+        vectors = rng.standard_normal((n, DIMS)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        picks = rng.choice(VOCAB, size=(n, WORDS_PER_CHUNK), p=weights)
+        rows = [
+            {"vector_store_id": STORE, "file_id": f"file-{(start + j) // CHUNKS_PER_FILE:08d}",
+             "seq": (start + j) % CHUNKS_PER_FILE, "text": " ".join(words[w] for w in picks[j]),
+             "tokens": WORDS_PER_CHUNK, "embedding": vectors[j].astype("<f4").tobytes()}
+            for j in range(n)
+        ]
+        async with db.write() as conn:
+            await conn.execute(t.chunks.insert(), rows)
+    return time.perf_counter() - started
+
+
+async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        migration = create_engine(url, pool_size=1)
+        await migrate.upgrade(migration)
+        await migration.dispose()
+        db = Database(url)
+        try:
+            insert_s = await populate(db, size, words)
+            embedder = RandomEmbedder(1)
+            rng = random.Random(size)
+            texts = [" ".join(rng.choice(words[:2000]) for _ in range(3)) for _ in range(queries)]
+            started = time.perf_counter()
+            await engine.search(db, embedder, [STORE], [texts[0]], max_num_results=k)
+            cold_ms = (time.perf_counter() - started) * 1000
+            timings: dict[str, list[float]] = {"hybrid": [], "filtered": [], "keyword": [], "vector": []}
+            half = {"key": "half", "type": "eq", "value": 1}
+            allowed = {(STORE, f"file-{i:08d}"): None for i in range(1, size // CHUNKS_PER_FILE, 2)}
+            results = []
+            for text in texts:
+                started = time.perf_counter()
+                hits = await engine.search(db, embedder, [STORE], [text], max_num_results=k)
+                timings["hybrid"].append((time.perf_counter() - started) * 1000)
+                results.append(len(hits))
+                started = time.perf_counter()
+                await engine.search(db, embedder, [STORE], [text], max_num_results=k, filters=half)
+                timings["filtered"].append((time.perf_counter() - started) * 1000)
+                vector = (await embedder.embed([text]))[0]
+                async with db.read() as conn:
+                    started = time.perf_counter()
+                    await engine._keyword(conn, "sqlite", [STORE], text, k * engine.CANDIDATE_MULTIPLIER, None)
+                    timings["keyword"].append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    await engine._vector(conn, db, [STORE], vector, k * engine.CANDIDATE_MULTIPLIER, None)
+                    timings["vector"].append((time.perf_counter() - started) * 1000)
+            del allowed
+            return {
+                "chunks": size,
+                "insert_s": round(insert_s, 1),
+                "cold_ms": round(cold_ms, 1),
+                "mean_results": sum(results) / len(results),
+                **{name: summary(values) for name, values in timings.items()},
+            }
+        finally:
+            await db.dispose()
+
+
+def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    lines = [heading("vector-store search, SQLite", result), ""]
+    lines.append("| chunks | insert s | cold ms | hybrid p50 | hybrid p99 | filtered p50 | filtered p99 "
+                 "| keyword p50 | vector p50 | vs baseline (hybrid p50) |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    old = {row["chunks"]: row for row in (baseline or {}).get("sizes", [])}
+    for row in result["sizes"]:
+        before = old.get(row["chunks"], {}).get("hybrid", {}).get("p50")
+        lines.append(
+            f"| {row['chunks']:,} | {fmt(row['insert_s'], 1)} | {fmt(row['cold_ms'], 0)} "
+            f"| {fmt(row['hybrid']['p50'])} | {fmt(row['hybrid']['p99'])} "
+            f"| {fmt(row['filtered']['p50'])} | {fmt(row['filtered']['p99'])} "
+            f"| {fmt(row['keyword']['p50'])} | {fmt(row['vector']['p50'])} | {ratio(row['hybrid']['p50'], before)} |"
+        )
+    lines.append("")
+    lines.append(f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
+                 f"{result['settings']['max_num_results']}; query embedding not included.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--max-num-results", type=int, default=10)
+    add_output_args(parser, "search")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    load_before = loadavg()
+    warn_if_loaded("bench_search", load_before)
+    started = time.time()
+    words = vocabulary()
+    rows = [asyncio.run(measure(size, args.queries, args.max_num_results, words)) for size in sizes]
+    result = {
+        **result_head("search", started, machine(load_before), versions(PACKAGES)),
+        "settings": settings(args),
+        "sizes": rows,
+    }
+    print(report(result, load_baseline(args.baseline)))
+    output = write_result(result, args.output, started)
+    print(f"\nwritten to {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

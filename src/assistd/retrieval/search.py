@@ -1,0 +1,331 @@
+"""Hybrid search over vector stores: keyword (BM25) and vector (cosine) lists fused with RRF.
+
+`search()` is the engine for the search endpoint and the file_search tool. Per query it takes
+`CANDIDATE_MULTIPLIER × max_num_results` candidates from each side:
+
+- keyword: SQLite FTS5 `bm25` over `chunks_fts` (an external-content table kept by triggers,
+  migration 0004), the query's words quoted and ORed; PostgreSQL `ts_rank_cd` over
+  `to_tsvector('english', text)` with a GIN index and the words ORed in a `to_tsquery`;
+- vector: a dot product with the stored L2-normalised embeddings, in numpy. A store's matrix is
+  loaded once and cached in process until `vector_stores.chunks_version` (bumped by triggers
+  whenever its chunks change) moves on, so every replica sees other replicas' writes.
+
+The lists (two per query) are fused with reciprocal-rank fusion, `Σ w / (k + rank)` with k=60,
+and divided by `Σ w / (k + 1)` so that a chunk ranked first everywhere scores 1.0 and
+`score_threshold` (0..1) means something. Only chunks of files whose status is `completed`
+and whose attributes pass `filters` are returned.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import BindParameter, and_, bindparam, or_, select, text
+
+from assistd.db import tables as t
+from assistd.db.database import Connection, Database
+from assistd.retrieval.embedding import Embedder
+from assistd.retrieval.filters import matches
+
+RRF_K = 60
+CANDIDATE_MULTIPLIER = 5
+MAX_QUERY_TERMS = 64
+# In-process budget for cached store matrices (float32 bytes), least recently used out first.
+CACHE_BYTES = 1 << 30
+RANKERS = ("none", "auto", "default-2024-11-15", "default_2024_08_21")
+
+Key = tuple[str, str, int]  # (vector store id, file id, chunk seq)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    vector_store_id: str
+    file_id: str
+    filename: str
+    score: float  # 0..1
+    text: str
+    attributes: dict[str, Any]
+
+
+def rrf_fuse(
+    rankings: Sequence[Sequence[Key]], weights: Sequence[float] | None = None, k: int = RRF_K
+) -> dict[Key, float]:
+    """Reciprocal-rank fusion normalised to 0..1: first in every list is 1.0, absent everywhere 0."""
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    total = sum(weights)
+    if not rankings or total <= 0:
+        return {}
+    fused: dict[Key, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
+    top = total / (k + 1)
+    return {key: min(score / top, 1.0) for key, score in fused.items()}
+
+
+def query_terms(query: str) -> list[str]:
+    """Lower-cased words (letters and digits only), deduplicated: safe inside FTS5 and to_tsquery."""
+    return list(dict.fromkeys(re.findall(r"[^\W_]+", query.lower())))[:MAX_QUERY_TERMS]
+
+
+async def search(
+    db: Database,
+    embedder: Embedder,
+    store_ids: list[str],
+    queries: list[str],
+    *,
+    max_num_results: int,
+    score_threshold: float = 0.0,
+    ranker: str = "auto",
+    filters: Mapping[str, Any] | None = None,
+) -> list[SearchHit]:
+    """The best chunks of `store_ids` for `queries`, scores 0..1 descending, at most `max_num_results`.
+
+    `ranker` is accepted for the API's sake: every ranker is the same fusion (there is no
+    cross-encoder offline), so `none` costs nothing extra either.
+    """
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}")
+    queries = [q for q in queries if q.strip()]
+    store_ids = list(dict.fromkeys(store_ids))
+    if not queries or not store_ids or max_num_results < 1:
+        return []
+    async with db.read() as conn:
+        files = await _files(conn, store_ids)
+    allowed = {
+        key: attrs for key, (status, attrs) in files.items() if status == "completed" and matches(filters, attrs)
+    }
+    if not allowed:
+        return []
+    # Files that have chunks but must not show (filtered out, or being re-ingested): push the
+    # allowed set into the queries so the candidates are not used up by them.
+    restrict = sorted({f for _, f in allowed}) if len(allowed) < len(files) else None
+    limit = max_num_results * CANDIDATE_MULTIPLIER
+    vectors = await embedder.embed(queries)
+    rankings: list[list[Key]] = []
+    async with db.read() as conn:
+        for i, query in enumerate(queries):
+            keyword = await _keyword(conn, db.dialect, store_ids, query, limit, restrict)
+            rankings.append([key for key in keyword if key[:2] in allowed])
+            semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
+            rankings.append([key for key in semantic if key[:2] in allowed])
+        fused = rrf_fuse(rankings)
+        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        best = [(key, score) for key, score in best if score >= score_threshold][:max_num_results]
+        if not best:
+            return []
+        texts = await _texts(conn, [key for key, _ in best])
+        names = await _filenames(conn, {key[1] for key, _ in best})
+    return [
+        SearchHit(
+            vector_store_id=key[0],
+            file_id=key[1],
+            filename=names.get(key[1], ""),
+            score=score,
+            text=texts[key],
+            attributes=dict(allowed[key[:2]]),
+        )
+        for key, score in best
+        if key in texts
+    ]
+
+
+async def _files(conn: Connection, store_ids: list[str]) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    c = t.vector_store_files.c
+    rows = await conn.execute(
+        select(c.vector_store_id, c.id, c.status, c.attributes).where(c.vector_store_id.in_(store_ids))
+    )
+    return {(r.vector_store_id, r.id): (r.status, r.attributes or {}) for r in rows}
+
+
+# --- keyword -------------------------------------------------------------------------------------
+
+
+def fts5_match(query: str, store_ids: Iterable[str]) -> str | None:
+    terms = query_terms(query)
+    if not terms:
+        return None
+    words = " OR ".join(f'"{w}"' for w in terms)
+    stores = " OR ".join('"' + s.replace('"', '""') + '"' for s in store_ids)
+    return f"text : ({words}) AND vector_store_id : ({stores})"
+
+
+async def _keyword(
+    conn: Connection, dialect: str, store_ids: list[str], query: str, limit: int, restrict: list[str] | None
+) -> list[Key]:
+    if dialect == "sqlite":
+        match = fts5_match(query, store_ids)
+        if match is None:
+            return []
+        params: dict[str, Any] = {"match": match, "limit": limit}
+        if restrict is None:
+            # The inner query alone lets FTS5 keep only the top `limit` by rank.
+            statement = text(
+                "SELECT c.vector_store_id, c.file_id, c.seq FROM "
+                "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
+                "ORDER BY rank LIMIT :limit) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
+            )
+        else:
+            statement = text(
+                "SELECT c.vector_store_id, c.file_id, c.seq FROM chunks_fts AS f "
+                "JOIN chunks AS c ON c.rowid = f.rowid WHERE chunks_fts MATCH :match "
+                "AND c.file_id IN :files ORDER BY f.rank LIMIT :limit"
+            ).bindparams(bindparam("files", expanding=True))
+            params["files"] = restrict
+    else:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        params = {"tsq": " | ".join(terms), "stores": store_ids, "limit": limit}
+        where = "c.vector_store_id IN :stores AND to_tsvector('english', c.text) @@ q"
+        expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
+        if restrict is not None:
+            where += " AND c.file_id IN :files"
+            expanding.append(bindparam("files", expanding=True))
+            params["files"] = restrict
+        statement = text(
+            "SELECT c.vector_store_id, c.file_id, c.seq FROM chunks AS c, to_tsquery('english', :tsq) AS q "
+            f"WHERE {where} ORDER BY ts_rank_cd(to_tsvector('english', c.text), q) DESC, "
+            "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
+        ).bindparams(*expanding)
+    rows: list[Any] = list(await conn.execute(statement, params))
+    found: list[Key] = [(str(r.vector_store_id), str(r.file_id), int(r.seq)) for r in rows]
+    return [key for key in found if key[0] in store_ids]
+
+
+# --- vector --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Matrix:
+    version: int
+    file_ids: list[str]  # distinct file ids; `codes` index into it
+    codes: npt.NDArray[np.int32]
+    seqs: npt.NDArray[np.int32]
+    vectors: npt.NDArray[np.float32]  # (n, dimensions), rows L2-normalised
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes + self.codes.nbytes + self.seqs.nbytes)
+
+
+class MatrixCache:
+    """Store matrices by (store id, dimensions), LRU within a byte budget."""
+
+    def __init__(self, budget: int = CACHE_BYTES) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple[str, int], _Matrix] = OrderedDict()
+
+    def get(self, store_id: str, dims: int, version: int) -> _Matrix | None:
+        item = self._items.get((store_id, dims))
+        if item is None or item.version != version:
+            return None
+        self._items.move_to_end((store_id, dims))
+        return item
+
+    def put(self, store_id: str, dims: int, item: _Matrix) -> None:
+        self._items[(store_id, dims)] = item
+        self._items.move_to_end((store_id, dims))
+        while sum(m.nbytes for m in self._items.values()) > self.budget and len(self._items) > 1:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_caches: weakref.WeakKeyDictionary[Database, MatrixCache] = weakref.WeakKeyDictionary()
+
+
+def matrix_cache(db: Database) -> MatrixCache:
+    cache = _caches.get(db)
+    if cache is None:
+        cache = _caches[db] = MatrixCache()
+    return cache
+
+
+async def _versions(conn: Connection, store_ids: list[str]) -> dict[str, int]:
+    c = t.vector_stores.c
+    rows = await conn.execute(select(c.id, c.chunks_version).where(c.id.in_(store_ids)))
+    return {r.id: int(r.chunks_version) for r in rows}
+
+
+async def _load(conn: Connection, store_id: str, dims: int, version: int) -> _Matrix:
+    c = t.chunks.c
+    rows = (
+        await conn.execute(
+            select(c.file_id, c.seq, c.embedding).where(c.vector_store_id == store_id).order_by(c.file_id, c.seq)
+        )
+    ).all()
+    width = dims * 4
+    rows = [r for r in rows if len(r.embedding) == width]  # vectors of another model are not comparable
+    file_ids: list[str] = []
+    index: dict[str, int] = {}
+    codes = np.empty(len(rows), dtype=np.int32)
+    for i, r in enumerate(rows):
+        code = index.get(r.file_id)
+        if code is None:
+            code = index[r.file_id] = len(file_ids)
+            file_ids.append(r.file_id)
+        codes[i] = code
+    seqs = np.fromiter((r.seq for r in rows), dtype=np.int32, count=len(rows))
+    vectors = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dims)
+    return _Matrix(version, file_ids, codes, seqs, vectors.astype(np.float32, copy=False))
+
+
+async def _vector(
+    conn: Connection,
+    db: Database,
+    store_ids: list[str],
+    query: npt.NDArray[np.float32],
+    limit: int,
+    allowed: Mapping[tuple[str, str], object] | None,
+) -> list[Key]:
+    cache = matrix_cache(db)
+    dims = int(query.shape[0])
+    # The version is read before the rows: a matrix is never newer-labelled than its contents.
+    versions = await _versions(conn, store_ids)
+    scored: list[tuple[float, Key]] = []
+    for store_id in store_ids:
+        if store_id not in versions:
+            continue
+        matrix = cache.get(store_id, dims, versions[store_id])
+        if matrix is None:
+            matrix = await _load(conn, store_id, dims, versions[store_id])
+            cache.put(store_id, dims, matrix)
+        if not len(matrix.seqs):
+            continue
+        sims = matrix.vectors @ query
+        if allowed is not None:
+            names = matrix.file_ids
+            ok = np.fromiter(((store_id, f) in allowed for f in names), dtype=bool, count=len(names))
+            sims = np.where(ok[matrix.codes], sims, -np.inf)
+        n = min(limit, len(sims))
+        top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
+        for i in top:
+            if np.isfinite(sims[i]):
+                scored.append((float(sims[i]), (store_id, matrix.file_ids[matrix.codes[i]], int(matrix.seqs[i]))))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [key for _, key in scored[:limit]]
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+async def _texts(conn: Connection, keys: list[Key]) -> dict[Key, str]:
+    c = t.chunks.c
+    # ORed primary-key lookups: SQLite plans a row-value IN list as a scan of the table.
+    match = or_(*(and_(c.vector_store_id == s, c.file_id == f, c.seq == q) for s, f, q in keys))
+    rows = await conn.execute(select(c.vector_store_id, c.file_id, c.seq, c.text).where(match))
+    return {(r.vector_store_id, r.file_id, int(r.seq)): r.text for r in rows}
+
+
+async def _filenames(conn: Connection, file_ids: set[str]) -> dict[str, str]:
+    rows = await conn.execute(select(t.files.c.id, t.files.c.filename).where(t.files.c.id.in_(sorted(file_ids))))
+    return {r.id: r.filename for r in rows}
