@@ -29,8 +29,12 @@ from assistd.providers.local import LocalProvider, bundled_model_path, local_run
 from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
+from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+from assistd.retrieval.pipeline import IngestionPipeline
+from assistd.retrieval.search import SearchHit, search
 from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
+from assistd.runs.file_search import Retriever
 from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.worker import Worker
 from assistd.services.assistants import AssistantService
@@ -59,6 +63,7 @@ class Services:
     runs: RunService
     vector_stores: VectorStoreService
     ingestion: IngestionWorker
+    embedder: Embedder | None
 
 
 def build_router() -> Router:
@@ -80,22 +85,24 @@ async def open_services(settings: Settings) -> Services:
     keys = KeyStore(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
-    assistants = AssistantService(db, files)
-    threads = ThreadService(db, files)
     models = model_router(settings)
     signals = RunSignals()
-    executor = Executor(db, models, blobs, signals, settings.lease_seconds)
+    embedder = make_embedder(settings)
+    executor = Executor(db, models, blobs, signals, settings.lease_seconds, retriever=_retriever(db, embedder))
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
-    runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
     ingestion = IngestionWorker(
         db,
         blobs,
-        _pipeline_factory(settings),
+        _pipeline_factory(embedder, settings),
         owner=worker.owner,
         concurrency=settings.ingestion_concurrency,
         poll_seconds=settings.worker_poll_seconds,
         max_bytes=settings.max_upload_bytes,
     )
+    vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
+    assistants = AssistantService(db, files, vector_stores)
+    threads = ThreadService(db, files, vector_stores)
+    runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
     return Services(
         settings=settings,
         db=db,
@@ -107,39 +114,45 @@ async def open_services(settings: Settings) -> Services:
         models=models,
         worker=worker,
         runs=runs,
-        vector_stores=VectorStoreService(db, files, notify=ingestion.notify),
+        vector_stores=vector_stores,
         ingestion=ingestion,
+        embedder=embedder,
     )
 
 
-def _pipeline_factory(settings: Settings) -> Callable[[], Awaitable[Pipeline]]:
-    """The ingestion pipeline, built on first use (the embedding model loads only when files arrive)."""
-    built: list[Pipeline] = []
+def make_embedder(settings: Settings) -> Embedder | None:
+    """The embedding model for vector stores (it loads on first use): an upstream, or the bundled MiniLM."""
+    if settings.embeddings_base_url:
+        key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+        return UpstreamEmbedder(
+            settings.embeddings_model,
+            settings.embeddings_dimensions,
+            base_url=settings.embeddings_base_url,
+            api_key=key,
+        )
+    if MiniLMEmbedder.available():
+        return MiniLMEmbedder()
+    return None
 
+
+def _pipeline_factory(embedder: Embedder | None, settings: Settings) -> Callable[[], Awaitable[Pipeline]]:
     async def get() -> Pipeline:
-        if not built:
-            from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
-            from assistd.retrieval.pipeline import IngestionPipeline
-
-            embedder: Embedder
-            if settings.embeddings_base_url:
-                key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
-                embedder = UpstreamEmbedder(
-                    settings.embeddings_model,
-                    settings.embeddings_dimensions,
-                    base_url=settings.embeddings_base_url,
-                    api_key=key,
-                )
-            elif MiniLMEmbedder.available():
-                embedder = MiniLMEmbedder()
-            else:
-                raise IngestError(
-                    "server_error", "No embedding model is installed or configured (docs/file-search.md)."
-                )
-            built.append(IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes))
-        return built[0]
+        if embedder is None:
+            raise IngestError("server_error", "No embedding model is installed or configured (docs/file-search.md).")
+        return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes)
 
     return get
+
+
+def _retriever(db: Database, embedder: Embedder | None) -> Retriever:
+    """What the file_search tool searches with: hybrid search over the run's stores."""
+
+    async def retrieve(store_ids: list[str], queries: list[str], max_results: int, threshold: float) -> list[SearchHit]:
+        if embedder is None:
+            return []
+        return await search(db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold)
+
+    return retrieve
 
 
 def model_router(settings: Settings) -> ModelRouter:

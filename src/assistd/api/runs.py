@@ -104,15 +104,20 @@ async def submit_tool_outputs(request: Request) -> Response:
 
 async def list_steps(request: Request) -> Response:
     thread_id, run_id = _ids(request)
-    _include(request)
+    content = bool(_include(request))  # the only value include[] takes: file_search result content
     params = parse_query(request, StepListParams)
-    return json_response(await services(request).runs.list_steps(project_id(request), thread_id, run_id, params))
+    page = await services(request).runs.list_steps(
+        project_id(request), thread_id, run_id, params, include_content=content
+    )
+    return json_response(page)
 
 
 async def retrieve_step(request: Request) -> Response:
     thread_id, run_id = _ids(request)
-    _include(request)
-    step = await services(request).runs.get_step(project_id(request), thread_id, run_id, path_param(request, "step_id"))
+    content = bool(_include(request))
+    step = await services(request).runs.get_step(
+        project_id(request), thread_id, run_id, path_param(request, "step_id"), include_content=content
+    )
     return json_response(step)
 
 

@@ -27,7 +27,8 @@ from assistd.protocol.messages import Message
 from assistd.protocol.runs import RunStep
 from assistd.providers.base import Chunk, ProviderError, Usage
 from assistd.providers.routing import ModelRouter, Resolved
-from assistd.runs import store, tokens
+from assistd.runs import file_search, store, tokens
+from assistd.runs.citations import CitationStream
 from assistd.runs.control import RunSignals
 from assistd.runs.events import EventSink
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
@@ -38,6 +39,7 @@ log = logging.getLogger("assistd.runs")
 
 MAX_MODEL_CALLS = 16
 MAX_INLINE_IMAGE = 20 * 1024 * 1024
+INGESTION_WAIT_SECONDS = 60.0
 
 
 class _Stop(Exception):
@@ -56,6 +58,18 @@ class _Call:
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # provider index → call
     finish_reason: str | None = None
     usage: Usage | None = None
+    citations: CitationStream = field(default_factory=lambda: CitationStream(lambda c, r: None))
+
+    def content(self) -> list[dict[str, Any]]:
+        """The message's content so far: the text and the citations found in it."""
+        text = {"value": "".join(self.text), "annotations": list(self.citations.annotations)}
+        return [{"type": "text", "text": text}]
+
+
+def _arguments(tool_call: dict[str, Any]) -> str:
+    if tool_call["type"] == "function":
+        return str(tool_call["function"]["arguments"])
+    return str(tool_call.get("_arguments", ""))
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
@@ -68,8 +82,15 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
 
 class Executor:
     def __init__(
-        self, db: Database, router: ModelRouter, blobs: BlobStore, signals: RunSignals, lease_seconds: float
+        self,
+        db: Database,
+        router: ModelRouter,
+        blobs: BlobStore,
+        signals: RunSignals,
+        lease_seconds: float,
+        retriever: file_search.Retriever | None = None,
     ) -> None:
+        self.retriever = retriever
         self.db = db
         self.router = router
         self.blobs = blobs
@@ -149,12 +170,13 @@ class Executor:
                         completion_tokens_used=totals["completion_tokens"],
                         load_image=self._image_url,
                     )
+                    searches = file_search.calls_in_order(await store.run_steps(conn, run_id))
             except PromptTooLarge:
                 await self._finish(
                     run_id, sink, "incomplete", totals, incomplete_details={"reason": "max_prompt_tokens"}
                 )
                 return
-            call = _Call()
+            call = _Call(citations=CitationStream(file_search.resolver(searches)))
             try:
                 await self._call_model(run, resolved, prompt, call, sink, cancel)
             except _Stop as stop:
@@ -166,11 +188,17 @@ class Executor:
             usage = call.usage or Usage(
                 prompt.tokens,
                 tokens.count_text("".join(call.text))
-                + sum(tokens.count_text(c["function"]["arguments"]) for c in call.tool_calls.values()),
+                + sum(tokens.count_text(_arguments(c)) for c in call.tool_calls.values()),
             )
             for key, value in _usage_dict(usage).items():
                 totals[key] += value
             if call.tool_calls:
+                if any(c["type"] == file_search.NAME for c in call.tool_calls.values()):
+                    if not await self._search(run, call, totals, sink, cancel):
+                        return
+                    if all(c["type"] == file_search.NAME for c in call.tool_calls.values()):
+                        await self._complete_tool_step(run, call, usage, sink)
+                        continue  # the model answers with the results in view
                 await self._require_action(run, call, usage, totals, sink)
                 return
             hit_limit = call.finish_reason == "length" and run.max_completion_tokens is not None
@@ -199,23 +227,33 @@ class Executor:
                     call.finish_reason = chunk.finish_reason
                 if chunk.usage:
                     call.usage = chunk.usage
+            await self._emit_text(run, call, call.citations.flush(), sink)
         finally:
             closer = getattr(stream, "aclose", None)
             if closer is not None:
                 await closer()
 
     async def _on_text(self, run: Any, call: _Call, text: str, sink: EventSink) -> None:
-        first = call.message_id is None
-        if first:
-            await self._open_message(run, call, sink)
-        call.text.append(text)
-        part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": text}}
-        if first:
-            part["text"]["annotations"] = []
-        await sink.emit(
-            "thread.message.delta",
-            {"id": call.message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
-        )
+        await self._emit_text(run, call, call.citations.feed(text), sink)
+
+    async def _emit_text(
+        self, run: Any, call: _Call, pieces: list[tuple[str, dict[str, Any] | None]], sink: EventSink
+    ) -> None:
+        """Text fragments as deltas; a citation marker goes whole, with its annotation, in one delta."""
+        for fragment, note in pieces:
+            first = call.message_id is None
+            if first:
+                await self._open_message(run, call, sink)
+            call.text.append(fragment)
+            part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": fragment}}
+            if first:
+                part["text"]["annotations"] = []
+            if note is not None:
+                part["text"]["annotations"] = [{"index": len(call.citations.annotations) - 1, **note}]
+            await sink.emit(
+                "thread.message.delta",
+                {"id": call.message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
+            )
 
     async def _open_message(self, run: Any, call: _Call, sink: EventSink) -> None:
         at = int(time.time())
@@ -259,7 +297,26 @@ class Executor:
             await sink.emit("thread.run.step.created", step_obj)
             await sink.emit("thread.run.step.in_progress", step_obj)
         slot = call.tool_calls.get(index)
-        if slot is None:
+        if slot is None and name == file_search.NAME:
+            # The built-in tool: typed file_search for clients; the queries stay private to the step.
+            _, ranking = file_search.settings_of(run.tools)
+            slot = {
+                "id": ids.new_id(ids.CALL),
+                "type": file_search.NAME,
+                file_search.NAME: {"ranking_options": ranking, "results": []},
+                "_arguments": args,
+            }
+            call.tool_calls[index] = slot
+            delta: dict[str, Any] = {
+                "index": len(call.tool_calls) - 1,
+                "id": slot["id"],
+                "type": file_search.NAME,
+                file_search.NAME: {"ranking_options": ranking, "results": []},
+            }
+        elif slot is not None and slot["type"] == file_search.NAME:
+            slot["_arguments"] += args
+            return
+        elif slot is None:
             # Our own ids: upstream ids vary by backend and are never shown to clients.
             slot = {
                 "id": ids.new_id(ids.CALL),
@@ -268,7 +325,7 @@ class Executor:
             }
             call.tool_calls[index] = slot
             slot["function"]["arguments"] += args
-            delta: dict[str, Any] = {
+            delta = {
                 "index": len(call.tool_calls) - 1,
                 "id": slot["id"],
                 "type": "function",
@@ -324,7 +381,7 @@ class Executor:
 
     async def _save_partial(self, conn: Connection, call: _Call | None) -> None:
         if call is not None and call.message_id is not None and call.text:
-            content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+            content = call.content()
             await conn.execute(update(t.messages).where(t.messages.c.id == call.message_id).values(content=content))
 
     async def _complete_message(
@@ -333,7 +390,7 @@ class Executor:
         at = int(time.time())
         if call.message_id is None:  # the model said nothing: still answer with an (empty) message
             await self._open_message(run, call, sink)
-        content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+        content = call.content()
         message_values: dict[str, Any] = {"content": content}
         if incomplete:
             message_values |= {
@@ -361,11 +418,94 @@ class Executor:
         else:
             await self._finish(run.id, sink, "completed", totals)
 
+    async def _search(
+        self, run: Any, call: _Call, totals: dict[str, int], sink: EventSink, cancel: asyncio.Event
+    ) -> bool:
+        """Run the model's file_search calls; False when the run had to end instead."""
+        max_results, ranking = file_search.settings_of(run.tools)
+        store_ids, thread_stores = await self._run_stores(run)
+        await self._await_ingestion(thread_stores, cancel)
+        for slot in call.tool_calls.values():
+            if slot["type"] != file_search.NAME:
+                continue
+            try:
+                queries = orjson.loads(slot["_arguments"] or "{}").get("queries")
+            except (orjson.JSONDecodeError, AttributeError):
+                queries = None
+            if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+                await self.fail(
+                    run.id, sink, "server_error", "The model produced invalid arguments for file_search.", call, totals
+                )
+                return False
+            hits = []
+            if self.retriever is not None and store_ids and queries:
+                hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
+            slot[file_search.NAME]["results"] = file_search.result_entries(hits)
+            slot["_queries"] = queries
+        return True
+
+    async def _run_stores(self, run: Any) -> tuple[list[str], list[str]]:
+        """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
+        async with self.db.read() as conn:
+            assistant = (
+                await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == run.assistant_id))
+            ).scalar()
+            thread = (
+                await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == run.thread_id))
+            ).scalar()
+
+        def ids_of(resources: Any) -> list[str]:
+            return list(((resources or {}).get(file_search.NAME) or {}).get("vector_store_ids") or [])
+
+        thread_ids = ids_of(thread)
+        return list(dict.fromkeys(ids_of(assistant) + thread_ids)), thread_ids
+
+    async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
+        """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
+        if not store_ids:
+            return
+        deadline = time.monotonic() + INGESTION_WAIT_SECONDS
+        while time.monotonic() < deadline and not cancel.is_set():
+            async with self.db.read() as conn:
+                pending = (
+                    await conn.execute(
+                        select(t.vector_store_files.c.id)
+                        .where(
+                            t.vector_store_files.c.vector_store_id.in_(store_ids),
+                            t.vector_store_files.c.status == "in_progress",
+                        )
+                        .limit(1)
+                    )
+                ).first()
+            if pending is None:
+                return
+            await asyncio.sleep(0.25)
+
+    async def _complete_tool_step(self, run: Any, call: _Call, usage: Usage, sink: EventSink) -> None:
+        at = int(time.time())
+        if call.message_id is not None:
+            await self._close_text_before_tools(run, call, sink)
+        calls = [call.tool_calls[i] for i in call.tool_calls]
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(t.run_steps)
+                .where(t.run_steps.c.id == call.tool_step_id)
+                .values(
+                    status="completed",
+                    completed_at=at,
+                    usage=_usage_dict(usage),
+                    step_details={"type": "tool_calls", "tool_calls": calls},
+                )
+            )
+            step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.tool_step_id))).one()
+        await sink.emit("thread.run.step.completed", store.to_step(step))
+
     async def _require_action(
         self, run: Any, call: _Call, usage: Usage, totals: dict[str, int], sink: EventSink
     ) -> None:
         offered = {tool["function"]["name"] for tool in run.tools if tool["type"] == "function"}
-        calls = [call.tool_calls[i] for i in call.tool_calls]
+        everything = [call.tool_calls[i] for i in call.tool_calls]
+        calls = [c for c in everything if c["type"] == "function"]  # the ones the client must answer
         for tool_call in calls:
             fn = tool_call["function"]
             if fn["name"] not in offered:
@@ -409,7 +549,7 @@ class Executor:
             await conn.execute(
                 update(t.run_steps)
                 .where(t.run_steps.c.id == call.tool_step_id)
-                .values(step_details={"type": "tool_calls", "tool_calls": calls}, usage=_usage_dict(usage))
+                .values(step_details={"type": "tool_calls", "tool_calls": everything}, usage=_usage_dict(usage))
             )
             moved = await store.transition(
                 conn, run.id, ["in_progress"], "requires_action", required_action=required, usage=totals
@@ -423,7 +563,7 @@ class Executor:
 
     async def _close_text_before_tools(self, run: Any, call: _Call, sink: EventSink) -> None:
         at = int(time.time())
-        content = [{"type": "text", "text": {"value": "".join(call.text), "annotations": []}}]
+        content = call.content()
         async with self.db.write() as conn:
             await conn.execute(
                 update(t.messages)

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, select
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
 from assistd.providers.base import ChatRequest
-from assistd.runs import tokens
+from assistd.runs import file_search, tokens
 
 HISTORY_PAGE = 200
 COMPLETION_RESERVE = 1024
@@ -35,8 +36,18 @@ class Prompt:
 
 
 def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's function tools as chat-completions tools (built-in tools are added by their steps)."""
-    return [{"type": "function", "function": tool["function"]} for tool in tools if tool["type"] == "function"]
+    """The run's tools as chat-completions tools: functions as given, file_search as a function of ours."""
+    offered = [{"type": "function", "function": tool["function"]} for tool in tools if tool["type"] == "function"]
+    if any(tool["type"] == file_search.NAME for tool in tools):
+        offered.append(file_search.FUNCTION)
+    return offered
+
+
+def chat_tool_choice(choice: Any) -> Any:
+    """`{"type": "file_search"}` names our file_search function; the rest passes through."""
+    if isinstance(choice, dict) and choice.get("type") == file_search.NAME:
+        return {"type": "function", "function": {"name": file_search.NAME}}
+    return choice
 
 
 async def _chat_content(content: list[dict[str, Any]], load_image: ImageLoader) -> str | list[dict[str, Any]]:
@@ -76,30 +87,39 @@ async def _run_items(conn: Connection, run_id: str) -> list[dict[str, Any]]:
         ).all()
         texts = {r.id: "\n".join(p["text"]["value"] for p in r.content if p["type"] == "text") for r in rows}
     items: list[dict[str, Any]] = []
+    searches = 0  # the n-th file_search call of the run: the first number of its citation markers
     for step in steps:
         if step.type == "message_creation":
             text = texts.get(step.step_details["message_creation"]["message_id"], "")
             if text:
                 items.append({"role": "assistant", "content": text})
             continue
-        calls = [c for c in step.step_details["tool_calls"] if c["type"] == "function"]
-        if not calls or any(c["function"].get("output") is None for c in calls):
+        calls = step.step_details["tool_calls"]
+        if any(c["type"] == "function" and c["function"].get("output") is None for c in calls):
+            searches += sum(1 for c in calls if c["type"] == file_search.NAME)
             continue  # outputs not submitted yet: nothing to show the model
-        items.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
+        shown, outputs = [], []
+        for c in calls:
+            if c["type"] == "function":
+                shown.append(
                     {
                         "id": c["id"],
                         "type": "function",
                         "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
                     }
-                    for c in calls
-                ],
-            }
-        )
-        items.extend({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]} for c in calls)
+                )
+                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]})
+            elif c["type"] == file_search.NAME:
+                arguments = orjson.dumps({"queries": c.get("_queries", [])}).decode()
+                shown.append(
+                    {"id": c["id"], "type": "function", "function": {"name": file_search.NAME, "arguments": arguments}}
+                )
+                content = file_search.results_text(searches, c[file_search.NAME].get("results") or [])
+                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": content})
+                searches += 1
+        if shown:
+            items.append({"role": "assistant", "content": None, "tool_calls": shown})
+            items.extend(outputs)
     return items
 
 
@@ -114,7 +134,10 @@ async def build_prompt(
     load_image: ImageLoader,
 ) -> Prompt:
     tools = function_tools(run.tools)
-    system = [{"role": "system", "content": run.instructions}] if run.instructions else []
+    instructions = run.instructions or ""
+    if any(tool["type"] == file_search.NAME for tool in run.tools):
+        instructions = f"{instructions}\n\n{file_search.CITE_INSTRUCTIONS}".strip()
+    system = [{"role": "system", "content": instructions}] if instructions else []
     run_items = await _run_items(conn, run.id)
 
     completion_budget = None
@@ -167,7 +190,7 @@ async def build_prompt(
         model=upstream_model,
         messages=[*system, *history, *run_items],
         tools=tools,
-        tool_choice=run.tool_choice if tools else None,
+        tool_choice=chat_tool_choice(run.tool_choice) if tools else None,
         parallel_tool_calls=run.parallel_tool_calls if tools else None,
         response_format=run.response_format if isinstance(run.response_format, dict) else None,
         temperature=run.temperature,

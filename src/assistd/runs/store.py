@@ -48,7 +48,27 @@ def to_run(row: Row[Any]) -> Run:
     )
 
 
-def to_step(row: Row[Any]) -> RunStep:
+def _public_details(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """Private keys (a file_search call's queries) never leave; result content only with include[]."""
+    if details.get("type") != "tool_calls":
+        return details
+    calls = []
+    for call in details["tool_calls"]:
+        call = {k: v for k, v in call.items() if not k.startswith("_")}
+        if call["type"] == "file_search" and not include_content:
+            search = dict(call["file_search"])
+            search["results"] = [{k: v for k, v in r.items() if k != "content"} for r in search.get("results") or []]
+            call["file_search"] = search
+        calls.append(call)
+    return {"type": "tool_calls", "tool_calls": calls}
+
+
+async def run_steps(conn: Connection, run_id: str) -> list[Row[Any]]:
+    query = select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id)
+    return list((await conn.execute(query)).all())
+
+
+def to_step(row: Row[Any], include_content: bool = False) -> RunStep:
     return RunStep(
         id=row.id,
         created_at=row.created_at,
@@ -57,7 +77,7 @@ def to_step(row: Row[Any]) -> RunStep:
         run_id=row.run_id,
         type=row.type,
         status=row.status,
-        step_details=row.step_details,
+        step_details=_public_details(row.step_details, include_content),
         last_error=row.last_error,
         expires_at=row.expires_at if row.status == "in_progress" else None,
         expired_at=row.expired_at,

@@ -15,6 +15,7 @@ from assistd.protocol.tools import normalize_response_format, normalize_tool
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
+from assistd.services.vector_stores import VectorStoreService
 
 KIND = "assistant"
 
@@ -38,12 +39,13 @@ def to_assistant(row: Row[Any]) -> Assistant:
 
 
 class AssistantService:
-    def __init__(self, db: Database, files: FileService) -> None:
+    def __init__(self, db: Database, files: FileService, stores: VectorStoreService) -> None:
         self.db = db
         self.files = files
+        self.stores = stores
 
     async def create(self, project_id: str, body: AssistantCreate) -> Assistant:
-        resources = await check_tool_resources(self.files, project_id, body.tool_resources)
+        resources = await check_tool_resources(self.files, self.stores, project_id, body.tool_resources)
         row = {
             "id": ids.new_id(ids.ASSISTANT),
             "project_id": project_id,
@@ -101,7 +103,9 @@ class AssistantService:
         if body.given("response_format"):
             changes["response_format"] = normalize_response_format(body.response_format)
         if body.given("tool_resources"):
-            changes["tool_resources"] = await check_tool_resources(self.files, project_id, body.tool_resources)
+            changes["tool_resources"] = await check_tool_resources(
+                self.files, self.stores, project_id, body.tool_resources
+            )
         async with self.db.write() as conn:
             row = await get_row(conn, t.assistants, KIND, assistant_id, t.assistants.c.project_id == project_id)
             if changes:

@@ -231,7 +231,9 @@ class RunService:
                 await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(metadata=body.metadata))
             return store.to_run(await self._run(conn, project_id, thread_id, run_id))
 
-    async def list_steps(self, project_id: str, thread_id: str, run_id: str, params: ListParams) -> ListPage[RunStep]:
+    async def list_steps(
+        self, project_id: str, thread_id: str, run_id: str, params: ListParams, *, include_content: bool = False
+    ) -> ListPage[RunStep]:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
             return await paginate(
@@ -242,13 +244,16 @@ class RunService:
                 order=params.order,
                 after=params.after,
                 before=params.before,
-                to_model=store.to_step,
+                to_model=lambda row: store.to_step(row, include_content),
             )
 
-    async def get_step(self, project_id: str, thread_id: str, run_id: str, step_id: str) -> RunStep:
+    async def get_step(
+        self, project_id: str, thread_id: str, run_id: str, step_id: str, *, include_content: bool = False
+    ) -> RunStep:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
-            return store.to_step(await get_row(conn, t.run_steps, "run step", step_id, t.run_steps.c.run_id == run_id))
+            row = await get_row(conn, t.run_steps, "run step", step_id, t.run_steps.c.run_id == run_id)
+            return store.to_step(row, include_content)
 
     # --- act ------------------------------------------------------------------------------------
 

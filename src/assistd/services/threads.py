@@ -17,6 +17,7 @@ from assistd.runs.store import active_run_id
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
+from assistd.services.vector_stores import VectorStoreService
 
 
 def to_thread(row: Row[Any]) -> Thread:
@@ -75,10 +76,22 @@ def _merge_attachments(resources: dict[str, Any], bodies: list[MessageCreate]) -
     return merged
 
 
+def _search_attachments(bodies: list[MessageCreate]) -> list[str]:
+    """Files attached for file_search: they go into the thread's vector store."""
+    found = [
+        a.file_id
+        for body in bodies
+        for a in body.attachments or []
+        if any(tool.type == "file_search" for tool in a.tools)
+    ]
+    return list(dict.fromkeys(found))
+
+
 class ThreadService:
-    def __init__(self, db: Database, files: FileService) -> None:
+    def __init__(self, db: Database, files: FileService, stores: VectorStoreService) -> None:
         self.db = db
         self.files = files
+        self.stores = stores
 
     async def check_message(self, project_id: str, body: MessageCreate, param: str) -> None:
         file_ids = [a.file_id for a in body.attachments or []]
@@ -94,7 +107,7 @@ class ThreadService:
         for i, message in enumerate(messages):
             await self.check_message(project_id, message, f"messages[{i}].")
         resources = _merge_attachments(
-            await check_tool_resources(self.files, project_id, body.tool_resources), messages
+            await check_tool_resources(self.files, self.stores, project_id, body.tool_resources), messages
         )
         at = now()
         row = {
@@ -104,10 +117,16 @@ class ThreadService:
             "tool_resources": resources,
             "metadata": body.metadata or {},
         }
+        searchable = _search_attachments(messages)
         async with self.db.write() as conn:
+            if searchable:
+                resources = await self.stores.add_to_thread_store(conn, project_id, resources, searchable)
+                row["tool_resources"] = resources
             await conn.execute(t.threads.insert().values(**row))
             if messages:
                 await conn.execute(t.messages.insert(), [message_row(str(row["id"]), m, at) for m in messages])
+        if searchable:
+            self.stores.notify()
         return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
 
     async def thread_row(self, conn: Connection, project_id: str, thread_id: str) -> Row[Any]:
@@ -122,7 +141,9 @@ class ThreadService:
         if body.metadata is not None:
             changes["metadata"] = body.metadata
         if body.given("tool_resources"):
-            changes["tool_resources"] = await check_tool_resources(self.files, project_id, body.tool_resources)
+            changes["tool_resources"] = await check_tool_resources(
+                self.files, self.stores, project_id, body.tool_resources
+            )
         async with self.db.write() as conn:
             row = await self.thread_row(conn, project_id, thread_id)
             if changes:
@@ -150,10 +171,15 @@ class ThreadService:
                 raise InvalidRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
             await conn.execute(t.messages.insert().values(**row))
             resources = _merge_attachments(thread.tool_resources, [body])
+            searchable = _search_attachments([body])
+            if searchable:
+                resources = await self.stores.add_to_thread_store(conn, project_id, resources, searchable)
             if resources is not thread.tool_resources:
                 await conn.execute(
                     update(t.threads).where(t.threads.c.id == thread_id).values(tool_resources=resources)
                 )
+        if searchable:
+            self.stores.notify()
         return Message(**row)
 
     async def _get_message_row(self, conn: Connection, thread_id: str, message_id: str) -> Row[Any]:

@@ -184,6 +184,56 @@ class VectorStoreService:
             await conn.execute(delete(t.vector_stores).where(t.vector_stores.c.id == store_id))
         return Deleted(id=store_id, object="vector_store.deleted")
 
+    async def require(self, project_id: str, store_ids: Sequence[str], param: str) -> None:
+        """400 naming the parameter when a store id is not one of this project's stores."""
+        if not store_ids:
+            return
+        async with self.db.read() as conn:
+            found = set(
+                (
+                    await conn.execute(
+                        select(t.vector_stores.c.id).where(
+                            t.vector_stores.c.id.in_(store_ids), t.vector_stores.c.project_id == project_id
+                        )
+                    )
+                ).scalars()
+            )
+        for store_id in store_ids:
+            if store_id not in found:
+                raise InvalidRequest(
+                    f"Invalid '{param}': no vector store found with id '{store_id}'.", param=param, code="invalid_value"
+                )
+
+    async def add_to_thread_store(
+        self, conn: Connection, project_id: str, resources: dict[str, Any], file_ids: Sequence[str]
+    ) -> dict[str, Any]:
+        """Files attached for file_search join the thread's store, made on first need with a 7-day expiry
+        after last activity (spec §3.3, §10). Returns the thread's tool resources, updated."""
+        if not file_ids:
+            return resources
+        current = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+        if current:
+            store_id = current[0]
+        else:
+            store_id = ids.new_id(ids.VECTOR_STORE)
+            at = now()
+            await conn.execute(
+                t.vector_stores.insert().values(
+                    id=store_id,
+                    project_id=project_id,
+                    created_at=at,
+                    name="",
+                    description=None,
+                    last_active_at=at,
+                    metadata={},
+                    expires_after={"anchor": "last_active_at", "days": 7},
+                )
+            )
+            resources = {**resources, "file_search": {"vector_store_ids": [store_id]}}
+        chunking = static_chunking(None)
+        await self._attach(conn, project_id, store_id, [(f, chunking, {}) for f in file_ids], batch_id=None)
+        return resources
+
     # --- files ----------------------------------------------------------------------------------
 
     async def _attach(
