@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import openai
 import pytest
 from openai import AssistantEventHandler
 
@@ -140,3 +141,50 @@ def test_streamed_citations_arrive_once_with_exact_offsets(client: Any, fake: Fa
     assert [(a.start_index, a.end_index, a.file_citation.file_id) for a in streamed.annotations] == [
         (a.start_index, a.end_index, a.file_citation.file_id) for a in stored.annotations]
     assert all(a.file_citation.file_id == book_id for a in stored.annotations)
+
+
+def test_file_content_endpoint_returns_the_parsed_text(client: Any) -> None:
+    store_id, book_id = ready_store(client)
+    page = client.vector_stores.files.content(book_id, vector_store_id=store_id)
+    (part,) = list(page)
+    assert part.type == "text" and "Call me Ishmael" in part.text
+
+
+def _age_store(server: Any, store_id: str, seconds: int) -> None:
+    """Move a store's last activity into the past, straight in the server's database."""
+    import asyncio
+
+    from sqlalchemy import update
+
+    from assistd.db import tables as t
+    from assistd.db.database import Database
+
+    url = server.env.get("ASSISTD_DATABASE_URL") or f"sqlite:///{server.data_dir / 'assistd.db'}"
+
+    async def age() -> None:
+        db = Database(url, pool_size=1)
+        try:
+            async with db.write() as conn:
+                await conn.execute(update(t.vector_stores).where(t.vector_stores.c.id == store_id)
+                                   .values(last_active_at=t.vector_stores.c.last_active_at - seconds))
+        finally:
+            await db.dispose()
+
+    asyncio.run(age())
+
+
+def test_a_run_over_an_expired_store_fails(client: Any, fake: FakeUpstream, server: Any) -> None:
+    store_id, _ = ready_store(client)
+    model = new_model()
+    fake.script(model, Reply.call("file_search", {"queries": ["whale"]}), Reply.say("never said"))
+    client.vector_stores.update(store_id, expires_after={"anchor": "last_active_at", "days": 1})
+    _age_store(server, store_id, 2 * 86400)
+    assert client.vector_stores.retrieve(store_id).status == "expired"
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
+                                              tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "failed" and f"{store_id} has expired" in run.last_error.message
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.vector_stores.search(store_id, query="whale")
+    assert exc.value.code == "vector_store_expired"

@@ -10,6 +10,8 @@ from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.vector_stores import (
     FileBatch,
     FileBatchCreate,
+    FileContentPage,
+    FileContentPart,
     SearchResultsPage,
     VectorStore,
     VectorStoreCreate,
@@ -81,6 +83,12 @@ async def update_file(request: Request) -> Response:
     body = await parse_body(request, VectorStoreFileUpdate)
     updated = await services(request).vector_stores.update_file(project_id(request), _store(request), file_id, body)
     return json_response(updated)
+
+
+async def file_content(request: Request) -> Response:
+    file_id = path_param(request, "file_id")
+    texts = await services(request).vector_stores.file_content(project_id(request), _store(request), file_id)
+    return json_response(FileContentPage(data=[FileContentPart(text=text) for text in texts]))
 
 
 async def remove_file(request: Request) -> Response:
@@ -170,6 +178,16 @@ def register(router: Router) -> None:
             "Update a vector store file's attributes",
             VectorStoreFile,
             body=VectorStoreFileUpdate,
+            tag=tag,
+        )
+    )
+    add(
+        Endpoint(
+            "GET",
+            files + "/{file_id}/content",
+            file_content,
+            "A vector store file's parsed content",
+            FileContentPage,
             tag=tag,
         )
     )

@@ -214,3 +214,15 @@ class SearchResultsPage(WireModel):
     data: list[SearchResult]
     has_more: bool = False
     next_page: str | None = None
+
+
+class FileContentPart(WireModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class FileContentPage(WireModel):
+    object: Literal["vector_store.file_content.page"] = "vector_store.file_content.page"
+    data: list[FileContentPart]
+    has_more: bool = False
+    next_page: str | None = None

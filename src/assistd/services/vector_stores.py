@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from assistd.protocol.vector_stores import (
     static_chunking,
 )
 from assistd.retrieval.embedding import Embedder
+from assistd.retrieval.parsing import parse
 from assistd.retrieval.search import search
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
@@ -183,6 +185,28 @@ class VectorStoreService:
             await conn.execute(delete(t.file_batches).where(t.file_batches.c.vector_store_id == store_id))
             await conn.execute(delete(t.vector_stores).where(t.vector_stores.c.id == store_id))
         return Deleted(id=store_id, object="vector_store.deleted")
+
+    async def touch(self, conn: Connection, store_ids: Sequence[str]) -> None:
+        """Searching a store is activity: it moves `last_active_at`, and so its expiry."""
+        if store_ids:
+            await conn.execute(
+                update(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))).values(last_active_at=now())
+            )
+
+    async def file_content(self, project_id: str, store_id: str, file_id: str) -> Sequence[str]:
+        """The text ingestion extracted from a store's file (parsed again from the File's bytes)."""
+        async with self.db.read() as conn:
+            await self._store_row(conn, project_id, store_id)
+            vs_file = await self._file_row(conn, store_id, file_id)
+            file = (await conn.execute(select(t.files).where(t.files.c.id == file_id))).first()
+        if vs_file.status != "completed" or file is None:
+            raise InvalidRequest(
+                f"The file {file_id} is not ingested in this vector store (status '{vs_file.status}').",
+                param="file_id",
+                code="invalid_value",
+            )
+        data = b"".join([chunk async for chunk in self.files.blobs.read(file.blob_key)])
+        return [await asyncio.to_thread(parse, file.filename, data)]
 
     async def require(self, project_id: str, store_ids: Sequence[str], param: str) -> None:
         """400 naming the parameter when a store id is not one of this project's stores."""
@@ -454,8 +478,14 @@ class VectorStoreService:
     async def search(self, project_id: str, store_id: str, body: VectorStoreSearch) -> SearchResultsPage:
         """Hybrid search of one store (retrieval/search.py). No rewriting model: the query is echoed."""
         queries = body.queries
-        async with self.db.read() as conn:
-            await self._store_row(conn, project_id, store_id)
+        async with self.db.write() as conn:
+            row = await self._store_row(conn, project_id, store_id)
+            expiry = expires_at(row)
+            if expiry is not None and expiry <= now():
+                raise InvalidRequest(
+                    f"Vector store {store_id} has expired.", param="vector_store_id", code="vector_store_expired"
+                )
+            await self.touch(conn, [store_id])
         if not any(q.strip() for q in queries):
             raise InvalidRequest("Invalid 'query': expected a non-empty string.", param="query", code="invalid_value")
         if self.embedder is None:
