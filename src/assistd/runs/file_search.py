@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from assistd.runs import tokens
 from assistd.runs.citations import Resolver, marker
 
 NAME = "file_search"
@@ -77,14 +78,21 @@ def result_entries(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     ]
 
 
-def results_text(call_index: int, results: list[dict[str, Any]]) -> str:
-    """What the model reads as the tool's output: each result under its citation marker."""
+def results_text(call_index: int, results: list[dict[str, Any]], budget: int | None = None) -> str:
+    """What the model reads as the tool's output: each result under its citation marker, best first,
+    as many as fit in `budget` tokens (OpenAI kept 16k tokens of results for large models, 4k for small)."""
     if not results:
         return "No results."
-    parts = []
+    parts: list[str] = []
+    used = 0
     for i, result in enumerate(results):
         text = "".join(c.get("text", "") for c in result.get("content") or [])
-        parts.append(f"{marker(call_index, i, result['file_name'])}\n{text}")
+        part = f"{marker(call_index, i, result['file_name'])}\n{text}"
+        cost = tokens.count_text(part)
+        if budget is not None and parts and used + cost > budget:
+            break
+        parts.append(part)
+        used += cost
     return "\n\n".join(parts)
 
 

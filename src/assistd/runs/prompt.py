@@ -43,6 +43,14 @@ def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return offered
 
 
+def _tool_choice(choice: Any, run_items: list[dict[str, Any]]) -> Any:
+    """A forced choice (`required`, a named tool) applies until the run has called a tool; then the
+    model answers freely, with the results in view (else it would call the tool forever)."""
+    if any(item.get("tool_calls") for item in run_items) and (choice == "required" or isinstance(choice, dict)):
+        return "auto"
+    return chat_tool_choice(choice)
+
+
 def chat_tool_choice(choice: Any) -> Any:
     """`{"type": "file_search"}` names our file_search function; the rest passes through."""
     if isinstance(choice, dict) and choice.get("type") == file_search.NAME:
@@ -74,7 +82,7 @@ async def _history_message(row: Row[Any], load_image: ImageLoader) -> dict[str, 
     return {"role": "user", "content": await _chat_content(row.content, load_image)}
 
 
-async def _run_items(conn: Connection, run_id: str) -> list[dict[str, Any]]:
+async def _run_items(conn: Connection, run_id: str, search_budget: int) -> list[dict[str, Any]]:
     """The current run's steps so far, as chat messages, in order."""
     steps = (
         await conn.execute(select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id))
@@ -114,7 +122,7 @@ async def _run_items(conn: Connection, run_id: str) -> list[dict[str, Any]]:
                 shown.append(
                     {"id": c["id"], "type": "function", "function": {"name": file_search.NAME, "arguments": arguments}}
                 )
-                content = file_search.results_text(searches, c[file_search.NAME].get("results") or [])
+                content = file_search.results_text(searches, c[file_search.NAME].get("results") or [], search_budget)
                 outputs.append({"role": "tool", "tool_call_id": c["id"], "content": content})
                 searches += 1
         if shown:
@@ -138,7 +146,8 @@ async def build_prompt(
     if any(tool["type"] == file_search.NAME for tool in run.tools):
         instructions = f"{instructions}\n\n{file_search.CITE_INSTRUCTIONS}".strip()
     system = [{"role": "system", "content": instructions}] if instructions else []
-    run_items = await _run_items(conn, run.id)
+    # Search results may fill at most half the window (and 16k tokens, as OpenAI's large models got).
+    run_items = await _run_items(conn, run.id, min(16_000, context_window // 2))
 
     completion_budget = None
     if run.max_completion_tokens is not None:
@@ -190,7 +199,7 @@ async def build_prompt(
         model=upstream_model,
         messages=[*system, *history, *run_items],
         tools=tools,
-        tool_choice=chat_tool_choice(run.tool_choice) if tools else None,
+        tool_choice=_tool_choice(run.tool_choice, run_items) if tools else None,
         parallel_tool_calls=run.parallel_tool_calls if tools else None,
         response_format=run.response_format if isinstance(run.response_format, dict) else None,
         temperature=run.temperature,
