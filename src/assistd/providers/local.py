@@ -358,6 +358,11 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
         return
     named = choice["function"]["name"] if isinstance(choice, dict) else None
     decided_tokens = 0
+    if named is None and choice != "required" and request.messages and request.messages[-1]["role"] == "tool":
+        # Tool results just came back: answer with them. A small model left to choose calls again and
+        # again; asking it to answer is what the results are for.
+        say(MESSAGE)
+        return
     if named is None and choice != "required":
         decision = model.generate(
             prompt,
