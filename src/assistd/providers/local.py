@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import io
 import json
@@ -330,7 +331,7 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
     tools = request.tools if request.tool_choice != "none" else []
     choice = request.tool_choice
 
-    def say(prefix: str) -> None:
+    def say(prefix: str, base: str = prompt) -> None:
         grammar = _format_grammar(model, request.response_format)
         first = [True]
 
@@ -342,7 +343,7 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
                 put(Chunk(text=text))
 
         gen = model.generate(
-            prompt + prefix,
+            base + prefix,
             max_tokens=budget,
             temperature=temperature,
             top_p=top_p,
@@ -360,8 +361,9 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
     decided_tokens = 0
     if named is None and choice != "required" and request.messages and request.messages[-1]["role"] == "tool":
         # Tool results just came back: answer with them. A small model left to choose calls again and
-        # again; asking it to answer is what the results are for.
-        say(MESSAGE)
+        # again; asking it to answer is what the results are for. Without the tools block in view, it
+        # answers from the results instead of reciting the function list.
+        say("", model.render(template_messages(dataclasses.replace(request, tool_choice="none"))))
         return
     if named is None and choice != "required":
         decision = model.generate(
