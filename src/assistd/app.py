@@ -131,7 +131,7 @@ def make_embedder(settings: Settings) -> Embedder | None:
             api_key=key,
         )
     if MiniLMEmbedder.available():
-        return MiniLMEmbedder()
+        return MiniLMEmbedder(max_windows=settings.embeddings_max_windows)
     return None
 
 

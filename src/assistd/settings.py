@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     embeddings_api_key: SecretStr | None = None
     embeddings_model: str = "text-embedding-3-small"
     embeddings_dimensions: int = Field(default=384, ge=8)
+    embeddings_max_windows: int | None = Field(default=1, ge=1)
     ingestion_concurrency: int = Field(default=2, ge=1)
 
     # Runs

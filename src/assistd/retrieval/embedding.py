@@ -100,6 +100,7 @@ class MiniLMEmbedder:
         threads: int | None = None,
         batch_size: int = 4,  # measured: larger batches are slower on CPU (attention over 256 x 256)
         window: int = MINILM_MAX_WORDPIECES,
+        max_windows: int | None = None,
         verify: bool = True,
     ) -> None:
         if not 8 <= window <= MINILM_MAX_WORDPIECES:
@@ -109,6 +110,7 @@ class MiniLMEmbedder:
         self._threads = threads or os.cpu_count() or 1
         self._batch_size = batch_size
         self._window = window
+        self._max_windows = max_windows  # None: the whole text; n: only its first n windows
         self._verify = verify and model_path is None
         self._lock = threading.Lock()
         self._session: Any = None
@@ -176,7 +178,8 @@ class MiniLMEmbedder:
         windows: list[tuple[int, list[int]]] = []  # (text index, ids with [CLS]/[SEP])
         for index, encoding in enumerate(encodings):
             ids: list[int] = encoding.ids
-            for offset in range(0, max(len(ids), 1), body):
+            offsets = range(0, max(len(ids), 1), body)
+            for offset in offsets if self._max_windows is None else offsets[: self._max_windows]:
                 windows.append((index, [self._cls, *ids[offset : offset + body], self._sep]))
         sums = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         # Similar lengths in a batch waste less on padding.
