@@ -188,3 +188,35 @@ def test_a_run_over_an_expired_store_fails(client: Any, fake: FakeUpstream, serv
     with pytest.raises(openai.BadRequestError) as exc:
         client.vector_stores.search(store_id, query="whale")
     assert exc.value.code == "vector_store_expired"
+
+
+class StepRecorder(AssistantEventHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[Any] = []
+
+    def on_run_step_done(self, run_step: Any) -> None:
+        self.done.append(run_step)
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_include_on_a_streamed_run_create_controls_result_content(
+    client: Any, fake: FakeUpstream, include: bool
+) -> None:
+    store_id, book_id = ready_store(client)
+    model = new_model()
+    fake.script(model, Reply.call("file_search", {"queries": ["whale"]}), Reply.say("Ahab."))
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
+                                              tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who?"}])
+    handler = StepRecorder()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler,
+                                         include=[INCLUDE] if include else []) as stream:
+        stream.until_done()
+    (tool_step,) = [s for s in handler.done if s.step_details.type == "tool_calls"]
+    result = tool_step.step_details.tool_calls[0].file_search.results[0]
+    assert result.file_id == book_id
+    if include:
+        assert "Ishmael" in result.content[0].text
+    else:
+        assert result.content is None

@@ -36,19 +36,22 @@ def _ids(request: Request) -> tuple[str, str]:
 
 async def create(request: Request) -> Response:
     thread_id = path_param(request, "thread_id")
-    _include(request)
+    content = bool(_include(request))  # file_search result content in the streamed steps
     body = await parse_body(request, RunCreate)
     svc = services(request)
     if not body.stream:
         return json_response(await svc.runs.create(project_id(request), thread_id, body))
     run = await svc.runs.create(project_id(request), thread_id, body, owner=svc.worker.owner)
-    return _stream(request, run.id, [("thread.run.created", run), ("thread.run.queued", run)])
+    prelude: list[tuple[str, BaseModel]] = [("thread.run.created", run), ("thread.run.queued", run)]
+    return _stream(request, run.id, prelude, include_content=content)
 
 
-def _stream(request: Request, run_id: str, prelude: list[tuple[str, BaseModel]]) -> Response:
+def _stream(
+    request: Request, run_id: str, prelude: list[tuple[str, BaseModel]], *, include_content: bool = False
+) -> Response:
     """Execute the run here, in its own task, and stream its events (DESIGN.md "Runs")."""
     svc = services(request)
-    sink = QueueSink()
+    sink = QueueSink(include_content)
     svc.worker.spawn(run_id, sink)
     return event_stream(sink, list(prelude), svc.settings.stream_keepalive_seconds)
 

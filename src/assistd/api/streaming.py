@@ -14,7 +14,9 @@ import orjson
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from assistd.protocol.runs import RunStep
 from assistd.runs.events import EXECUTION_OVER
+from assistd.runs.store import public_details
 
 END_EVENTS = frozenset(
     {
@@ -34,15 +36,20 @@ def sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
 
 
 class QueueSink:
-    """Collects a run's events for one streaming response."""
+    """Collects a run's events for one streaming response. File-search result content goes out only
+    when the run was created with `include[]` asking for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, include_content: bool = False) -> None:
         self.queue: asyncio.Queue[tuple[str, BaseModel | dict[str, Any]]] = asyncio.Queue()
         self.closed = False
+        self.include_content = include_content
 
     async def emit(self, event: str, data: BaseModel | dict[str, Any]) -> None:
-        if not self.closed:
-            self.queue.put_nowait((event, data))
+        if self.closed:
+            return
+        if isinstance(data, RunStep) and not self.include_content:
+            data = data.model_copy(update={"step_details": public_details(data.step_details, False)})
+        self.queue.put_nowait((event, data))
 
 
 def _error_event(run: BaseModel | dict[str, Any]) -> bytes:

@@ -520,7 +520,7 @@ class Executor:
                 )
             )
             step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.tool_step_id))).one()
-        await sink.emit("thread.run.step.completed", store.to_step(step))
+        await sink.emit("thread.run.step.completed", store.to_step(step, include_content=True))
 
     async def _require_action(
         self, run: Any, call: _Call, usage: Usage, totals: dict[str, int], sink: EventSink

@@ -48,7 +48,7 @@ def to_run(row: Row[Any]) -> Run:
     )
 
 
-def _public_details(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
+def public_details(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
     """Private keys (a file_search call's queries) never leave; result content only with include[]."""
     if details.get("type") != "tool_calls":
         return details
@@ -77,7 +77,7 @@ def to_step(row: Row[Any], include_content: bool = False) -> RunStep:
         run_id=row.run_id,
         type=row.type,
         status=row.status,
-        step_details=_public_details(row.step_details, include_content),
+        step_details=public_details(row.step_details, include_content),
         last_error=row.last_error,
         expires_at=row.expires_at if row.status == "in_progress" else None,
         expired_at=row.expired_at,
