@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
+from sqlalchemy import text
 
+from assistd.db import migrate
+from assistd.db.database import create_engine
 from assistd.retrieval.embedding import MiniLMEmbedder
 
 pytestmark = pytest.mark.skipif(
@@ -174,3 +179,85 @@ def test_empty_store_and_unknown_store(client: Any) -> None:
 def test_bad_requests_are_400(client: Any, store: dict[str, Any], body: dict[str, Any]) -> None:
     with pytest.raises(openai.BadRequestError):
         client.post(f"/vector_stores/{store['id']}/search", body=body, cast_to=object)
+
+
+def _sql(url: str, statements: list[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+    """Run statements in one transaction on a fresh engine; the rows of each."""
+
+    async def main() -> list[list[Any]]:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                results = [await conn.execute(text(sql), params) for sql, params in statements]
+                return [list(r) if r.returns_rows else [] for r in results]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def test_postgres_vector_side_is_pgvector(server: Any, backend: str, store: dict[str, Any]) -> None:
+    if backend != "postgres":
+        pytest.skip("pgvector is PostgreSQL's")
+    url = server.env["ASSISTD_DATABASE_URL"]
+    query = "[" + ",".join(["0.05"] * 384) + "]"
+    ext, filled = _sql(url, [
+        ("SELECT extversion FROM pg_extension WHERE extname = 'vector'", {}),
+        ("SELECT count(*) AS n, count(embedding_vec) AS v, "
+         "sum(abs(vector_dims(embedding_vec) * 4 - length(embedding))) AS gap FROM chunks WHERE vector_store_id = :s",
+         {"s": store["id"]}),
+    ])
+    _, plan = _sql(url, [
+        ("SET LOCAL enable_seqscan = off", {}),
+        ("EXPLAIN SELECT seq FROM chunks ORDER BY embedding_vec <=> CAST(:q AS vector) LIMIT 5", {"q": query}),
+    ])
+    assert ext and ext[0].extversion.startswith("0.")
+    assert filled[0].n == len(DOCS) and filled[0].v == filled[0].n and filled[0].gap == 0
+    assert "ix_chunks_embedding_vec" in "\n".join(row[0] for row in plan)
+
+
+def test_postgres_without_pgvector_searches_with_numpy(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Callable[..., Any],
+    backend: str,
+) -> None:
+    """A PostgreSQL whose chunks have no `embedding_vec` (no extension) keeps the numpy vector side."""
+    if backend != "postgres":
+        pytest.skip("the fallback is PostgreSQL's; SQLite always searches with numpy")
+    from openai import OpenAI
+
+    url = request.getfixturevalue("postgres").new_database()
+
+    async def prepare() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate.upgrade(engine)
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP INDEX ix_chunks_embedding_vec"))
+                await conn.execute(text("ALTER TABLE chunks DROP COLUMN embedding_vec"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(prepare())
+    other = launch(request, tmp_path_factory, "sqlite", env={"ASSISTD_DATABASE_URL": url})
+    client = OpenAI(base_url=other.base_url, api_key="test-key", max_retries=0)
+    try:
+        vs = client.vector_stores.create(name="numpy")
+        ids = {}
+        for name, (body, _) in DOCS.items():
+            uploaded = client.files.create(file=(name, body.encode()), purpose="assistants")
+            done = client.vector_stores.files.create_and_poll(
+                vector_store_id=vs.id, file_id=uploaded.id, poll_interval_ms=50
+            )
+            assert done.status == "completed"
+            ids[name] = uploaded.id
+        # Semantic only (no shared keywords): found through the numpy side.
+        assert list(client.vector_stores.search(vs.id, query="feline pets"))[0].file_id == ids["cats.txt"]
+        assert list(client.vector_stores.search(vs.id, query="What is the capital of France?"))[0].file_id == ids[
+            "paris.txt"
+        ]
+    finally:
+        client.close()
+    columns = _sql(url, [("SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'", {})])[0]
+    assert "embedding_vec" not in {row[0] for row in columns}

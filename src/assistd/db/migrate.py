@@ -8,19 +8,40 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import UserDefinedType
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # An arbitrary constant: replicas starting together take turns to migrate.
 PG_MIGRATION_LOCK = 7_402_113
-# Raw-DDL objects of migration 0004 that db/tables.py does not model (the keyword index): schema
-# comparison (autogenerate, tests/integration/test_migrations.py) leaves them out.
+# Raw-DDL objects of migrations 0004 (the keyword index) and 0005 (pgvector's column and index) that
+# db/tables.py does not model: schema comparison (autogenerate, tests/integration/test_migrations.py)
+# leaves them out.
 UNMODELLED_TABLE_PREFIX = "chunks_fts"
-UNMODELLED_INDEXES = frozenset({"ix_chunks_text_tsv"})
+UNMODELLED_INDEXES = frozenset({"ix_chunks_text_tsv", "ix_chunks_embedding_vec"})
+UNMODELLED_COLUMNS = frozenset({("chunks", "embedding_vec")})
+
+
+class _Vector(UserDefinedType[Any]):
+    """pgvector's `vector(n)`, known by name only so that reflecting `chunks` does not warn."""
+
+    cache_ok = True
+
+    def __init__(self, dimensions: int | None = None) -> None:
+        self.dimensions = dimensions
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector" if self.dimensions is None else f"vector({self.dimensions})"
+
+
+postgresql_base.ischema_names.setdefault("vector", _Vector)
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     if type_ == "table" and name is not None and name.startswith(UNMODELLED_TABLE_PREFIX):
+        return False
+    if type_ == "column" and (parent_names.get("table_name"), name) in UNMODELLED_COLUMNS:
         return False
     return not (type_ == "index" and name in UNMODELLED_INDEXES)
 

@@ -241,7 +241,8 @@ file_batches = Table(
 
 # The searchable pieces of a file in a store: text and its embedding (float32 bytes). The keyword
 # index is outside the models (migration 0004, retrieval/search.py): an FTS5 table `chunks_fts` kept
-# by triggers on SQLite, a GIN index on to_tsvector('english', text) on PostgreSQL.
+# by triggers on SQLite, a GIN index on to_tsvector('english', text) on PostgreSQL. So is pgvector's
+# copy of 384-dimension embeddings on PostgreSQL, `embedding_vec` with an HNSW index (migration 0005).
 chunks = Table(
     "chunks",
     metadata,

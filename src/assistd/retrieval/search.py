@@ -6,9 +6,14 @@
 - keyword: SQLite FTS5 `bm25` over `chunks_fts` (an external-content table kept by triggers,
   migration 0004), the query's words quoted and ORed; PostgreSQL `ts_rank_cd` over
   `to_tsvector('english', text)` with a GIN index and the words ORed in a `to_tsquery`;
-- vector: a dot product with the stored L2-normalised embeddings, in numpy. A store's matrix is
-  loaded once and cached in process until `vector_stores.chunks_version` (bumped by triggers
-  whenever its chunks change) moves on, so every replica sees other replicas' writes.
+- vector: on PostgreSQL with pgvector (migration 0005 added `chunks.embedding_vec vector(384)`
+  and its HNSW index), `ORDER BY embedding_vec <=> q` for 384-dimension queries: the index scan
+  first, and an exact scan of the stores' rows when the index scan comes up short (it returns at
+  most `hnsw.ef_search` rows before the store and file conditions). Otherwise (SQLite, PostgreSQL
+  without the extension, other dimensions) a dot product with the stored L2-normalised
+  embeddings, in numpy. A store's matrix is loaded once and cached in process until
+  `vector_stores.chunks_version` (bumped by triggers whenever its chunks change) moves on, so
+  every replica sees other replicas' writes.
 
 The lists (two per query) are fused with reciprocal-rank fusion, `Σ w / (k + rank)` with k=60,
 and divided by `Σ w / (k + 1)` so that a chunk ranked first everywhere scores 1.0 and
@@ -114,7 +119,10 @@ async def search(
         for i, query in enumerate(queries):
             keyword = await _keyword(conn, db.dialect, store_ids, query, limit, restrict)
             rankings.append([key for key in keyword if key[:2] in allowed])
-            semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
+            if vectors[i].shape[0] == PGVECTOR_DIMENSIONS and await has_pgvector(db):
+                semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict)
+            else:
+                semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
             rankings.append([key for key in semantic if key[:2] in allowed])
         fused = rrf_fuse(rankings)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
@@ -313,6 +321,69 @@ async def _vector(
                 scored.append((float(sims[i]), (store_id, matrix.file_ids[matrix.codes[i]], int(matrix.seqs[i]))))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return [key for _, key in scored[:limit]]
+
+
+# --- vector, pgvector ---------------------------------------------------------------------------
+
+PGVECTOR_DIMENSIONS = 384  # `chunks.embedding_vec vector(384)`, migration 0005
+_pgvector_columns: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
+
+
+async def has_pgvector(db: Database) -> bool:
+    """Whether `chunks.embedding_vec` exists (PostgreSQL with pgvector); asked once per process."""
+    found = _pgvector_columns.get(db)
+    if found is None:
+        found = False
+        if db.dialect == "postgresql":
+            async with db.read() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                            "AND table_name = 'chunks' AND column_name = 'embedding_vec'"
+                        )
+                    )
+                ).first()
+            found = row is not None
+        _pgvector_columns[db] = found
+    return found
+
+
+def vector_literal(vector: npt.NDArray[np.float32] | bytes) -> str:
+    """pgvector's text form, `[x,y,...]`, of a float32 vector (or its little-endian bytes)."""
+    values = np.frombuffer(vector, dtype="<f4") if isinstance(vector, bytes) else vector.astype(np.float32)
+    return "[" + ",".join(map(repr, values.tolist())) + "]"
+
+
+async def _pgvector(
+    conn: Connection, store_ids: list[str], query: npt.NDArray[np.float32], limit: int, restrict: list[str] | None
+) -> list[Key]:
+    where = "vector_store_id IN :stores AND embedding_vec IS NOT NULL"
+    params: dict[str, Any] = {"q": vector_literal(query), "stores": store_ids, "limit": limit}
+    expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
+    if restrict is not None:
+        where += " AND file_id IN :files"
+        expanding.append(bindparam("files", expanding=True))
+        params["files"] = restrict
+    distance = "embedding_vec <=> CAST(CAST(:q AS text) AS vector)"
+    # The HNSW index yields at most ef_search rows, filtered afterwards by store and file.
+    await conn.execute(
+        text("SELECT set_config('hnsw.ef_search', :ef, false)"), {"ef": str(min(1000, max(40, 2 * limit)))}
+    )
+    indexed = text(
+        f"SELECT vector_store_id, file_id, seq, {distance} AS d FROM chunks WHERE {where} ORDER BY d LIMIT :limit"
+    ).bindparams(*expanding)
+    rows: list[Any] = list(await conn.execute(indexed, params))
+    if len(rows) < limit:
+        # Short: the stores (or allowed files) are a small part of the index, or have fewer rows
+        # than `limit`. Rank all their rows exactly (OFFSET 0 keeps the planner off the index).
+        exact = text(
+            f"SELECT vector_store_id, file_id, seq, d FROM (SELECT vector_store_id, file_id, seq, {distance} AS d "
+            f"FROM chunks WHERE {where} OFFSET 0) AS s ORDER BY d, vector_store_id, file_id, seq LIMIT :limit"
+        ).bindparams(*expanding)
+        rows = list(await conn.execute(exact, params))
+    scored = sorted((float(r.d), (str(r.vector_store_id), str(r.file_id), int(r.seq))) for r in rows)
+    return [key for _, key in scored]
 
 
 # --- results -------------------------------------------------------------------------------------

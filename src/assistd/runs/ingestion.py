@@ -16,13 +16,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, update
 
 from assistd.db import tables as t
 from assistd.db.database import Database
+from assistd.retrieval.search import PGVECTOR_DIMENSIONS, has_pgvector, vector_literal
 from assistd.storage.blobs import BlobStore
 
 log = logging.getLogger("assistd.ingestion")
+
+_INSERT_WITH_VECTOR = text(
+    "INSERT INTO chunks (vector_store_id, file_id, seq, text, tokens, embedding, embedding_vec) "
+    "VALUES (:vector_store_id, :file_id, :seq, :text, :tokens, :embedding, CAST(CAST(:vec AS text) AS vector))"
+)
 
 
 class IngestError(Exception):
@@ -168,6 +174,7 @@ class IngestionWorker:
     async def _store(self, store_id: str, file_id: str, records: list[ChunkRecord]) -> None:
         c = t.vector_store_files.c
         usage = sum(len(r.text.encode()) + len(r.embedding) for r in records)
+        pgvector = await has_pgvector(self.db)  # before the write: it may read on a connection of its own
         async with self.db.write() as conn:
             owned = (
                 await conn.execute(
@@ -186,21 +193,27 @@ class IngestionWorker:
             await conn.execute(
                 delete(t.chunks).where(t.chunks.c.vector_store_id == store_id, t.chunks.c.file_id == file_id)
             )
-            if records:
-                await conn.execute(
-                    t.chunks.insert(),
-                    [
-                        {
-                            "vector_store_id": store_id,
-                            "file_id": file_id,
-                            "seq": i,
-                            "text": r.text,
-                            "tokens": r.tokens,
-                            "embedding": r.embedding,
-                        }
-                        for i, r in enumerate(records)
-                    ],
-                )
+            if not records:
+                return
+            rows = [
+                {
+                    "vector_store_id": store_id,
+                    "file_id": file_id,
+                    "seq": i,
+                    "text": r.text,
+                    "tokens": r.tokens,
+                    "embedding": r.embedding,
+                }
+                for i, r in enumerate(records)
+            ]
+            if not pgvector:
+                await conn.execute(t.chunks.insert(), rows)
+                return
+            # pgvector (migration 0005): the 384-dimension vectors are copied into `embedding_vec`.
+            width = PGVECTOR_DIMENSIONS * 4
+            for row, r in zip(rows, records, strict=True):
+                row["vec"] = vector_literal(r.embedding) if len(r.embedding) == width else None
+            await conn.execute(_INSERT_WITH_VECTOR, rows)
 
     async def _finish(self, store_id: str, file_id: str, status: str, error: dict[str, str]) -> None:
         c = t.vector_store_files.c
