@@ -139,3 +139,19 @@ def test_unknown_ids_and_bad_input(client: Any) -> None:
         client.vector_stores.create(expires_after={"anchor": "last_active_at", "days": 400})
     with pytest.raises(openai.BadRequestError):
         client.vector_stores.files.list(store.id, filter="nonsense")  # type: ignore[arg-type]
+
+
+def test_cancelling_a_batch_stops_what_is_not_ingested_yet(client: Any) -> None:
+    store = client.vector_stores.create(name="cancel")
+    ids = [client.files.create(file=(f"c{i}.txt", TEXT.encode()), purpose="assistants").id for i in range(8)]
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled"
+    counts = cancelled.file_counts
+    assert counts.in_progress == 0 and counts.total == 8
+    assert counts.cancelled + counts.completed == 8
+    files = list(client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, limit=100))
+    assert sorted(f.status for f in files) == sorted(["cancelled"] * counts.cancelled + ["completed"] * counts.completed)
+    # Cancelled files stay cancelled: the ingestion worker does not pick them up again.
+    again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+    assert again.file_counts.cancelled == counts.cancelled and again.status == "cancelled"
