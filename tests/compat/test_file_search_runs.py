@@ -70,7 +70,7 @@ def test_book_assistant_with_an_assistant_store_cites_the_file(client: Any, fake
     chat = fake.requests(model)
     tool_output = next(m for m in chat[1]["messages"] if m["role"] == "tool")["content"]
     assert tool_output.startswith("【0:0†moby.txt】") and "Ishmael" in tool_output
-    assert any("file_search" == t["function"]["name"] for t in chat[0]["tools"])
+    assert any(t["function"]["name"] == "file_search" for t in chat[0]["tools"])
 
     steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc"))
     assert [s.type for s in steps] == ["tool_calls", "message_creation"]

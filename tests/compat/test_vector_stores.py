@@ -151,7 +151,8 @@ def test_cancelling_a_batch_stops_what_is_not_ingested_yet(client: Any) -> None:
     assert counts.in_progress == 0 and counts.total == 8
     assert counts.cancelled + counts.completed == 8
     files = list(client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, limit=100))
-    assert sorted(f.status for f in files) == sorted(["cancelled"] * counts.cancelled + ["completed"] * counts.completed)
+    expected = ["cancelled"] * counts.cancelled + ["completed"] * counts.completed
+    assert sorted(f.status for f in files) == sorted(expected)
     # Cancelled files stay cancelled: the ingestion worker does not pick them up again.
     again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
     assert again.file_counts.cancelled == counts.cancelled and again.status == "cancelled"
