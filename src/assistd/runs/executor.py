@@ -33,7 +33,7 @@ from assistd.runs.control import RunSignals
 from assistd.runs.events import EventSink
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
 from assistd.services.threads import to_message
-from assistd.services.vector_stores import expires_at as store_expiry
+from assistd.services.vector_stores import begin_search
 from assistd.storage.blobs import BlobStore
 
 log = logging.getLogger("assistd.runs")
@@ -467,20 +467,8 @@ class Executor:
 
     async def _expired_store(self, store_ids: list[str]) -> str | None:
         """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
-        if not store_ids:
-            return None
         async with self.db.write() as conn:
-            rows = (await conn.execute(select(t.vector_stores).where(t.vector_stores.c.id.in_(store_ids)))).all()
-            now = int(time.time())
-            for row in rows:
-                expiry = store_expiry(row)
-                if expiry is not None and expiry <= now:
-                    return str(row.id)
-            # Searching is activity: it keeps the stores alive.
-            await conn.execute(
-                update(t.vector_stores).where(t.vector_stores.c.id.in_(store_ids)).values(last_active_at=now)
-            )
-        return None
+            return await begin_search(conn, store_ids)
 
     async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
         """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from sqlalchemy import and_, delete, or_, select, text, update
 
 from assistd.db import tables as t
-from assistd.db.database import Database
+from assistd.db.database import Connection, Database
 from assistd.retrieval.search import PGVECTOR_DIMENSIONS, has_pgvector, vector_literal
+from assistd.runs.control import poll_loop
 from assistd.storage.blobs import BlobStore
 
 log = logging.getLogger("assistd.ingestion")
@@ -97,16 +98,7 @@ class IngestionWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self._claim_some()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("ingestion loop iteration failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+        await poll_loop(self._claim_some, self._wake, self.poll_seconds, "ingestion")
 
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self._tasks)
@@ -172,22 +164,10 @@ class IngestionWorker:
             )
 
     async def _store(self, store_id: str, file_id: str, records: list[ChunkRecord]) -> None:
-        c = t.vector_store_files.c
         usage = sum(len(r.text.encode()) + len(r.embedding) for r in records)
         pgvector = await has_pgvector(self.db)  # before the write: it may read on a connection of its own
         async with self.db.write() as conn:
-            owned = (
-                await conn.execute(
-                    update(t.vector_store_files)
-                    .where(
-                        c.vector_store_id == store_id,
-                        c.id == file_id,
-                        c.lease_owner == self.owner,
-                        c.status == "in_progress",
-                    )
-                    .values(status="completed", usage_bytes=usage, lease_owner=None, lease_expires_at=None)
-                )
-            ).rowcount
+            owned = await self._release(conn, store_id, file_id, status="completed", usage_bytes=usage)
             if not owned:  # cancelled, removed or re-attached meanwhile: keep nothing
                 return
             await conn.execute(
@@ -216,15 +196,18 @@ class IngestionWorker:
             await conn.execute(_INSERT_WITH_VECTOR, rows)
 
     async def _finish(self, store_id: str, file_id: str, status: str, error: dict[str, str]) -> None:
-        c = t.vector_store_files.c
         async with self.db.write() as conn:
-            await conn.execute(
-                update(t.vector_store_files)
-                .where(
-                    c.vector_store_id == store_id,
-                    c.id == file_id,
-                    c.lease_owner == self.owner,
-                    c.status == "in_progress",
-                )
-                .values(status=status, last_error=error, lease_owner=None, lease_expires_at=None)
+            await self._release(conn, store_id, file_id, status=status, last_error=error)
+
+    async def _release(self, conn: Connection, store_id: str, file_id: str, **values: Any) -> bool:
+        """End this worker's claim on a file still in progress; False when it is no longer ours to end
+        (cancelled, removed or re-attached meanwhile)."""
+        c = t.vector_store_files.c
+        result = await conn.execute(
+            update(t.vector_store_files)
+            .where(
+                c.vector_store_id == store_id, c.id == file_id, c.lease_owner == self.owner, c.status == "in_progress"
             )
+            .values(lease_owner=None, lease_expires_at=None, **values)
+        )
+        return bool(result.rowcount)

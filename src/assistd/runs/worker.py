@@ -20,6 +20,7 @@ from sqlalchemy import select
 from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import store
+from assistd.runs.control import poll_loop
 from assistd.runs.events import EXECUTION_OVER, EventSink, NullSink
 from assistd.runs.executor import Executor
 
@@ -64,19 +65,13 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                if time.monotonic() >= self._next_maintenance:
-                    self._next_maintenance = time.monotonic() + self.poll_seconds
-                    await self.maintain()
-                await self._claim_some()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker loop iteration failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+        await poll_loop(self._iteration, self._wake, self.poll_seconds, "worker")
+
+    async def _iteration(self) -> None:
+        if time.monotonic() >= self._next_maintenance:
+            self._next_maintenance = time.monotonic() + self.poll_seconds
+            await self.maintain()
+        await self._claim_some()
 
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self._tasks)

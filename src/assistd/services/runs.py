@@ -189,9 +189,9 @@ class RunService:
         if body.tool_resources is not None and thread_body.tool_resources is None:
             thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
         instructions = body.instructions if body.instructions is not None else assistant.instructions
-        self._run_row(project_id, "", assistant, body, instructions)  # validate before creating anything
+        row = self._run_row(project_id, "", assistant, body, instructions)  # validated before the thread exists
         thread = await self.threads.create(project_id, thread_body)
-        row = self._run_row(project_id, thread.id, assistant, body, instructions) | self._lease(owner)
+        row |= {"thread_id": thread.id, **self._lease(owner)}
         async with self.db.write() as conn:
             await conn.execute(t.runs.insert().values(**row))
             created = await store.load_run(conn, row["id"])

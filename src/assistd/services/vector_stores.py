@@ -47,9 +47,36 @@ def expires_at(row: Any) -> int | None:
     return None if not after else int(row.last_active_at) + int(after["days"]) * DAY
 
 
-def _counts(rows: Sequence[Row[Any]]) -> FileCounts:
+async def _file_stats(conn: Connection, where: Any) -> tuple[FileCounts, int]:
+    """File counts by status and their bytes, in one grouped query."""
+    vsf = t.vector_store_files.c
+    rows = (
+        await conn.execute(
+            select(vsf.status, func.count().label("n"), func.coalesce(func.sum(vsf.usage_bytes), 0).label("bytes"))
+            .where(where)
+            .group_by(vsf.status)
+        )
+    ).all()
     by_status = {r.status: int(r.n) for r in rows}
-    return FileCounts(**{s: by_status.get(s, 0) for s in FILE_STATUSES}, total=sum(by_status.values()))
+    counts = FileCounts(**{s: by_status.get(s, 0) for s in FILE_STATUSES}, total=sum(by_status.values()))
+    return counts, sum(int(r.bytes) for r in rows)
+
+
+async def begin_search(conn: Connection, store_ids: Sequence[str]) -> str | None:
+    """Stores about to be searched: the first one past its expiry (the search must fail), else None after
+    marking them all active (searching moves `last_active_at`, and so the expiry)."""
+    if not store_ids:
+        return None
+    rows = (await conn.execute(select(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))))).all()
+    at = now()
+    for row in rows:
+        expiry = expires_at(row)
+        if expiry is not None and expiry <= at:
+            return str(row.id)
+    await conn.execute(
+        update(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))).values(last_active_at=at)
+    )
+    return None
 
 
 def to_vs_file(row: Row[Any]) -> VectorStoreFile:
@@ -86,22 +113,7 @@ class VectorStoreService:
         )
 
     async def _to_store(self, conn: Connection, row: Row[Any]) -> VectorStore:
-        counts = _counts(
-            (
-                await conn.execute(
-                    select(t.vector_store_files.c.status, func.count().label("n"))
-                    .where(t.vector_store_files.c.vector_store_id == row.id)
-                    .group_by(t.vector_store_files.c.status)
-                )
-            ).all()
-        )
-        usage = (
-            await conn.execute(
-                select(func.coalesce(func.sum(t.vector_store_files.c.usage_bytes), 0)).where(
-                    t.vector_store_files.c.vector_store_id == row.id
-                )
-            )
-        ).scalar_one()
+        counts, usage = await _file_stats(conn, t.vector_store_files.c.vector_store_id == row.id)
         expiry = expires_at(row)
         if expiry is not None and expiry <= now():
             status = "expired"
@@ -111,7 +123,7 @@ class VectorStoreService:
             id=row.id,
             created_at=row.created_at,
             name=row.name,
-            usage_bytes=int(usage),
+            usage_bytes=usage,
             file_counts=counts,
             status=status,
             expires_after=row.expires_after,
@@ -185,13 +197,6 @@ class VectorStoreService:
             await conn.execute(delete(t.file_batches).where(t.file_batches.c.vector_store_id == store_id))
             await conn.execute(delete(t.vector_stores).where(t.vector_stores.c.id == store_id))
         return Deleted(id=store_id, object="vector_store.deleted")
-
-    async def touch(self, conn: Connection, store_ids: Sequence[str]) -> None:
-        """Searching a store is activity: it moves `last_active_at`, and so its expiry."""
-        if store_ids:
-            await conn.execute(
-                update(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))).values(last_active_at=now())
-            )
 
     async def file_content(self, project_id: str, store_id: str, file_id: str) -> Sequence[str]:
         """The text ingestion extracted from a store's file (parsed again from the File's bytes)."""
@@ -392,15 +397,7 @@ class VectorStoreService:
     # --- batches --------------------------------------------------------------------------------
 
     async def _to_batch(self, conn: Connection, row: Row[Any]) -> FileBatch:
-        counts = _counts(
-            (
-                await conn.execute(
-                    select(t.vector_store_files.c.status, func.count().label("n"))
-                    .where(t.vector_store_files.c.batch_id == row.id)
-                    .group_by(t.vector_store_files.c.status)
-                )
-            ).all()
-        )
+        counts, _ = await _file_stats(conn, t.vector_store_files.c.batch_id == row.id)
         if row.cancelled:
             status = "cancelled"
         elif counts.in_progress:
@@ -479,13 +476,11 @@ class VectorStoreService:
         """Hybrid search of one store (retrieval/search.py). No rewriting model: the query is echoed."""
         queries = body.queries
         async with self.db.write() as conn:
-            row = await self._store_row(conn, project_id, store_id)
-            expiry = expires_at(row)
-            if expiry is not None and expiry <= now():
+            await self._store_row(conn, project_id, store_id)
+            if await begin_search(conn, [store_id]) is not None:
                 raise InvalidRequest(
                     f"Vector store {store_id} has expired.", param="vector_store_id", code="vector_store_expired"
                 )
-            await self.touch(conn, [store_id])
         if not any(q.strip() for q in queries):
             raise InvalidRequest("Invalid 'query': expected a non-empty string.", param="query", code="invalid_value")
         if self.embedder is None:
