@@ -1,0 +1,1 @@
+"""code_interpreter's sandbox: per-thread Python kernels in bubblewrap (docs/code-interpreter.md)."""

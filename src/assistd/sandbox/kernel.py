@@ -1,0 +1,194 @@
+"""One running kernel: started from a launch command, spoken to over ZeroMQ `ipc://` sockets.
+
+The connection file and sockets live in a per-session directory bind-mounted into the sandbox at
+the same path, so the kernel needs no network at all. Everything the kernel sends is untrusted:
+output is capped, images are kept only after a magic-number check, and a cell ends when the kernel
+goes idle, the wall-clock deadline passes (interrupt, then kill) or the process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+from assistd.sandbox.files import is_image
+from assistd.sandbox.limits import CgroupSet
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MAX_IMAGES = 10
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MAX_MESSAGES = 10_000
+
+
+class KernelDied(Exception):
+    """The kernel process ended (memory limit, exit(), a crash)."""
+
+
+@dataclass
+class CellOutput:
+    logs: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)
+    logs_size: int = 0
+    truncated: bool = False
+    error: bool = False
+
+    def add_text(self, text: str, cap: int) -> None:
+        if self.logs_size >= cap:
+            self.truncated = True
+            return
+        room = cap - self.logs_size
+        if len(text) > room:
+            text, self.truncated = text[:room], True
+        self.logs.append(text)
+        self.logs_size += len(text)
+
+    def add_image(self, encoded: Any) -> None:
+        if not isinstance(encoded, str) or len(self.images) >= MAX_IMAGES:
+            return
+        if len(encoded) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            return
+        try:
+            data = base64.b64decode(encoded, validate=False)
+        except (binascii.Error, ValueError):
+            return
+        if is_image(data):
+            self.images.append(data)
+
+
+def connection_info(ipc_dir: str) -> dict[str, Any]:
+    return {
+        "transport": "ipc",
+        "ip": os.path.join(ipc_dir, "k"),
+        "shell_port": 1,
+        "iopub_port": 2,
+        "stdin_port": 3,
+        "control_port": 4,
+        "hb_port": 5,
+        "key": secrets.token_hex(32),
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "",
+    }
+
+
+def write_connection_file(path: str, info: dict[str, Any], uid: int | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(info, out)
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+class Kernel:
+    def __init__(
+        self, process: asyncio.subprocess.Process, info: dict[str, Any], cgroups: CgroupSet | None, uid: int | None
+    ) -> None:
+        self.process = process
+        self.cgroups = cgroups
+        self.uid = uid
+        self.client = AsyncKernelClient()
+        self.client.load_connection_info(info)  # type: ignore[arg-type]
+        self.client.start_channels()
+        self.started_at = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def death_reason(self) -> str:
+        if self.cgroups is not None and self.cgroups.oom_killed():
+            return "it ran out of memory"
+        return "the Python process exited"
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Ask for kernel_info until it answers (the sockets bind a moment after launch)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive:
+                raise KernelDied(f"the kernel exited during start (status {self.process.returncode})")
+            msg_id = self.client.kernel_info()
+            try:
+                while True:
+                    reply = await self.client.get_shell_msg(timeout=0.25)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the kernel did not answer in time") from None
+                continue
+            # drain the iopub greeting so the first cell starts from a clean queue
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    await self.client.get_iopub_msg(timeout=0.05)
+            return
+
+    async def run(self, code: str, timeout: float, grace: float, logs_cap: int) -> tuple[CellOutput, str]:
+        """Run one cell. Returns its output and how it ended: 'ok', 'error', 'timeout', or 'dead'."""
+        out = CellOutput()
+        msg_id = self.client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        seen = 0
+        while True:
+            if not self.alive:
+                return out, "dead"
+            now = time.monotonic()
+            if now >= deadline:
+                if interrupted:
+                    return out, "dead_timeout"
+                self._interrupt()
+                interrupted, deadline = True, now + grace
+            try:
+                msg = await self.client.get_iopub_msg(timeout=min(0.25, max(0.01, deadline - now)))
+            except queue.Empty:
+                continue
+            seen += 1
+            if seen > MAX_MESSAGES:
+                out.truncated = True
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["header"]["msg_type"], msg.get("content") or {}
+            if kind == "status" and content.get("execution_state") == "idle":
+                return out, "timeout" if interrupted else ("error" if out.error else "ok")
+            if kind == "stream":
+                out.add_text(str(content.get("text", "")), logs_cap)
+            elif kind in ("execute_result", "display_data"):
+                data = content.get("data") or {}
+                if "image/png" in data or "image/jpeg" in data:
+                    out.add_image(data.get("image/png") or data.get("image/jpeg"))
+                elif "text/plain" in data:
+                    text = str(data["text/plain"])
+                    out.add_text(text if text.endswith("\n") else text + "\n", logs_cap)
+            elif kind == "error":
+                out.error = True
+                traceback = "\n".join(str(line) for line in content.get("traceback") or [])
+                out.add_text(ANSI.sub("", traceback) + "\n", logs_cap)
+
+    def _interrupt(self) -> None:
+        """Message-mode interrupt: a signal to bwrap would not reach the kernel inside."""
+        msg = self.client.session.msg("interrupt_request", {})
+        self.client.control_channel.send(msg)
+
+    async def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.stop_channels()
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        if self.cgroups is not None:
+            await asyncio.to_thread(self.cgroups.kill_all)
+        with contextlib.suppress(ProcessLookupError, TimeoutError):
+            await asyncio.wait_for(self.process.wait(), 5)
