@@ -25,8 +25,16 @@ def fake() -> Iterator[FakeUpstream]:
         yield upstream
 
 
+# code_interpreter's sandbox Python, built once per machine by the `sandbox_python` fixture (pip, ~30 s).
+SANDBOX_PYTHON = Path(
+    os.environ.get("ASSISTD_TEST_SANDBOX_PYTHON", Path.home() / ".cache" / "assistd-tests" / "sandbox-python")
+)
+
 # Settings every test server gets: the fake upstream as the default backend, quick polling and retries.
 TEST_ENV = {
+    "ASSISTD_SANDBOX_PYTHON": str(SANDBOX_PYTHON),
+    # No warm kernel per test server; tests/sandbox covers the pool.
+    "ASSISTD_SANDBOX_POOL_SIZE": "0",
     "ASSISTD_POLL_AFTER_MS": "20",
     "ASSISTD_UPSTREAM_RETRY_BASE_SECONDS": "0.01",
     "ASSISTD_WORKER_POLL_SECONDS": "0.2",
@@ -90,3 +98,11 @@ def client(server: LiveServer):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def data_path() -> Path:
     return Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def sandbox_python() -> Path:
+    """The sandbox's Python environment (built here the first time; later runs reuse it)."""
+    from assistd.sandbox import environment
+
+    return environment.build(SANDBOX_PYTHON, quiet=True).venv

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,11 +33,14 @@ from assistd.providers.routing import build_router as build_model_router
 from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
+from assistd.runs.code_tool import CodeTool
 from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
 from assistd.runs.file_search import Retriever
 from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.worker import Worker
+from assistd.sandbox.limits import Limits
+from assistd.sandbox.manager import SandboxConfig, SessionManager
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
@@ -64,6 +68,7 @@ class Services:
     vector_stores: VectorStoreService
     ingestion: IngestionWorker
     embedder: Embedder | None
+    sandbox: SessionManager
 
 
 def build_router() -> Router:
@@ -88,7 +93,16 @@ async def open_services(settings: Settings) -> Services:
     models = model_router(settings)
     signals = RunSignals()
     embedder = make_embedder(settings)
-    executor = Executor(db, models, blobs, signals, settings.lease_seconds, retriever=_retriever(db, embedder))
+    sandbox = SessionManager(sandbox_config(settings))
+    executor = Executor(
+        db,
+        models,
+        blobs,
+        signals,
+        settings.lease_seconds,
+        retriever=_retriever(db, embedder),
+        code=CodeTool(sandbox, db, blobs, files),
+    )
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = IngestionWorker(
         db,
@@ -101,7 +115,7 @@ async def open_services(settings: Settings) -> Services:
     )
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)
-    threads = ThreadService(db, files, vector_stores)
+    threads = ThreadService(db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True))
     runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
     return Services(
         settings=settings,
@@ -117,6 +131,33 @@ async def open_services(settings: Settings) -> Services:
         vector_stores=vector_stores,
         ingestion=ingestion,
         embedder=embedder,
+        sandbox=sandbox,
+    )
+
+
+def sandbox_config(settings: Settings) -> SandboxConfig:
+    mib = 1 << 20
+    return SandboxConfig(
+        root=settings.sandbox_dir,
+        python=settings.sandbox_python_dir,
+        mode=settings.sandbox,
+        bwrap=settings.sandbox_bwrap,
+        limits=Limits(
+            memory_bytes=settings.sandbox_memory_mb * mib,
+            pids=settings.sandbox_max_processes,
+            file_bytes=settings.sandbox_max_file_mb * mib,
+            cpu_seconds=int(settings.sandbox_max_lifetime_seconds),
+        ),
+        tmp_bytes=settings.sandbox_tmp_mb * mib,
+        cell_timeout=settings.sandbox_cell_timeout_seconds,
+        idle_seconds=settings.sandbox_idle_seconds,
+        max_lifetime_seconds=settings.sandbox_max_lifetime_seconds,
+        max_sessions=settings.sandbox_max_sessions,
+        pool_size=settings.sandbox_pool_size,
+        max_running=settings.sandbox_max_running,
+        uid_base=settings.sandbox_uid_base,
+        max_file_bytes=settings.sandbox_max_file_mb * mib,
+        reap_interval=min(30.0, settings.sandbox_idle_seconds / 4),
     )
 
 
@@ -207,6 +248,7 @@ def create_app(settings: Settings) -> Starlette:
         await keyring.refresh()
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
+        await services.sandbox.start()
         services.worker.start()
         services.ingestion.start()
         local = services.models.providers.get("local")
@@ -222,6 +264,7 @@ def create_app(settings: Settings) -> Starlette:
                 await sweeper
             await services.worker.stop()
             await services.ingestion.stop()
+            await services.sandbox.aclose()
             await services.models.close()
             await services.db.dispose()
 

@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from assistd import __version__, logs
 from assistd.errors import APIError
@@ -91,6 +92,16 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    """`assistd sandbox build`: the code_interpreter's own Python environment (needs the package index once)."""
+    from assistd.sandbox import environment
+
+    target = Path(args.path) if args.path else settings.sandbox_python_dir
+    built = environment.build(target, quiet=args.quiet)
+    print(f"sandbox Python ready at {built.venv} (from {built.base_prefix})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistd", description="A server for the OpenAI Assistants API (v2).")
     parser.add_argument("--version", action="version", version=f"assistd {__version__}")
@@ -117,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     p_revoke.add_argument("key_id")
     p_keys.set_defaults(func=keys)
+
+    p_sandbox = sub.add_parser("sandbox", help="manage code_interpreter's sandbox")
+    sandbox_sub = p_sandbox.add_subparsers(dest="sandbox_command", required=True)
+    p_build = sandbox_sub.add_parser("build", help="build the sandbox's Python (numpy, pandas, matplotlib, ipykernel)")
+    p_build.add_argument("--path", help="where (default: ASSISTD_SANDBOX_PYTHON, else <data dir>/sandbox-python)")
+    p_build.add_argument("--quiet", action="store_true")
+    p_sandbox.set_defaults(func=sandbox)
     return parser
 
 

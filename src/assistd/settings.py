@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -53,6 +53,22 @@ class Settings(BaseSettings):
     embeddings_max_windows: int | None = Field(default=1, ge=1)
     ingestion_concurrency: int = Field(default=2, ge=1)
 
+    # code_interpreter (docs/code-interpreter.md)
+    sandbox: Literal["bwrap", "unsafe-local"] = "bwrap"
+    sandbox_python: Path | None = None
+    sandbox_bwrap: str = "bwrap"
+    sandbox_memory_mb: int = Field(default=1024, ge=64)
+    sandbox_max_processes: int = Field(default=256, ge=8)
+    sandbox_max_file_mb: int = Field(default=100, ge=1)
+    sandbox_tmp_mb: int = Field(default=256, ge=1)
+    sandbox_cell_timeout_seconds: float = Field(default=60.0, gt=0)
+    sandbox_idle_seconds: float = Field(default=1800.0, gt=0)
+    sandbox_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
+    sandbox_max_sessions: int = Field(default=32, ge=1)
+    sandbox_pool_size: int = Field(default=1, ge=0)
+    sandbox_max_running: int = Field(default=2, ge=1)
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
+
     # Runs
     run_expires_seconds: int = Field(default=600, ge=1)
     poll_after_ms: int = Field(default=100, ge=1)
@@ -77,6 +93,14 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.data_dir / "sandbox"
+
+    @property
+    def sandbox_python_dir(self) -> Path:
+        return self.sandbox_python or self.data_dir / "sandbox-python"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,4 +1,5 @@
-"""file_search citations: markers the model writes (`【0:2†moby.txt】`) become `file_citation` annotations.
+"""Citations: markers the model writes (`【0:2†moby.txt】`) become `file_citation` annotations, and
+links to files the run's code wrote (`sandbox:/mnt/data/out.csv`) become `file_path` annotations.
 
 The model sees each search result introduced by a marker `【{call}:{result}†{filename}】` (call =
 the run's n-th file_search call, result = the result's rank) and is asked to cite with it. A marker
@@ -17,9 +18,19 @@ from typing import Any
 MARKER = re.compile(r"【(\d+):(\d+)†([^】]{0,200})】")
 OPEN, CLOSE = "【", "】"
 MAX_MARKER = 240  # a longer "marker" is plain text
+SCHEME = "sandbox:"
+LINK = "sandbox:/mnt/data/"
+LINK_END = re.compile(r"[\s)\]\"'<>`]")
+MAX_LINK = 300
 
 # (call index, result index) → file id, or None when the marker names no real result.
 Resolver = Callable[[int, int], str | None]
+# path under /mnt/data → file id of the file the run's code wrote there, or None.
+PathResolver = Callable[[str], str | None]
+
+
+def _no_paths(path: str) -> str | None:
+    return None
 
 
 def marker(call: int, result: int, filename: str) -> str:
@@ -51,6 +62,7 @@ class CitationStream:
     """Feeds streamed text; yields (fragment, annotation or None) pieces safe to send as deltas."""
 
     resolve: Resolver
+    resolve_path: PathResolver = _no_paths
     sent: int = 0  # code points already released
     annotations: list[dict[str, Any]] = field(default_factory=list)
     _held: str = ""
@@ -59,12 +71,23 @@ class CitationStream:
         self._held += text
         out: list[tuple[str, dict[str, Any] | None]] = []
         while self._held:
-            start = self._held.find(OPEN)
+            start = self._next_special()
             if start < 0:
                 out.append(self._release(len(self._held)))
                 break
             if start > 0:
                 out.append(self._release(start))
+                continue
+            if not self._held.startswith(OPEN):
+                if len(self._held) < len(SCHEME):
+                    break  # maybe the start of a link: wait for more text
+                link = LINK_END.search(self._held)
+                if link is None:
+                    if len(self._held) > MAX_LINK:
+                        out.append(self._release(1))
+                        continue
+                    break
+                out.append(self._link(link.start()))
                 continue
             end = self._held.find(CLOSE)
             if end < 0:
@@ -84,9 +107,35 @@ class CitationStream:
         return [piece for piece in out if piece[0]]
 
     def flush(self) -> list[tuple[str, dict[str, Any] | None]]:
+        out = [self._link(len(self._held))] if self._held.startswith(LINK) else []
         rest, self._held = self._held, ""
         self.sent += len(rest)
-        return [(rest, None)] if rest else []
+        return [piece for piece in out if piece[0]] + ([(rest, None)] if rest else [])
+
+    def _next_special(self) -> int:
+        """Where a marker or a `sandbox:` link may start (a partial `sandbox:` at the end counts)."""
+        found = [i for i in (self._held.find(OPEN), self._held.find(SCHEME)) if i >= 0]
+        for k in range(min(len(SCHEME) - 1, len(self._held)), 0, -1):
+            if SCHEME.startswith(self._held[-k:]):
+                found.append(len(self._held) - k)
+                break
+        return min(found) if found else -1
+
+    def _link(self, end: int) -> tuple[str, dict[str, Any] | None]:
+        """Release a `sandbox:` link ending at `end` (a sentence's final punctuation is not part of it)."""
+        text = self._held[:end].rstrip(".,;:!?")
+        file_id = self.resolve_path(text[len(LINK) :]) if text.startswith(LINK) and len(text) > len(LINK) else None
+        if file_id is None:
+            return self._release(max(1, len(text)))
+        note = {
+            "type": "file_path",
+            "text": text,
+            "start_index": self.sent,
+            "end_index": self.sent + len(text),
+            "file_path": {"file_id": file_id},
+        }
+        self.annotations.append(note)
+        return self._release(len(text))[0], note
 
     def _release(self, n: int) -> tuple[str, dict[str, Any] | None]:
         piece, self._held = self._held[:n], self._held[n:]

@@ -27,11 +27,13 @@ from assistd.protocol.messages import Message
 from assistd.protocol.runs import RunStep
 from assistd.providers.base import Chunk, ProviderError, Usage
 from assistd.providers.routing import ModelRouter, Resolved
-from assistd.runs import file_search, store, tokens
+from assistd.runs import code_interpreter, file_search, store, tokens
 from assistd.runs.citations import CitationStream
+from assistd.runs.code_tool import CodeTool
 from assistd.runs.control import RunSignals
 from assistd.runs.events import EventSink
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
+from assistd.sandbox.base import MOUNT_POINT, InputFile, SandboxUnavailable
 from assistd.services.threads import to_message
 from assistd.services.vector_stores import begin_search
 from assistd.storage.blobs import BlobStore
@@ -60,11 +62,15 @@ class _Call:
     finish_reason: str | None = None
     usage: Usage | None = None
     citations: CitationStream = field(default_factory=lambda: CitationStream(lambda c, r: None))
+    images: list[str] = field(default_factory=list)  # image files the run's code made, shown first
 
     def content(self) -> list[dict[str, Any]]:
-        """The message's content so far: the text and the citations found in it."""
-        text = {"value": "".join(self.text), "annotations": list(self.citations.annotations)}
-        return [{"type": "text", "text": text}]
+        """The message's content so far: images, then the text and the citations found in it."""
+        parts: list[dict[str, Any]] = [{"type": "image_file", "image_file": {"file_id": f}} for f in self.images]
+        if self.text or not parts:
+            text = {"value": "".join(self.text), "annotations": list(self.citations.annotations)}
+            parts.append({"type": "text", "text": text})
+        return parts
 
 
 def _arguments(tool_call: dict[str, Any]) -> str:
@@ -90,8 +96,10 @@ class Executor:
         signals: RunSignals,
         lease_seconds: float,
         retriever: file_search.Retriever | None = None,
+        code: CodeTool | None = None,
     ) -> None:
         self.retriever = retriever
+        self.code = code
         self.db = db
         self.router = router
         self.blobs = blobs
@@ -156,6 +164,14 @@ class Executor:
             await self.fail(run_id, sink, "invalid_prompt", f"No model backend serves the model '{run.model}'.")
             return
         totals = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        code_inputs: list[InputFile] = []
+        code_function = None
+        if any(tool["type"] == code_interpreter.NAME for tool in run.tools):
+            if self.code is not None:
+                code_inputs = await self.code.inputs(run)
+                code_function = self.code.function(code_inputs)
+            else:
+                code_function = code_interpreter.function(MOUNT_POINT, [])
         for _ in range(MAX_MODEL_CALLS):
             if cancel.is_set():
                 await self.end_early(run_id, sink, "cancelled")
@@ -170,14 +186,20 @@ class Executor:
                         prompt_tokens_used=totals["prompt_tokens"],
                         completion_tokens_used=totals["completion_tokens"],
                         load_image=self._image_url,
+                        code_function=code_function,
                     )
-                    searches = file_search.calls_in_order(await store.run_steps(conn, run_id))
+                    steps = await store.run_steps(conn, run_id)
+                    searches = file_search.calls_in_order(steps)
             except PromptTooLarge:
                 await self._finish(
                     run_id, sink, "incomplete", totals, incomplete_details={"reason": "max_prompt_tokens"}
                 )
                 return
-            call = _Call(citations=CitationStream(file_search.resolver(searches)))
+            written = code_interpreter.written_files(steps)
+            call = _Call(
+                citations=CitationStream(file_search.resolver(searches), written.get),
+                images=code_interpreter.pending_images(steps),
+            )
             try:
                 await self._call_model(run, resolved, prompt, call, sink, cancel)
             except _Stop as stop:
@@ -194,12 +216,14 @@ class Executor:
             for key, value in _usage_dict(usage).items():
                 totals[key] += value
             if call.tool_calls:
-                if any(c["type"] == file_search.NAME for c in call.tool_calls.values()):
-                    if not await self._search(run, call, totals, sink, cancel):
-                        return
-                    if all(c["type"] == file_search.NAME for c in call.tool_calls.values()):
-                        await self._complete_tool_step(run, call, usage, sink)
-                        continue  # the model answers with the results in view
+                kinds = {c["type"] for c in call.tool_calls.values()}
+                if file_search.NAME in kinds and not await self._search(run, call, totals, sink, cancel):
+                    return
+                if code_interpreter.NAME in kinds and not await self._run_code(run, call, totals, sink, code_inputs):
+                    return
+                if "function" not in kinds:
+                    await self._complete_tool_step(run, call, usage, sink)
+                    continue  # the model answers with the results in view
                 await self._require_action(run, call, usage, totals, sink)
                 return
             hit_limit = call.finish_reason == "length" and run.max_completion_tokens is not None
@@ -246,7 +270,7 @@ class Executor:
             if first:
                 await self._open_message(run, call, sink)
             call.text.append(fragment)
-            part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": fragment}}
+            part: dict[str, Any] = {"index": len(call.images), "type": "text", "text": {"value": fragment}}
             if first:
                 part["text"]["annotations"] = []
             if note is not None:
@@ -285,6 +309,12 @@ class Executor:
         await sink.emit("thread.run.step.in_progress", step_obj)
         await sink.emit("thread.message.created", Message(**message))
         await sink.emit("thread.message.in_progress", Message(**message))
+        for index, file_id in enumerate(call.images):
+            image = {"index": index, "type": "image_file", "image_file": {"file_id": file_id}}
+            await sink.emit(
+                "thread.message.delta",
+                {"id": message["id"], "object": "thread.message.delta", "delta": {"content": [image]}},
+            )
 
     async def _on_tool_delta(
         self, run: Any, call: _Call, index: int, call_id: str | None, name: str | None, args: str, sink: EventSink
@@ -317,6 +347,22 @@ class Executor:
         elif slot is not None and slot["type"] == file_search.NAME:
             slot["_arguments"] += args
             return
+        elif slot is None and name == code_interpreter.NAME:
+            slot = {
+                "id": ids.new_id(ids.CALL),
+                "type": code_interpreter.NAME,
+                code_interpreter.NAME: {"input": "", "outputs": []},
+                "_arguments": "",
+            }
+            call.tool_calls[index] = slot
+            first = {"input": "", "outputs": []}
+            opening = {"id": slot["id"], "type": code_interpreter.NAME, "code_interpreter": first}
+            await self._emit_tool_delta(call, opening, index, sink)
+            await self._stream_code(call, index, args, sink)
+            return
+        elif slot is not None and slot["type"] == code_interpreter.NAME:
+            await self._stream_code(call, index, args, sink)
+            return
         elif slot is None:
             # Our own ids: upstream ids vary by backend and are never shown to clients.
             slot = {
@@ -340,6 +386,12 @@ class Executor:
                 return
             position = list(call.tool_calls).index(index)
             delta = {"index": position, "type": "function", "function": {"arguments": args}}
+        await self._sink_tool_delta(call, delta, sink)
+
+    async def _emit_tool_delta(self, call: _Call, delta: dict[str, Any], index: int, sink: EventSink) -> None:
+        await self._sink_tool_delta(call, {"index": list(call.tool_calls).index(index), **delta}, sink)
+
+    async def _sink_tool_delta(self, call: _Call, delta: dict[str, Any], sink: EventSink) -> None:
         await sink.emit(
             "thread.run.step.delta",
             {
@@ -348,6 +400,20 @@ class Executor:
                 "delta": {"step_details": {"type": "tool_calls", "tool_calls": [delta]}},
             },
         )
+
+    async def _stream_code(self, call: _Call, index: int, args: str, sink: EventSink) -> None:
+        """The code streams as `input` fragments, decoded from the JSON arguments as they arrive."""
+        slot = call.tool_calls[index]
+        slot["_arguments"] += args
+        await self._extend_input(call, index, code_interpreter.partial_code(slot["_arguments"]), sink)
+
+    async def _extend_input(self, call: _Call, index: int, code: str, sink: EventSink) -> None:
+        details = call.tool_calls[index][code_interpreter.NAME]
+        sent = details["input"]
+        if len(code) > len(sent) and code.startswith(sent):
+            details["input"] = code
+            fragment = {"type": code_interpreter.NAME, "code_interpreter": {"input": code[len(sent) :]}}
+            await self._emit_tool_delta(call, fragment, index, sink)
 
     def _step_row(self, run: Any, kind: str, details: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -447,6 +513,32 @@ class Executor:
                 hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
             slot[file_search.NAME]["results"] = file_search.result_entries(hits)
             slot["_queries"] = queries
+        return True
+
+    async def _run_code(
+        self, run: Any, call: _Call, totals: dict[str, int], sink: EventSink, inputs: list[InputFile]
+    ) -> bool:
+        """Run the model's code_interpreter calls in the thread's sandbox; False when the run had to end."""
+        for index, slot in call.tool_calls.items():
+            if slot["type"] != code_interpreter.NAME:
+                continue
+            code = code_interpreter.code_of(slot["_arguments"])
+            await self._extend_input(call, index, code, sink)
+            slot[code_interpreter.NAME]["input"] = code
+            try:
+                if self.code is None:
+                    raise SandboxUnavailable("code_interpreter is not configured on this server.")
+                result = await self.code.run(run, slot["id"], code, inputs)  # refuses when no sandbox
+            except SandboxUnavailable as exc:
+                await self.fail(run.id, sink, "server_error", str(exc), call, totals)
+                return False
+            slot[code_interpreter.NAME]["outputs"] = result.outputs
+            slot["_files"] = result.files
+            if result.outputs:
+                outputs = [{"index": k, **output} for k, output in enumerate(result.outputs)]
+                await self._emit_tool_delta(
+                    call, {"type": code_interpreter.NAME, "code_interpreter": {"outputs": outputs}}, index, sink
+                )
         return True
 
     async def _run_stores(self, run: Any) -> tuple[list[str], list[str]]:

@@ -17,7 +17,7 @@ from sqlalchemy import Row, select
 from assistd.db import tables as t
 from assistd.db.database import Connection
 from assistd.providers.base import ChatRequest
-from assistd.runs import file_search, tokens
+from assistd.runs import code_interpreter, file_search, tokens
 
 HISTORY_PAGE = 200
 COMPLETION_RESERVE = 1024
@@ -35,11 +35,14 @@ class Prompt:
     tokens: int
 
 
-def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's tools as chat-completions tools: functions as given, file_search as a function of ours."""
+def function_tools(tools: list[dict[str, Any]], code_function: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The run's tools as chat-completions tools: functions as given, the built-in tools as functions
+    of ours (code_interpreter's names the run's files, so it comes built: `code_function`)."""
     offered = [{"type": "function", "function": tool["function"]} for tool in tools if tool["type"] == "function"]
     if any(tool["type"] == file_search.NAME for tool in tools):
         offered.append(file_search.FUNCTION)
+    if code_function is not None and any(tool["type"] == code_interpreter.NAME for tool in tools):
+        offered.append(code_function)
     return offered
 
 
@@ -52,9 +55,9 @@ def _tool_choice(choice: Any, run_items: list[dict[str, Any]]) -> Any:
 
 
 def chat_tool_choice(choice: Any) -> Any:
-    """`{"type": "file_search"}` names our file_search function; the rest passes through."""
-    if isinstance(choice, dict) and choice.get("type") == file_search.NAME:
-        return {"type": "function", "function": {"name": file_search.NAME}}
+    """`{"type": "file_search"}` and `{"type": "code_interpreter"}` name our functions; the rest passes through."""
+    if isinstance(choice, dict) and choice.get("type") in (file_search.NAME, code_interpreter.NAME):
+        return {"type": "function", "function": {"name": choice["type"]}}
     return choice
 
 
@@ -125,6 +128,11 @@ async def _run_items(conn: Connection, run_id: str, search_budget: int) -> list[
                 content = file_search.results_text(searches, c[file_search.NAME].get("results") or [], search_budget)
                 outputs.append({"role": "tool", "tool_call_id": c["id"], "content": content})
                 searches += 1
+            elif c["type"] == code_interpreter.NAME:
+                arguments = orjson.dumps({"code": c[code_interpreter.NAME]["input"]}).decode()
+                function = {"name": code_interpreter.NAME, "arguments": arguments}
+                shown.append({"id": c["id"], "type": "function", "function": function})
+                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": code_interpreter.model_output(c)})
         if shown:
             items.append({"role": "assistant", "content": None, "tool_calls": shown})
             items.extend(outputs)
@@ -140,8 +148,9 @@ async def build_prompt(
     prompt_tokens_used: int,
     completion_tokens_used: int,
     load_image: ImageLoader,
+    code_function: dict[str, Any] | None = None,
 ) -> Prompt:
-    tools = function_tools(run.tools)
+    tools = function_tools(run.tools, code_function)
     instructions = run.instructions or ""
     if any(tool["type"] == file_search.NAME for tool in run.tools):
         instructions = f"{instructions}\n\n{file_search.CITE_INSTRUCTIONS}".strip()

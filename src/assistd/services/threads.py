@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Row, delete, update
@@ -88,7 +89,14 @@ def _search_attachments(bodies: list[MessageCreate]) -> list[str]:
 
 
 class ThreadService:
-    def __init__(self, db: Database, files: FileService, stores: VectorStoreService) -> None:
+    def __init__(
+        self,
+        db: Database,
+        files: FileService,
+        stores: VectorStoreService,
+        on_delete: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.on_delete = on_delete  # ends what lives with the thread outside the database (its sandbox)
         self.db = db
         self.files = files
         self.stores = stores
@@ -157,6 +165,8 @@ class ThreadService:
             await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
             await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
             await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
+        if self.on_delete is not None:
+            await self.on_delete(thread_id)
         return Deleted(id=thread_id, object="thread.deleted")
 
     # --- messages -------------------------------------------------------------------------------
