@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
 from assistd.sandbox.files import is_image
@@ -31,6 +32,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_IMAGES = 10
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_MESSAGES = 10_000
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # ZMQ drops a larger message from the kernel instead of buffering it
 
 
 class KernelDied(Exception):
@@ -99,6 +101,7 @@ class Kernel:
         self.cgroups = cgroups
         self.uid = uid
         self.client = AsyncKernelClient()
+        self.client.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # for the sockets made below
         self.client.load_connection_info(info)  # type: ignore[arg-type]
         self.client.start_channels()
         self.started_at = time.monotonic()
@@ -127,6 +130,16 @@ class Kernel:
             except queue.Empty:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the kernel did not answer in time") from None
+                continue
+            # The shell answering does not mean IOPub is subscribed yet: until it is, the kernel drops
+            # what it publishes, and the first cell's output and idle status would be lost (a spurious
+            # timeout, then a reset). A message on it (ipykernel's iopub_welcome, or the status around
+            # kernel_info) proves it is; without one, ask again, as jupyter_client's wait_for_ready does.
+            try:
+                await self.client.get_iopub_msg(timeout=0.25)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the kernel's output channel did not connect in time") from None
                 continue
             # drain the iopub greeting so the first cell starts from a clean queue
             with contextlib.suppress(queue.Empty):

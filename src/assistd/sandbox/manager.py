@@ -397,6 +397,11 @@ class SessionManager:
         except BaseException:  # cancelled while starting (aclose, a cancelled run): do not leak the kernel
             await self._discard(slot, keep_data=True)
             raise
+        if uid is not None:
+            # Every socket is bound now: take the directory back, so the code cannot swap a socket for a
+            # symlink to some host socket that the client (root) would reconnect to.
+            os.chown(ipc_dir, 0, 0)
+            ipc_dir.chmod(0o755)
         return slot
 
     def _command(
