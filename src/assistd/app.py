@@ -147,6 +147,7 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
             pids=settings.sandbox_max_processes,
             file_bytes=settings.sandbox_max_file_mb * mib,
             cpu_seconds=int(settings.sandbox_max_lifetime_seconds),
+            cpus=settings.sandbox_cpus,
         ),
         tmp_bytes=settings.sandbox_tmp_mb * mib,
         cell_timeout=settings.sandbox_cell_timeout_seconds,

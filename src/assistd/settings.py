@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = "bwrap"
     sandbox_memory_mb: int = Field(default=1024, ge=64)
     sandbox_max_processes: int = Field(default=256, ge=8)
+    sandbox_cpus: float = Field(default=1.0, gt=0)
     sandbox_max_file_mb: int = Field(default=100, ge=1)
     sandbox_tmp_mb: int = Field(default=256, ge=1)
     sandbox_cell_timeout_seconds: float = Field(default=60.0, gt=0)

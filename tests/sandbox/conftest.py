@@ -49,7 +49,7 @@ requires_sandbox = pytest.mark.skipif(why_no_sandbox() is not None, reason=str(w
 
 # The shared managers' limits. The memory limit is low so the OOM test is quick; a session with
 # numpy, pandas and matplotlib imported uses ~90 MiB of it.
-LIMITS = Limits(memory_bytes=256 * MiB, pids=64, file_bytes=64 * MiB, cpu_seconds=600)
+LIMITS = Limits(memory_bytes=256 * MiB, pids=64, file_bytes=64 * MiB, cpu_seconds=600, cpus=0.5)
 MAX_FILE_BYTES = 1 * MiB
 
 

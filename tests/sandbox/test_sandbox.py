@@ -380,3 +380,22 @@ def test_unavailable_when_not_root(
     assert reason is not None and "root" in reason and "unsafe-local" in reason
     # the check is repeated while it fails: the operator may fix it without a restart
     assert m.unavailable() is None
+
+
+@requires_sandbox
+def test_a_busy_session_gets_at_most_its_cpu_share(run: Run, manager: SessionManager, keys: Keys) -> None:
+    """cpus=0.5: a cpu-cgroup quota of half a core, so a runaway cell cannot starve other threads."""
+    key = keys(manager)
+    busy = execute(
+        run,
+        manager,
+        key,
+        "import time\nstart, cpu = time.monotonic(), time.process_time()\n"
+        "while time.monotonic() - start < 2: pass\nprint(time.process_time() - cpu)",
+    )
+    assert busy.status == "ok", busy.logs
+    assert float(busy.logs) < 1.4  # at most ~1.0 s of CPU in 2 s of wall clock (2.0 without the quota)
+    cgroups = manager._sessions[key].slot.kernel.cgroups
+    assert cgroups is not None
+    (cpu,) = [d for d in cgroups.dirs if (d / "cpu.cfs_quota_us").exists()]
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"

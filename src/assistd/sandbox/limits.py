@@ -27,7 +27,9 @@ class Limits:
     pids: int
     file_bytes: int
     cpu_seconds: int  # lifetime CPU of the kernel: a backstop; cells are bounded by wall clock
+    cpus: float = 1.0  # CPU share while busy (a cpu-cgroup quota), so one session cannot take every core
     open_files: int = 1024
+    cpu_period_us: int = 100_000
 
 
 def _own_cgroup(controller: str) -> str | None:
@@ -98,6 +100,9 @@ class Cgroups:
         if all(v1.values()) and all((root / c).is_dir() for c in v1):
             self.version = 1
             self.bases = {c: root / c / str(path).lstrip("/") for c, path in v1.items()}
+            cpu = _own_cgroup("cpu")
+            if cpu is not None and (root / "cpu").is_dir():  # optional: fairness, not safety
+                self.bases["cpu"] = root / "cpu" / cpu.lstrip("/")
         elif (root / "cgroup.controllers").exists():
             own = _own_cgroup("")
             if own is not None:
@@ -127,6 +132,13 @@ class Cgroups:
                 with contextlib.suppress(OSError):  # only where swap accounting is on
                     (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
                 (pids / "pids.max").write_text(str(limits.pids))
+                if "cpu" in self.bases:
+                    with contextlib.suppress(OSError):
+                        cpu = self.bases["cpu"] / f"assistd-{os.getpid()}-{name}"
+                        cpu.mkdir(exist_ok=True)
+                        dirs.append(cpu)
+                        (cpu / "cpu.cfs_period_us").write_text(str(limits.cpu_period_us))
+                        (cpu / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * limits.cpu_period_us)))
             else:
                 d = self.bases["unified"] / f"assistd-{os.getpid()}-{name}"
                 d.mkdir(exist_ok=True)
@@ -135,6 +147,8 @@ class Cgroups:
                 with contextlib.suppress(OSError):
                     (d / "memory.swap.max").write_text("0")
                 (d / "pids.max").write_text(str(limits.pids))
+                with contextlib.suppress(OSError):  # only where the cpu controller is delegated
+                    (d / "cpu.max").write_text(f"{int(limits.cpus * limits.cpu_period_us)} {limits.cpu_period_us}")
         except OSError:
             CgroupSet(dirs, self.version).kill_all()
             raise

@@ -342,7 +342,7 @@ class SessionManager:
             return None
         while True:
             uid = self.config.uid_base + secrets.randbelow(1 << 16)
-            if uid not in self._uids:
+            if uid not in self._uids and not _uid_running(uid):  # e.g. another server on this host
                 self._uids.add(uid)
                 return uid
 
@@ -457,3 +457,13 @@ class SessionManager:
             async with lock:
                 if self._sessions.get(key) is current:
                     await self._end(key, current, reason)
+
+
+def _uid_running(uid: int) -> bool:
+    """Whether any process on the host runs as `uid` (a /proc directory is owned by its process's uid)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    return True
+    return False
