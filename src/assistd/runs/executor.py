@@ -33,16 +33,15 @@ from assistd.runs.code_tool import CodeTool
 from assistd.runs.control import RunSignals
 from assistd.runs.events import EventSink
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
+from assistd.runs.searcher import FileSearcher, SearchFailed
 from assistd.sandbox.base import MOUNT_POINT, InputFile, SandboxUnavailable
 from assistd.services.threads import to_message
-from assistd.services.vector_stores import begin_search
 from assistd.storage.blobs import BlobStore
 
 log = logging.getLogger("assistd.runs")
 
 MAX_MODEL_CALLS = 16
 MAX_INLINE_IMAGE = 20 * 1024 * 1024
-INGESTION_WAIT_SECONDS = 60.0
 
 
 class _Stop(Exception):
@@ -98,7 +97,7 @@ class Executor:
         retriever: file_search.Retriever | None = None,
         code: CodeTool | None = None,
     ) -> None:
-        self.retriever = retriever
+        self.searcher = FileSearcher(db, retriever)
         self.code = code
         self.db = db
         self.router = router
@@ -489,30 +488,12 @@ class Executor:
         self, run: Any, call: _Call, totals: dict[str, int], sink: EventSink, cancel: asyncio.Event
     ) -> bool:
         """Run the model's file_search calls; False when the run had to end instead."""
-        max_results, ranking = file_search.settings_of(run.tools)
-        store_ids, thread_stores = await self._run_stores(run)
-        expired = await self._expired_store(store_ids)
-        if expired is not None:
-            await self.fail(run.id, sink, "invalid_prompt", f"Vector store {expired} has expired.", call, totals)
+        slots = [slot for slot in call.tool_calls.values() if slot["type"] == file_search.NAME]
+        try:
+            await self.searcher.search(run, slots, cancel)
+        except SearchFailed as exc:
+            await self.fail(run.id, sink, exc.code, str(exc), call, totals)
             return False
-        await self._await_ingestion(thread_stores, cancel)
-        for slot in call.tool_calls.values():
-            if slot["type"] != file_search.NAME:
-                continue
-            try:
-                queries = orjson.loads(slot["_arguments"] or "{}").get("queries")
-            except (orjson.JSONDecodeError, AttributeError):
-                queries = None
-            if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-                await self.fail(
-                    run.id, sink, "server_error", "The model produced invalid arguments for file_search.", call, totals
-                )
-                return False
-            hits = []
-            if self.retriever is not None and store_ids and queries:
-                hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
-            slot[file_search.NAME]["results"] = file_search.result_entries(hits)
-            slot["_queries"] = queries
         return True
 
     async def _run_code(
@@ -540,48 +521,6 @@ class Executor:
                     call, {"type": code_interpreter.NAME, "code_interpreter": {"outputs": outputs}}, index, sink
                 )
         return True
-
-    async def _run_stores(self, run: Any) -> tuple[list[str], list[str]]:
-        """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
-        async with self.db.read() as conn:
-            assistant = (
-                await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == run.assistant_id))
-            ).scalar()
-            thread = (
-                await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == run.thread_id))
-            ).scalar()
-
-        def ids_of(resources: Any) -> list[str]:
-            return list(((resources or {}).get(file_search.NAME) or {}).get("vector_store_ids") or [])
-
-        thread_ids = ids_of(thread)
-        return list(dict.fromkeys(ids_of(assistant) + thread_ids)), thread_ids
-
-    async def _expired_store(self, store_ids: list[str]) -> str | None:
-        """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
-        async with self.db.write() as conn:
-            return await begin_search(conn, store_ids)
-
-    async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
-        """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
-        if not store_ids:
-            return
-        deadline = time.monotonic() + INGESTION_WAIT_SECONDS
-        while time.monotonic() < deadline and not cancel.is_set():
-            async with self.db.read() as conn:
-                pending = (
-                    await conn.execute(
-                        select(t.vector_store_files.c.id)
-                        .where(
-                            t.vector_store_files.c.vector_store_id.in_(store_ids),
-                            t.vector_store_files.c.status == "in_progress",
-                        )
-                        .limit(1)
-                    )
-                ).first()
-            if pending is None:
-                return
-            await asyncio.sleep(0.25)
 
     async def _complete_tool_step(self, run: Any, call: _Call, usage: Usage, sink: EventSink) -> None:
         at = int(time.time())
