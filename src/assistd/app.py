@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
@@ -22,6 +23,7 @@ from assistd.api import vector_stores as vector_stores_api
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
 from assistd.api.routing import Router
+from assistd.console import console_routes
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
@@ -37,6 +39,7 @@ from assistd.runs.executor import Executor
 from assistd.runs.file_search import Retriever
 from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.worker import Worker
+from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
@@ -64,12 +67,19 @@ class Services:
     vector_stores: VectorStoreService
     ingestion: IngestionWorker
     embedder: Embedder | None
+    admin: AdminService
 
 
 def build_router() -> Router:
     router = Router()
     for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api):
         module.register(router)
+    return router
+
+
+def build_admin_router() -> Router:
+    router = Router(prefix=admin_api.PREFIX)
+    admin_api.register(router)
     return router
 
 
@@ -117,6 +127,7 @@ async def open_services(settings: Settings) -> Services:
         vector_stores=vector_stores,
         ingestion=ingestion,
         embedder=embedder,
+        admin=AdminService(db, models),
     )
 
 
@@ -197,7 +208,8 @@ async def _sweep_files(services: Services) -> None:
 
 def create_app(settings: Settings) -> Starlette:
     router = build_router()
-    openapi = build_openapi(router)
+    admin_router = build_admin_router()
+    openapi = build_openapi(router, admin_router)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -231,7 +243,13 @@ def create_app(settings: Settings) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
-    routes = [Route("/healthz", healthz), Route("/openapi.json", openapi_json), *router.routes()]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/openapi.json", openapi_json),
+        *router.routes(),
+        *admin_router.routes(),
+        *(console_routes() if settings.console_enabled else []),
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
