@@ -55,26 +55,53 @@ export async function filesPage(main) {
   await load();
 }
 
+// The text of a file whose bytes may not be downloaded (purpose "assistants"): its parsed text in a
+// vector store that holds it (`store` in the URL, or the first store found with the file).
+async function storeText(fileId, storeId) {
+  const candidates = storeId ? [storeId] : (await listAll("/v1/vector_stores")).map((s) => s.id);
+  for (const id of candidates) {
+    try {
+      const page = await get(`/v1/vector_stores/${id}/files/${fileId}/content`);
+      return { text: page.data.map((p) => p.text).join("\n"), store: id };
+    } catch {
+      // not in this store
+    }
+  }
+  return null;
+}
+
 export async function filePage(main, fileId, params) {
   const f = await fileInfo(fileId);
   const preview = h("div", { id: "file-preview" }, h("p", { class: "muted" }, "Loading content…"));
+  const source = h("p", { class: "muted" });
   clear(main,
     h("div", { class: "page-head" }, h("h1", {}, f.filename), h("code", {}, f.id)),
     h("p", { class: "muted" }, `${f.purpose} · ${bytes(f.bytes)} · ${when(f.created_at)}`, " ", downloadLink(f.id, "download")),
-    preview);
-  const blob = await fileBlob(fileId).catch((err) => { clear(preview, errorBox(err)); return null; });
-  if (!blob) return;
-  const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
-  if (head[0] === 0x89 && head[1] === 0x50) {
-    clear(preview, h("img", { class: "inline-image", src: URL.createObjectURL(blob), alt: f.filename }));
-    return;
+    source, preview);
+  let text;
+  let blobError = null;
+  const blob = await fileBlob(fileId).catch((err) => { blobError = err; return null; });
+  if (blob) {
+    const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
+    if (head[0] === 0x89 && head[1] === 0x50) {
+      clear(preview, h("img", { class: "inline-image", src: URL.createObjectURL(blob), alt: f.filename }));
+      return;
+    }
+    text = await blob.slice(0, 2_000_000).text();
+    if (/[\u0000-\u0008]/.test(text.slice(0, 1000))) text = null;
   }
-  const text = await blob.slice(0, 2_000_000).text();
-  if (/[\u0000-\u0008]/.test(text.slice(0, 1000))) { clear(preview, h("p", { class: "muted" }, "Binary file: download it to view.")); return; }
+  if (!text) {
+    const parsed = await storeText(fileId, params.get("store"));
+    if (parsed) {
+      text = parsed.text;
+      clear(source, "Parsed text from vector store ", h("a", { href: `#/vector_stores/${parsed.store}` }, parsed.store), ".");
+    }
+  }
+  if (!text) { clear(preview, blobError ? errorBox(blobError) : h("p", { class: "muted" }, "Binary file: download it to view.")); return; }
   const passage = params.get("passage");
   const at = passage ? text.indexOf(passage) : -1;
   if (at < 0) { clear(preview, h("pre", { class: "file-text" }, text)); return; }
-  // The cited passage, highlighted (the chunk's full text, from the start of the match).
+  // The cited passage, highlighted from the start of the match.
   const end = Math.min(text.length, at + Math.max(passage.length, 800));
   const mark = h("mark", { id: "cited-passage" }, text.slice(at, end));
   clear(preview, h("pre", { class: "file-text" }, text.slice(0, at), mark, text.slice(end)));
