@@ -19,17 +19,27 @@ MISSING_KEY = "You didn't provide an API key."
 
 
 @pytest.fixture(scope="module")
-def keyed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str,
-          start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_server(request, tmp_path_factory, backend,
-                        env={"ASSISTD_API_KEYS": "admin-k1", "ASSISTD_KEY_CACHE_SECONDS": "0.2"})
+def keyed(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
+    start_server: Callable[..., LiveServer],
+) -> LiveServer:
+    return start_server(
+        request, tmp_path_factory, backend, env={"ASSISTD_API_KEYS": "admin-k1", "ASSISTD_KEY_CACHE_SECONDS": "0.2"}
+    )
 
 
 @pytest.fixture(scope="module")
 def other_key(keyed: LiveServer) -> str:
     """A stored key of a second project."""
-    result = subprocess.run([sys.executable, "-m", "assistd", "keys", "create", "--project", "admin-other"],
-                            env=keyed.env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "assistd", "keys", "create", "--project", "admin-other"],
+        env=keyed.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -71,6 +81,7 @@ def ids_of(body: dict[str, Any]) -> list[str]:
 
 # --- auth and scoping ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/admin/v1/threads", "/admin/v1/models", "/admin/v1/nope"])
 def test_admin_needs_a_key_when_keys_exist(keyed: LiveServer, path: str) -> None:
     with client_for(keyed, None) as c:
@@ -98,6 +109,7 @@ def test_open_server_lists_without_a_key(server: LiveServer) -> None:
 
 
 # --- pagination and search -----------------------------------------------------------------------
+
 
 def test_pagination_follows_the_list_conventions(http: httpx.Client) -> None:
     tag = uuid.uuid4().hex
@@ -148,6 +160,7 @@ def test_search_matches_ids_and_metadata_values(http: httpx.Client) -> None:
 
 # --- bad input -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("params", "param", "code"),
     [
@@ -186,6 +199,7 @@ def test_admin_endpoints_are_in_openapi(http: httpx.Client) -> None:
 
 # --- the console's page --------------------------------------------------------------------------
 
+
 def test_console_page_and_assets_need_no_key(keyed: LiveServer) -> None:
     with client_for(keyed, None) as c:
         page = c.get("/")
@@ -204,8 +218,12 @@ def test_console_page_and_assets_need_no_key(keyed: LiveServer) -> None:
         assert_error(c.get("/v1/assistants"), 401)
 
 
-def test_console_can_be_turned_off(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                                   backend: str, start_server: Callable[..., LiveServer]) -> None:
+def test_console_can_be_turned_off(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
+    start_server: Callable[..., LiveServer],
+) -> None:
     if backend != "sqlite":
         pytest.skip("a setting of the app, not of the database")
     server = start_server(request, tmp_path_factory, backend, env={"ASSISTD_CONSOLE_ENABLED": "false"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import png
+from browserhelpers import png
 from playwright.sync_api import expect
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -74,8 +74,10 @@ def thread_id_of(page: Any) -> str:
 
 # --- assistants ----------------------------------------------------------------------------------
 
-def test_create_and_edit_an_assistant_with_a_function_tool(page: Any, server: LiveServer, http: httpx.Client,
-                                                         shot: Any) -> None:
+
+def test_create_and_edit_an_assistant_with_a_function_tool(
+    page: Any, server: LiveServer, http: httpx.Client, shot: Any
+) -> None:
     model = new_model()
     page.goto(server.url + "/#/assistants/new")
     page.fill("input[name=name]", "Weather bot")
@@ -94,8 +96,10 @@ def test_create_and_edit_an_assistant_with_a_function_tool(page: Any, server: Li
     expect(save).to_be_disabled()
     editor.fill('{"name": "get weather"}')
     expect(status).to_contain_text("name: 1 to 64 letters")
-    editor.fill('{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "text"}},'
-                ' "required": ["town"]}}')
+    editor.fill(
+        '{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "text"}},'
+        ' "required": ["town"]}}'
+    )
     expect(status).to_contain_text('unknown type "text"')
     expect(status).to_contain_text('"town" is not in properties')
     expect(save).to_be_disabled()
@@ -123,8 +127,9 @@ def test_create_and_edit_an_assistant_with_a_function_tool(page: Any, server: Li
     saved = http.get(f"/v1/assistants/{assistant_id}").json()
     assert saved["name"] == "Weather bot" and saved["model"] == model
     assert saved["instructions"] == "Answer about the weather."
-    assert saved["tools"] == [{"type": "file_search", "file_search": saved["tools"][0]["file_search"]},
-                              {"type": "function", "function": {**function, "strict": saved["tools"][1]["function"]["strict"]}}]
+    file_search, tool = saved["tools"]
+    assert file_search["type"] == "file_search"
+    assert tool == {"type": "function", "function": {**function, "strict": tool["function"]["strict"]}}
     assert (saved["temperature"], saved["top_p"]) == (0.5, 0.9)
     assert saved["metadata"] == {"team": "forecasts"}
     assert saved["response_format"] == {"type": "json_object"}
@@ -158,8 +163,10 @@ def test_create_and_edit_an_assistant_with_a_function_tool(page: Any, server: Li
 
 # --- playground ----------------------------------------------------------------------------------
 
-def test_chat_streams_the_answer(page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream,
-                                 shot: Any) -> None:
+
+def test_chat_streams_the_answer(
+    page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream, shot: Any
+) -> None:
     model = new_model()
     answer = "Streaming works one word at a time, and the whole answer arrives in the end."
     fake.script(model, Reply.say(answer, interval=0.06))
@@ -192,8 +199,19 @@ def test_requires_action_answered_by_hand_then_the_thread_viewer_shows_each_step
 ) -> None:
     model = new_model()
     fake.script(model, Reply.call("get_weather", {"city": "Paris"}), Reply.say("It is 22C and sunny in Paris."))
-    a = assistant(http, model=model, tools=[{"type": "function", "function": {
-        "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
+    a = assistant(
+        http,
+        model=model,
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ],
+    )
     page.goto(server.url + f"/#/playground?assistant={a['id']}")
     send(page, "Weather in Paris?")
 
@@ -231,14 +249,19 @@ def test_requires_action_answered_by_hand_then_the_thread_viewer_shows_each_step
 
 
 @needs_embedder
-def test_file_search_answer_shows_its_citation(page: Any, server: LiveServer, http: httpx.Client,
-                                               fake: FakeUpstream, shot: Any) -> None:
+def test_file_search_answer_shows_its_citation(
+    page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream, shot: Any
+) -> None:
     store_id, file_id = ready_store(http)
     model = new_model()
     answer = "Captain Ahab hunted the whale 【0:0†moby.txt】. He sailed the Pequod."
     fake.script(model, Reply.call("file_search", {"queries": ["Who hunted the white whale?"]}), Reply.say(answer))
-    a = assistant(http, model=model, tools=[{"type": "file_search"}],
-                  tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    a = assistant(
+        http,
+        model=model,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
     page.goto(server.url + f"/#/playground?assistant={a['id']}")
     send(page, "Who hunted Moby Dick?")
 
@@ -268,26 +291,47 @@ def test_file_search_answer_shows_its_citation(page: Any, server: LiveServer, ht
 
 # --- thread viewer -------------------------------------------------------------------------------
 
-def insert_code_interpreter_step(server: LiveServer, thread_id: str, run_id: str, assistant_id: str,
-                                 image_id: str) -> None:
+
+def insert_code_interpreter_step(
+    server: LiveServer, thread_id: str, run_id: str, assistant_id: str, image_id: str
+) -> None:
     """The sandbox is not served yet: a code_interpreter step as the executor will store it, written
     straight into the database, so its rendering is tested now."""
     url = server.env.get("ASSISTD_DATABASE_URL") or f"sqlite+aiosqlite:///{server.data_dir / 'assistd.db'}"
     now = int(time.time())
-    details = {"type": "tool_calls", "tool_calls": [{
-        "id": "call_ci1", "type": "code_interpreter",
-        "code_interpreter": {"input": "print(6 * 7)", "outputs": [
-            {"type": "logs", "logs": "42\n"}, {"type": "image", "image": {"file_id": image_id}}]},
-    }]}
+    details = {
+        "type": "tool_calls",
+        "tool_calls": [
+            {
+                "id": "call_ci1",
+                "type": "code_interpreter",
+                "code_interpreter": {
+                    "input": "print(6 * 7)",
+                    "outputs": [{"type": "logs", "logs": "42\n"}, {"type": "image", "image": {"file_id": image_id}}],
+                },
+            }
+        ],
+    }
 
     async def write() -> None:
         engine = create_async_engine(url)
         try:
             async with engine.begin() as conn:
-                await conn.execute(insert(t.run_steps).values(
-                    id="step_zz" + uuid.uuid4().hex, run_id=run_id, thread_id=thread_id, assistant_id=assistant_id,
-                    created_at=now, type="tool_calls", status="completed", step_details=details, completed_at=now,
-                    metadata={}, usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}))
+                await conn.execute(
+                    insert(t.run_steps).values(
+                        id="step_zz" + uuid.uuid4().hex,
+                        run_id=run_id,
+                        thread_id=thread_id,
+                        assistant_id=assistant_id,
+                        created_at=now,
+                        type="tool_calls",
+                        status="completed",
+                        step_details=details,
+                        completed_at=now,
+                        metadata={},
+                        usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+                    )
+                )
         finally:
             await engine.dispose()
 
@@ -299,16 +343,27 @@ def insert_code_interpreter_step(server: LiveServer, thread_id: str, run_id: str
 def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_images(
     page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream, shot: Any
 ) -> None:
-    image = http.post("/v1/files", files={"file": ("chart.png", png(96, 64), "image/png")},
-                      data={"purpose": "vision"}).json()
+    image = http.post(
+        "/v1/files", files={"file": ("chart.png", png(96, 64), "image/png")}, data={"purpose": "vision"}
+    ).json()
     model = new_model()
     fake.script(model, Reply.say("Here is the chart."))
     a = assistant(http, model=model)
-    thread = http.post("/v1/threads", json={"messages": [
-        {"role": "user", "content": "Draw me a chart."},
-        {"role": "assistant", "content": [{"type": "text", "text": "A chart:"},
-                                          {"type": "image_file", "image_file": {"file_id": image["id"]}}]},
-    ]}).json()
+    thread = http.post(
+        "/v1/threads",
+        json={
+            "messages": [
+                {"role": "user", "content": "Draw me a chart."},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "A chart:"},
+                        {"type": "image_file", "image_file": {"file_id": image["id"]}},
+                    ],
+                },
+            ]
+        },
+    ).json()
     run = http.post(f"/v1/threads/{thread['id']}/runs", json={"assistant_id": a["id"]}).json()
     wait_until(lambda: http.get(f"/v1/threads/{thread['id']}/runs/{run['id']}").json()["status"] == "completed")
     insert_code_interpreter_step(server, thread["id"], run["id"], a["id"], image["id"])
@@ -328,8 +383,7 @@ def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_ima
     shot("thread-images")
 
 
-def test_a_thousand_message_thread_opens_on_its_newest_page(page: Any, server: LiveServer,
-                                                              http: httpx.Client) -> None:
+def test_a_thousand_message_thread_opens_on_its_newest_page(page: Any, server: LiveServer, http: httpx.Client) -> None:
     messages = [{"role": "user", "content": f"message {i}"} for i in range(1000)]
     thread = http.post("/v1/threads", json={"messages": messages}).json()
     page.goto(server.url + f"/#/threads/{thread['id']}")
@@ -361,12 +415,13 @@ def test_thread_list_is_searchable(page: Any, server: LiveServer, http: httpx.Cl
 
 # --- files and vector stores ---------------------------------------------------------------------
 
-def test_upload_shows_progress_and_lists_the_file(page: Any, server: LiveServer, http: httpx.Client,
-                                                  shot: Any) -> None:
+
+def test_upload_shows_progress_and_lists_the_file(page: Any, server: LiveServer, http: httpx.Client, shot: Any) -> None:
     name = f"notes-{uuid.uuid4().hex[:6]}.txt"
     page.goto(server.url + "/#/files")
-    page.set_input_files("#upload-file", files=[{"name": name, "mimeType": "text/plain",
-                                                  "buffer": b"hello from the console\n" * 20_000}])
+    page.set_input_files(
+        "#upload-file", files=[{"name": name, "mimeType": "text/plain", "buffer": b"hello from the console\n" * 20_000}]
+    )
     page.select_option("#upload-purpose", "user_data")
     page.click("#upload-button")
     expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
@@ -379,15 +434,17 @@ def test_upload_shows_progress_and_lists_the_file(page: Any, server: LiveServer,
 
 
 @needs_embedder
-def test_vector_store_ingestion_status_and_search(page: Any, server: LiveServer, http: httpx.Client,
-                                                  shot: Any, tmp_path: Path) -> None:
+def test_vector_store_ingestion_status_and_search(
+    page: Any, server: LiveServer, http: httpx.Client, shot: Any, tmp_path: Path
+) -> None:
     page.goto(server.url + "/#/vector_stores")
     page.fill("#store-name", "console library")
     page.click("#create-store")
     page.wait_for_url("**/#/vector_stores/vs_*")
     store_id = page.url.rsplit("/", 1)[1]
-    page.set_input_files("#store-upload-file", files=[{"name": "moby.txt", "mimeType": "text/plain",
-                                                        "buffer": BOOK.encode()}])
+    page.set_input_files(
+        "#store-upload-file", files=[{"name": "moby.txt", "mimeType": "text/plain", "buffer": BOOK.encode()}]
+    )
     page.click("#store-upload-button")
     row = page.locator("#store-files tbody tr")
     expect(row).to_have_count(1)
