@@ -111,7 +111,12 @@ export function renderText(text, message) {
 export function renderPart(part, message) {
   if (part.type === "text") return renderText(part.text, message);
   if (part.type === "image_file") return [imageFrom(part.image_file.file_id)];
-  if (part.type === "image_url") return [h("a", { href: part.image_url.url, rel: "noreferrer", target: "_blank" }, "image: ", part.image_url.url.slice(0, 80))];
+  if (part.type === "image_url") {
+    // Only web links become links (the page's CSP keeps other origins' images out, so no <img>).
+    const url = part.image_url.url;
+    const label = ["image: ", url.slice(0, 80)];
+    return [/^https?:\/\//i.test(url) ? h("a", { href: url, rel: "noreferrer", target: "_blank" }, label) : h("span", { class: "muted" }, label)];
+  }
   if (part.type === "refusal") return [h("div", { class: "msg-text refusal" }, part.refusal)];
   return [h("pre", {}, pretty(part))];
 }
