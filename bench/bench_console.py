@@ -9,6 +9,7 @@ scripted fake upstream, seeds one thread with `--messages` messages through the 
 `/#/threads/{id}` `--loads` times, each in a fresh browser context (cold page: HTML, scripts and
 API calls all fetched again), and reports the median, min and max of:
 
+  page loaded        ms from navigation start to DOMContentLoaded (HTML, CSS, the modules parsed)
   messages visible   ms from navigation start until the newest page of messages is in the DOM
                      (the viewer records performance.now() when it sets body[data-thread-ready])
   viewer render      ms from the viewer's route starting to that point (its API calls + DOM)
@@ -60,7 +61,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-METRICS = ["messages visible", "viewer render", "load older", "render all (ref)"]
+METRICS = ["page loaded", "messages visible", "viewer render", "load older", "render all (ref)"]
 
 LOAD_OLDER_JS = """async () => {
   const box = document.getElementById('thread-messages');
@@ -113,6 +114,7 @@ def measure(browser: Any, server: LiveServer, thread_id: str, loads: int) -> dic
         page.goto(f"{server.url}/#/threads/{thread_id}")
         page.wait_for_selector(f"body[data-thread-ready='{thread_id}']", timeout=60_000)
         timings = page.evaluate("() => window.__assistdTimings")
+        loaded = page.evaluate("() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
         shown = page.eval_on_selector_all("#thread-messages .msg", "els => els.length")
         older = page.evaluate(LOAD_OLDER_JS)
         render_all, total = page.evaluate(RENDER_ALL_JS, thread_id)
@@ -120,6 +122,7 @@ def measure(browser: Any, server: LiveServer, thread_id: str, loads: int) -> dic
         if i == 0:
             print(f"  {shown} messages on first render of {total}", file=sys.stderr)
             continue
+        samples["page loaded"].append(loaded)
         samples["messages visible"].append(timings["threadMessagesVisible"])
         samples["viewer render"].append(timings["threadRender"])
         samples["load older"].append(older)

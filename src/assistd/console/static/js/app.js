@@ -49,8 +49,11 @@ async function route() {
 
 // The key: asked for when the server answers 401, checked before it is kept.
 function askForKey(message) {
-  keyError.hidden = !message;
-  keyError.textContent = message || "";
+  // Several calls may fail at once: a later one without a message keeps the first one's.
+  if (message || !dialog.open) {
+    keyError.hidden = !message;
+    keyError.textContent = message || "";
+  }
   clear(main, h("p", { class: "muted" }, "This server needs an API key."));
   if (!dialog.open) dialog.showModal();
   keyInput.focus();
@@ -92,16 +95,6 @@ function start() {
   route();
 }
 
-// Open mode (no keys on a loopback server) answers without a key: the console opens directly.
-async function boot() {
-  try {
-    await api("GET", "/admin/v1/models");
-  } catch (err) {
-    if (err.status === 401) return; // the unauthorized event has opened the key prompt
-    clear(main, h("h1", {}, "The server did not answer"), errorBox(err));
-    return;
-  }
-  start();
-}
-
-boot();
+// No probe first: the page's own calls tell. On an open server (no keys, loopback) they succeed and
+// the console opens directly; behind keys the first 401 opens the key prompt.
+start();
