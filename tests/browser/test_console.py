@@ -292,12 +292,28 @@ def test_file_search_answer_shows_its_citation(
 # --- thread viewer -------------------------------------------------------------------------------
 
 
+def write_row(server: LiveServer, table: Any, row: dict[str, Any]) -> None:
+    """A row written straight into the server's database, for what the API cannot make yet."""
+    url = server.env.get("ASSISTD_DATABASE_URL") or f"sqlite+aiosqlite:///{server.data_dir / 'assistd.db'}"
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(insert(table).values(**row))
+        finally:
+            await engine.dispose()
+
+    # Playwright's sync API keeps an event loop running in this thread: write from another one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result()
+
+
 def insert_code_interpreter_step(
     server: LiveServer, thread_id: str, run_id: str, assistant_id: str, image_id: str
 ) -> None:
-    """The sandbox is not served yet: a code_interpreter step as the executor will store it, written
-    straight into the database, so its rendering is tested now."""
-    url = server.env.get("ASSISTD_DATABASE_URL") or f"sqlite+aiosqlite:///{server.data_dir / 'assistd.db'}"
+    """The sandbox is not served yet: a code_interpreter step as the executor will store it, so its
+    rendering is tested now."""
     now = int(time.time())
     details = {
         "type": "tool_calls",
@@ -312,32 +328,20 @@ def insert_code_interpreter_step(
             }
         ],
     }
-
-    async def write() -> None:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    insert(t.run_steps).values(
-                        id="step_zz" + uuid.uuid4().hex,
-                        run_id=run_id,
-                        thread_id=thread_id,
-                        assistant_id=assistant_id,
-                        created_at=now,
-                        type="tool_calls",
-                        status="completed",
-                        step_details=details,
-                        completed_at=now,
-                        metadata={},
-                        usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
-                    )
-                )
-        finally:
-            await engine.dispose()
-
-    # Playwright's sync API keeps an event loop running in this thread: write from another one.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, write()).result()
+    step = {
+        "id": "step_zz" + uuid.uuid4().hex,
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": assistant_id,
+        "created_at": now,
+        "type": "tool_calls",
+        "status": "completed",
+        "step_details": details,
+        "completed_at": now,
+        "metadata": {},
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    write_row(server, t.run_steps, step)
 
 
 def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_images(
@@ -381,6 +385,74 @@ def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_ima
     expect(ci_img).to_be_visible()
     page.wait_for_function("(el) => el.complete && el.naturalWidth === 96", arg=ci_img.element_handle())
     shot("thread-images")
+
+
+def test_generated_files_are_downloads(page: Any, server: LiveServer, http: httpx.Client, tmp_path: Path) -> None:
+    csv = b"city,temperature\nParis,22\n"
+    made = http.post("/v1/files", files={"file": ("report.csv", csv)}, data={"purpose": "user_data"}).json()
+    thread = http.post("/v1/threads", json={}).json()
+    text = "Your report: sandbox:/mnt/data/report.csv"
+    marker = "sandbox:/mnt/data/report.csv"
+    at = text.index(marker)
+    note = {
+        "type": "file_path",
+        "text": marker,
+        "start_index": at,
+        "end_index": at + len(marker),
+        "file_path": {"file_id": made["id"]},
+    }
+    now = int(time.time())
+    # An assistant message as a code_interpreter run will write it (the API cannot make annotations).
+    message = {
+        "id": "msg_zz" + uuid.uuid4().hex,
+        "thread_id": thread["id"],
+        "created_at": now,
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "text", "text": {"value": text, "annotations": [note]}}],
+        "attachments": [],
+        "metadata": {},
+        "completed_at": now,
+    }
+    write_row(server, t.messages, message)
+
+    page.goto(server.url + f"/#/threads/{thread['id']}")
+    link = page.locator("#thread-messages a.file-download")
+    expect(link).to_have_text("⬇ report.csv")
+    expect(page.locator("#thread-messages .msg-text")).to_have_text("Your report: ⬇ report.csv")
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename == "report.csv"
+    saved = tmp_path / "report.csv"
+    download.save_as(saved)
+    assert saved.read_bytes() == csv
+
+
+def test_attachments_are_uploaded_and_attached(
+    page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream
+) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Got your file."))
+    a = assistant(http, model=model, tools=[{"type": "code_interpreter"}])
+    page.goto(server.url + f"/#/playground?assistant={a['id']}")
+    page.set_input_files("#pg-files", files=[{"name": "data.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"}])
+    page.uncheck("#pg-attach-file-search")
+    page.check("#pg-attach-code-interpreter")
+    send(page, "Here is my data.")
+    expect(page.locator(".msg.role-assistant .msg-text").last).to_have_text("Got your file.")
+    user = page.locator(".msg.role-user").last
+    expect(user.locator(".attachments")).to_contain_text("data.csv")
+    expect(user.locator(".attachments")).to_contain_text("(code_interpreter)")
+
+    thread_id = thread_id_of(page)
+    (message,) = [m for m in http.get(f"/v1/threads/{thread_id}/messages").json()["data"] if m["role"] == "user"]
+    (attachment,) = message["attachments"]
+    assert attachment["tools"] == [{"type": "code_interpreter"}]
+    uploaded = http.get(f"/v1/files/{attachment['file_id']}").json()
+    assert (uploaded["filename"], uploaded["purpose"], uploaded["bytes"]) == ("data.csv", "assistants", 8)
+    thread = http.get(f"/v1/threads/{thread_id}").json()
+    assert thread["tool_resources"]["code_interpreter"]["file_ids"] == [attachment["file_id"]]
 
 
 def test_a_thousand_message_thread_opens_on_its_newest_page(page: Any, server: LiveServer, http: httpx.Client) -> None:
