@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
@@ -23,6 +24,7 @@ from assistd.api import vector_stores as vector_stores_api
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
 from assistd.api.routing import Router
+from assistd.console import console_routes
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
@@ -41,6 +43,7 @@ from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.worker import Worker
 from assistd.sandbox.limits import Limits
 from assistd.sandbox.manager import SandboxConfig, SessionManager
+from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
@@ -69,12 +72,19 @@ class Services:
     ingestion: IngestionWorker
     embedder: Embedder | None
     sandbox: SessionManager
+    admin: AdminService
 
 
 def build_router() -> Router:
     router = Router()
     for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api):
         module.register(router)
+    return router
+
+
+def build_admin_router() -> Router:
+    router = Router(prefix=admin_api.PREFIX)
+    admin_api.register(router)
     return router
 
 
@@ -132,6 +142,7 @@ async def open_services(settings: Settings) -> Services:
         ingestion=ingestion,
         embedder=embedder,
         sandbox=sandbox,
+        admin=AdminService(db, models),
     )
 
 
@@ -239,7 +250,8 @@ async def _sweep_files(services: Services) -> None:
 
 def create_app(settings: Settings) -> Starlette:
     router = build_router()
-    openapi = build_openapi(router)
+    admin_router = build_admin_router()
+    openapi = build_openapi(router, admin_router)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -275,7 +287,13 @@ def create_app(settings: Settings) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
-    routes = [Route("/healthz", healthz), Route("/openapi.json", openapi_json), *router.routes()]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/openapi.json", openapi_json),
+        *router.routes(),
+        *admin_router.routes(),
+        *(console_routes() if settings.console_enabled else []),
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

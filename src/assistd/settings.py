@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=5.0, ge=0)
     file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     db_pool_size: int = Field(default=8, ge=1)
+    console_enabled: bool = True  # the web console at / (docs/console.md)
 
     # Model backends (docs/runs.md)
     config: Path | None = None

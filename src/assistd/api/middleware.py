@@ -19,8 +19,9 @@ from assistd.services.keys import KeyRing
 
 access_log = logging.getLogger("assistd.access")
 
-# Paths that answer without a key.
+# Paths that answer without a key. Outside these prefixes (the console's page and assets) nothing needs one.
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+AUTHENTICATED_PREFIXES = ("/v1", "/admin/")
 
 
 async def send_error(send: Send, error: APIError, request_id: str) -> None:
@@ -60,7 +61,7 @@ class RequestMiddleware:
         path: str = scope["path"]
         project = None
         try:
-            if path.startswith("/v1") and path not in PUBLIC_PATHS:
+            if path.startswith(AUTHENTICATED_PREFIXES) and path not in PUBLIC_PATHS:
                 keyring: KeyRing = scope["app"].state.keyring  # set by the app's lifespan
                 try:
                     project = await keyring.authenticate(_header(scope, b"authorization"))

@@ -31,9 +31,11 @@ ERROR_SCHEMA = {
 }
 
 
-def build_openapi(router: Router) -> dict[str, Any]:
+def build_openapi(*routers: Router) -> dict[str, Any]:
+    """One document for every router (/v1 and /admin/v1)."""
+    endpoints = [(router.prefix, ep) for router in routers for ep in router.endpoints]
     models: list[tuple[type[BaseModel], Any]] = []
-    for ep in router.endpoints:
+    for _, ep in endpoints:
         if ep.body is not None:
             models.append((ep.body, "validation"))
         if isinstance(ep.response, type) and issubclass(ep.response, BaseModel):
@@ -43,10 +45,10 @@ def build_openapi(router: Router) -> dict[str, Any]:
     schemas["ErrorResponse"] = ERROR_SCHEMA
 
     paths: dict[str, dict[str, Any]] = {}
-    for ep in router.endpoints:
+    for prefix, ep in endpoints:
         op: dict[str, Any] = {
             "summary": ep.summary,
-            "operationId": re.sub(r"\W+", "_", f"{ep.method}_{ep.path}").strip("_").lower(),
+            "operationId": re.sub(r"\W+", "_", f"{ep.method}_{prefix.removeprefix('/v1')}{ep.path}").strip("_").lower(),
             "tags": [ep.tag] if ep.tag else [],
             "parameters": _parameters(ep.path, ep.query),
             "responses": {
@@ -64,7 +66,7 @@ def build_openapi(router: Router) -> dict[str, Any]:
             }
         elif ep.multipart is not None:
             op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": ep.multipart}}}
-        paths.setdefault(router.prefix + ep.path, {})[ep.method.lower()] = op
+        paths.setdefault(prefix + ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {

@@ -17,7 +17,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # relative to /v1, with {placeholders}
+    path: str  # relative to the router's prefix (/v1, /admin/v1), with {placeholders}
     handler: Handler
     summary: str
     response: Any  # a pydantic model type, or "binary"

@@ -1,0 +1,50 @@
+"""Wire models of the admin API (/admin/v1): what the web console needs that OpenAI's API never had."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from assistd.protocol.common import ListParams, WireModel
+
+THREAD_QUERY_MAX = 256
+
+
+class ThreadSearchParams(ListParams):
+    """`GET /admin/v1/threads`: the usual cursor pagination, and `q` matching a thread's id or a metadata value."""
+
+    q: str | None = Field(default=None, max_length=THREAD_QUERY_MAX)
+
+    @field_validator("after", "before")
+    @classmethod
+    def _thread_cursor(cls, value: str | None) -> str | None:
+        # Cursors are thread ids; anything else would page through an arbitrary slice silently.
+        if value is not None and not value.startswith("thread_"):
+            raise PydanticCustomError(
+                "assistd_invalid_value",
+                "Invalid '{param}': expected a thread id (thread_...) as the cursor.",
+            )
+        return value
+
+
+class ModelRoute(WireModel):
+    """One entry of the routing table: an exact model name or a glob, and where it goes."""
+
+    id: str  # the name (or glob) clients use
+    object: Literal["model"] = "model"
+    pattern: bool  # a glob such as `gpt-*` rather than one name
+    backend: str
+    upstream_model: str | None  # the name sent to the backend, when the route renames it
+
+
+class DefaultModelRoute(WireModel):
+    backend: str
+    upstream_model: str | None
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelRoute]
+    default: DefaultModelRoute | None  # where any other name goes; None: unknown names are refused
