@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from assistd.runs.store import calls_of
 from assistd.sandbox.base import MOUNT_POINT
 
 NAME = "code_interpreter"
@@ -124,20 +125,10 @@ def model_output(call: dict[str, Any]) -> str:
     return "\n".join(parts) or "(no output)"
 
 
-def calls_of(steps: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        call
-        for step in steps
-        if step.type == "tool_calls"
-        for call in step.step_details["tool_calls"]
-        if call["type"] == NAME
-    ]
-
-
 def written_files(steps: Sequence[Any]) -> dict[str, str]:
     """Every file the run's code wrote, by path under the data directory → File id (newest wins)."""
     found: dict[str, str] = {}
-    for call in calls_of(steps):
+    for call in calls_of(steps, NAME):
         found.update(call.get("_files") or {})
     return found
 

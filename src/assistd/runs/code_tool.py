@@ -16,6 +16,7 @@ from sqlalchemy import select
 from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import code_interpreter
+from assistd.runs.store import run_resources
 from assistd.sandbox.base import MOUNT_POINT, InputFile, Sandbox
 from assistd.sandbox.files import safe_name
 from assistd.services.files import FileService
@@ -52,12 +53,7 @@ class CodeTool:
 
     async def inputs(self, run: Any) -> list[InputFile]:
         async with self.db.read() as conn:
-            assistant = (
-                await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == run.assistant_id))
-            ).scalar()
-            thread = (
-                await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == run.thread_id))
-            ).scalar()
+            assistant, thread = await run_resources(conn, run)
             wanted = list(dict.fromkeys(_file_ids(assistant) + _file_ids(thread)))
             rows = []
             if wanted:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from assistd.runs import tokens
 from assistd.runs.citations import Resolver, marker
+from assistd.runs.store import calls_of
 
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
@@ -98,13 +99,7 @@ def results_text(call_index: int, results: list[dict[str, Any]], budget: int | N
 
 def calls_in_order(steps: Sequence[Any]) -> list[dict[str, Any]]:
     """The run's file_search calls, in the order they were made (their index is the marker's first number)."""
-    return [
-        call
-        for step in steps
-        if step.type == "tool_calls"
-        for call in step.step_details["tool_calls"]
-        if call["type"] == NAME
-    ]
+    return calls_of(steps, NAME)
 
 
 def resolver(calls: list[dict[str, Any]]) -> Resolver:

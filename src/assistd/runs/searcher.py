@@ -12,6 +12,7 @@ from sqlalchemy import select
 from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import file_search
+from assistd.runs.store import run_resources
 from assistd.services.vector_stores import begin_search
 
 INGESTION_WAIT_SECONDS = 60.0
@@ -54,12 +55,7 @@ class FileSearcher:
     async def _run_stores(self, run: Any) -> tuple[list[str], list[str]]:
         """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
         async with self.db.read() as conn:
-            assistant = (
-                await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == run.assistant_id))
-            ).scalar()
-            thread = (
-                await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == run.thread_id))
-            ).scalar()
+            assistant, thread = await run_resources(conn, run)
 
         def ids_of(resources: Any) -> list[str]:
             return list(((resources or {}).get(file_search.NAME) or {}).get("vector_store_ids") or [])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select, update
@@ -155,3 +155,23 @@ async def claim(conn: Connection, run_id: str, owner: str, lease_seconds: float)
         .values(lease_owner=owner, lease_expires_at=now + lease_seconds)
     )
     return bool(result.rowcount)
+
+
+def calls_of(steps: Sequence[Any], kind: str) -> list[dict[str, Any]]:
+    """The run's tool calls of one type, in the order they were made."""
+    return [
+        call
+        for step in steps
+        if step.type == "tool_calls"
+        for call in step.step_details["tool_calls"]
+        if call["type"] == kind
+    ]
+
+
+async def run_resources(conn: Connection, run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `tool_resources` of the run's assistant and of its thread (a run uses both, spec §10)."""
+    assistant = (
+        await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == run.assistant_id))
+    ).scalar()
+    thread = (await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == run.thread_id))).scalar()
+    return assistant or {}, thread or {}
