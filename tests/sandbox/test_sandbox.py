@@ -370,14 +370,16 @@ def test_unavailable_without_bwrap(run: Run, work_dir: Path, sandbox_python: Pat
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="checks the message a non-root server gets, by faking the euid")
-def test_unavailable_when_not_root(
+def test_unavailable_when_not_root_and_user_namespaces_are_refused(
     run: Run, work_dir: Path, sandbox_python: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = SessionManager(SandboxConfig(root=work_dir / "nonroot", python=sandbox_python))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(m, "_userns_probe", lambda: "setting up uid map: Permission denied")
     reason = m.unavailable()
     monkeypatch.undo()
-    assert reason is not None and "root" in reason and "unsafe-local" in reason
+    assert reason is not None and "root" in reason and "user namespaces" in reason and "unsafe-local" in reason
+    assert "Permission denied" in reason
     # the check is repeated while it fails: the operator may fix it without a restart
     assert m.unavailable() is None
 

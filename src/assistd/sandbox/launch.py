@@ -2,9 +2,11 @@
 
 Priv mode (the server runs as root): bubblewrap sets up the namespaces and mounts as root, then
 `setpriv` drops to the session's own uid with no capabilities and no_new_privs before Python
-starts. The layout follows ../shared/notes/sandbox.md §4.3, including its pitfalls: every parent
-directory is made 0755 explicitly, tmpfs mounts come before binds nested in them, and bwrap itself
-gets an empty environment so its pid 1 cannot leak the server's.
+starts. User-namespace mode (any other user, where unprivileged user namespaces are allowed): the
+same, inside a new user namespace, as the server's own uid (bwrap sets no_new_privs there). The
+layout follows ../shared/notes/sandbox.md §4.3, including its pitfalls: every parent directory is
+made 0755 explicitly, tmpfs mounts come before binds nested in them, and bwrap itself gets an empty
+environment so its pid 1 cannot leak the server's.
 """
 
 from __future__ import annotations
@@ -78,14 +80,17 @@ def bwrap_argv(
     runtime: Runtime,
     data_dir: str,
     ipc_dir: str,
-    uid: int,
+    uid: int | None,
     seccomp_fd: int,
     tmp_bytes: int,
+    disable_userns: bool = True,
 ) -> list[str]:
+    """`uid`: the session's own uid (priv mode), or None for user-namespace mode."""
     binds = [str(runtime.venv), str(runtime.base_prefix), ipc_dir]
     argv = [
         bwrap,
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        *(["--unshare-user", *(["--disable-userns"] if disable_userns else [])] if uid is None else []),
         "--hostname", "sandbox",
         "--die-with-parent", "--new-session", "--clearenv",
         "--seccomp", str(seccomp_fd),
@@ -124,11 +129,15 @@ def bwrap_argv(
         "--setenv", "OPENBLAS_NUM_THREADS", "1",
         "--setenv", "OMP_NUM_THREADS", "1",
         "--setenv", "MKL_NUM_THREADS", "1",
+        "--setenv", "MALLOC_ARENA_MAX", "2",  # fewer 64 MiB arenas: matters where RLIMIT_AS is the memory limit
         "--setenv", "MPLCONFIGDIR", f"{TMP}/matplotlib",
         "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-        "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
-        "--inh-caps=-all", "--bounding-set=-all", "--",
     ]  # fmt: skip
+    if uid is not None:
+        argv += [
+            "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all", "--",
+        ]  # fmt: skip
     return argv
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from assistd.sandbox.seccomp import write_filter
 log = logging.getLogger("assistd.sandbox")
 
 Mode = Literal["bwrap", "unsafe-local"]
+HOST_ENV = {"PATH": HOST_PATH}
 KEPT = "variables from earlier cells are gone; files in /mnt/data were kept"
 
 
@@ -89,6 +91,7 @@ class SessionManager:
         self._cgroups: Cgroups | None = None
         self._why_not: str | None = None
         self._checked = False
+        self._disable_userns = True
 
     # --- availability -------------------------------------------------------------------------
 
@@ -114,7 +117,12 @@ class SessionManager:
         if shutil.which(self.config.bwrap) is None:
             return f"code_interpreter needs bubblewrap (`apt-get install bubblewrap`), {hint}"
         if os.geteuid() != 0:
-            return f"code_interpreter's sandbox needs the server to run as root (each session gets its own uid), {hint}"
+            probe = self._userns_probe()
+            if probe is not None:
+                return (
+                    "code_interpreter's sandbox needs the server to run as root (each session then gets its own "
+                    f"uid) or unprivileged user namespaces, which this host refuses ({probe}); {hint}"
+                )
         if shutil.which("setpriv") is None or shutil.which("prlimit") is None:
             return f"code_interpreter needs setpriv and prlimit (util-linux), {hint}"
         try:
@@ -127,6 +135,23 @@ class SessionManager:
         else:
             log.warning("no usable cgroups: sandbox memory and process limits fall back to rlimits")
         return None
+
+    def _userns_probe(self) -> str | None:
+        """Whether bwrap can make a user namespace here (Debian allows it; Ubuntu >= 23.10 restricts it)."""
+        bwrap = shutil.which(self.config.bwrap) or self.config.bwrap
+        try:
+            helped = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10, env=HOST_ENV)
+            self._disable_userns = "--disable-userns" in helped.stdout
+            done = subprocess.run(
+                [bwrap, "--unshare-user", "--ro-bind", "/", "/", "true"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env=HOST_ENV,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        return None if done.returncode == 0 else (done.stderr.strip() or f"exit status {done.returncode}")
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -414,7 +439,7 @@ class SessionManager:
             # As the server's own user, with rlimits and an empty environment: no isolation at all.
             env = {"PATH": f"{self._runtime.venv}/bin:{HOST_PATH}", "HOME": str(ipc_dir)}
             return Launch(wrap_limits(kernel, self.config.limits, procs, "prlimit"), env, str(data_dir), ())
-        assert self._seccomp is not None and uid is not None
+        assert self._seccomp is not None
         seccomp_fd = os.open(self._seccomp, os.O_RDONLY)
         argv = bwrap_argv(
             bwrap=shutil.which(self.config.bwrap) or self.config.bwrap,
@@ -424,6 +449,7 @@ class SessionManager:
             uid=uid,
             seccomp_fd=seccomp_fd,
             tmp_bytes=self.config.tmp_bytes,
+            disable_userns=self._disable_userns,
         )
         command = wrap_limits([*argv, *kernel], self.config.limits, procs, "prlimit")
         return Launch(command, {"PATH": HOST_PATH}, None, (seccomp_fd,))
