@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,38 @@ def test_without_bubblewrap_code_is_refused_unless_unsafe_local_is_chosen(
         thread = c.beta.threads.create(messages=[{"role": "user", "content": "Run."}])
         run = run_code(c, fake, thread.id, "print(6 * 7)")
         assert logs_of(code_call(c, thread.id, run.id)) == "42\n"
+
+
+def test_cancelling_a_run_interrupts_its_cell_and_keeps_the_session(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Any,
+    fake: FakeUpstream,
+    sandbox_python: Path,
+) -> None:
+    patient = launch(request, tmp_path_factory, "sqlite", env={"ASSISTD_SANDBOX_CELL_TIMEOUT_SECONDS": "120"})
+    with OpenAI(base_url=patient.base_url, api_key="k", max_retries=0) as c:
+        thread = c.beta.threads.create(messages=[{"role": "user", "content": "Wait."}])
+        run_code(c, fake, thread.id, "kept = 7")
+        model = new_model()
+        fake.script(model, Reply.call("code_interpreter", {"code": "import time\nwhile True: time.sleep(0.05)"}))
+        assistant = c.beta.assistants.create(model=model, tools=CODE)
+        run = c.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        deadline = time.monotonic() + 30
+        while not c.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data:
+            assert time.monotonic() < deadline, "the code step never started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the cell is running
+        started = time.monotonic()
+        c.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
+        while (run := c.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)).status == "cancelling":
+            assert time.monotonic() - started < 10, "the cell was not interrupted"
+            time.sleep(0.05)
+        assert run.status == "cancelled" and time.monotonic() - started < 10
+        (step,) = c.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data
+        assert step.status == "cancelled"
+        (call,) = step.step_details.tool_calls
+        assert call.code_interpreter.input.startswith("import time")
+        assert "KeyboardInterrupt" in logs_of(call) and "run was cancelled" in logs_of(call)
+        after = run_code(c, fake, thread.id, "print(kept)")
+        assert logs_of(code_call(c, thread.id, after.id)) == "7\n"

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from assistd.providers.base import Chunk, ProviderError, Usage
 from assistd.providers.routing import ModelRouter, Resolved
 from assistd.runs import code_interpreter, file_search, store, tokens
 from assistd.runs.citations import CitationStream
-from assistd.runs.code_tool import CodeTool
+from assistd.runs.code_tool import CodeResult, CodeTool
 from assistd.runs.control import RunSignals
 from assistd.runs.events import EventSink
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
@@ -218,7 +218,14 @@ class Executor:
                 kinds = {c["type"] for c in call.tool_calls.values()}
                 if file_search.NAME in kinds and not await self._search(run, call, totals, sink, cancel):
                     return
-                if code_interpreter.NAME in kinds and not await self._run_code(run, call, totals, sink, code_inputs):
+                if code_interpreter.NAME in kinds and not await self._run_code(
+                    run, call, totals, sink, code_inputs, cancel
+                ):
+                    return
+                if cancel.is_set():  # during a tool: the step keeps what the tool did, and ends with the run
+                    async with self.db.write() as conn:
+                        await self._store_tool_calls(conn, call, usage)
+                    await self.end_early(run_id, sink, "cancelled", call)
                     return
                 if "function" not in kinds:
                     await self._complete_tool_step(run, call, usage, sink)
@@ -497,9 +504,16 @@ class Executor:
         return True
 
     async def _run_code(
-        self, run: Any, call: _Call, totals: dict[str, int], sink: EventSink, inputs: list[InputFile]
+        self,
+        run: Any,
+        call: _Call,
+        totals: dict[str, int],
+        sink: EventSink,
+        inputs: list[InputFile],
+        cancel: asyncio.Event,
     ) -> bool:
-        """Run the model's code_interpreter calls in the thread's sandbox; False when the run had to end."""
+        """Run the model's code_interpreter calls in the thread's sandbox; False when the run had to end.
+        A cancel interrupts the running cell (the run then ends cancelled, the session keeps its state)."""
         for index, slot in call.tool_calls.items():
             if slot["type"] != code_interpreter.NAME:
                 continue
@@ -509,7 +523,7 @@ class Executor:
             try:
                 if self.code is None:
                     raise SandboxUnavailable("code_interpreter is not configured on this server.")
-                result = await self.code.run(run, slot["id"], code, inputs)  # refuses when no sandbox
+                result = await self._cancellable(self.code.run(run, slot["id"], code, inputs), run, cancel)
             except SandboxUnavailable as exc:
                 await self.fail(run.id, sink, "server_error", str(exc), call, totals)
                 return False
@@ -521,6 +535,19 @@ class Executor:
                     call, {"type": code_interpreter.NAME, "code_interpreter": {"outputs": outputs}}, index, sink
                 )
         return True
+
+    async def _cancellable(self, work: Coroutine[Any, Any, CodeResult], run: Any, cancel: asyncio.Event) -> CodeResult:
+        """Await a cell; when the run is cancelled meanwhile, interrupt it (it then returns promptly)."""
+        assert self.code is not None
+        task = asyncio.create_task(work)
+        cancelled = asyncio.create_task(cancel.wait())
+        try:
+            await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await self.code.sandbox.interrupt(run.thread_id)
+            return await task
+        finally:
+            cancelled.cancel()
 
     async def _complete_tool_step(self, run: Any, call: _Call, usage: Usage, sink: EventSink) -> None:
         at = int(time.time())
@@ -587,11 +614,7 @@ class Executor:
             },
         }
         async with self.db.write() as conn:
-            await conn.execute(
-                update(t.run_steps)
-                .where(t.run_steps.c.id == call.tool_step_id)
-                .values(step_details={"type": "tool_calls", "tool_calls": everything}, usage=_usage_dict(usage))
-            )
+            await self._store_tool_calls(conn, call, usage)
             moved = await store.transition(
                 conn, run.id, ["in_progress"], "requires_action", required_action=required, usage=totals
             )
@@ -601,6 +624,14 @@ class Executor:
             await sink.emit("thread.run.requires_action", store.to_run(row))
         elif row.status == "cancelling":
             await self.end_early(run.id, sink, "cancelled")
+
+    async def _store_tool_calls(self, conn: Connection, call: _Call, usage: Usage) -> None:
+        calls = [call.tool_calls[i] for i in call.tool_calls]
+        await conn.execute(
+            update(t.run_steps)
+            .where(t.run_steps.c.id == call.tool_step_id)
+            .values(step_details={"type": "tool_calls", "tool_calls": calls}, usage=_usage_dict(usage))
+        )
 
     async def _close_text_before_tools(self, run: Any, call: _Call, sink: EventSink) -> None:
         at = int(time.time())

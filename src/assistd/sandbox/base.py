@@ -40,7 +40,7 @@ class Execution:
     """What one cell produced. `status` is how the cell ended, `notice` what the model (and user)
     must know about the session: it was reset, the cell timed out, output was cut."""
 
-    status: Literal["ok", "error", "timeout", "reset"]
+    status: Literal["ok", "error", "timeout", "stopped", "reset"]
     logs: str = ""
     images: list[bytes] = field(default_factory=list)
     files: list[OutputFile] = field(default_factory=list)
@@ -61,6 +61,10 @@ class Sandbox(Protocol):
 
     async def execute(self, session: str, code: str, inputs: list[InputFile]) -> Execution:
         """Run `code` in the session's stateful interpreter (started on first use)."""
+        ...
+
+    async def interrupt(self, session: str) -> None:
+        """Interrupt the session's running cell, if any: `execute` then returns soon, status 'stopped'."""
         ...
 
     async def close(self, session: str, *, remove_files: bool) -> None:

@@ -105,6 +105,7 @@ class Kernel:
         self.client.load_connection_info(info)  # type: ignore[arg-type]
         self.client.start_channels()
         self.started_at = time.monotonic()
+        self.stop_requested = asyncio.Event()  # set by stop(): interrupt the running cell
 
     @property
     def alive(self) -> bool:
@@ -148,21 +149,24 @@ class Kernel:
             return
 
     async def run(self, code: str, timeout: float, grace: float, logs_cap: int) -> tuple[CellOutput, str]:
-        """Run one cell. Returns its output and how it ended: 'ok', 'error', 'timeout', or 'dead'."""
+        """Run one cell. Returns its output and how it ended: 'ok', 'error', 'timeout', 'stopped' (by
+        `stop()`), or 'dead' / 'dead_timeout' (it would not stop when interrupted)."""
         out = CellOutput()
+        self.stop_requested.clear()
         msg_id = self.client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         deadline = time.monotonic() + timeout
-        interrupted = False
+        interrupted: str | None = None  # why: "timeout" or "stopped"
         seen = 0
         while True:
             if not self.alive:
                 return out, "dead"
             now = time.monotonic()
-            if now >= deadline:
-                if interrupted:
-                    return out, "dead_timeout"
+            if interrupted is None and (now >= deadline or self.stop_requested.is_set()):
+                interrupted = "stopped" if self.stop_requested.is_set() else "timeout"
                 self._interrupt()
-                interrupted, deadline = True, now + grace
+                deadline = now + grace
+            elif interrupted is not None and now >= deadline:
+                return out, "dead_timeout"
             try:
                 msg = await self.client.get_iopub_msg(timeout=min(0.25, max(0.01, deadline - now)))
             except queue.Empty:
@@ -175,7 +179,7 @@ class Kernel:
                 continue
             kind, content = msg["header"]["msg_type"], msg.get("content") or {}
             if kind == "status" and content.get("execution_state") == "idle":
-                return out, "timeout" if interrupted else ("error" if out.error else "ok")
+                return out, interrupted or ("error" if out.error else "ok")
             if kind == "stream":
                 out.add_text(str(content.get("text", "")), logs_cap)
             elif kind in ("execute_result", "display_data"):
@@ -189,6 +193,10 @@ class Kernel:
                 out.error = True
                 traceback = "\n".join(str(line) for line in content.get("traceback") or [])
                 out.add_text(ANSI.sub("", traceback) + "\n", logs_cap)
+
+    def stop(self) -> None:
+        """Interrupt the running cell (as its timeout would), e.g. because its run was cancelled."""
+        self.stop_requested.set()
 
     def _interrupt(self) -> None:
         """Message-mode interrupt: a signal to bwrap would not reach the kernel inside."""

@@ -188,6 +188,12 @@ class SessionManager:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self._cgroups.sweep)
 
+    async def interrupt(self, session: str) -> None:
+        """Interrupt the session's running cell, if any (without waiting for the session's lock)."""
+        current = self._sessions.get(session)
+        if current is not None:
+            current.slot.kernel.stop()
+
     async def close(self, session: str, *, remove_files: bool) -> None:
         async with self._lock(session):
             current = self._sessions.get(session)
@@ -231,14 +237,10 @@ class SessionManager:
                 self.config.max_file_bytes,
                 self.config.max_cell_files_bytes,
             )
-        status: Literal["ok", "error", "timeout", "reset"]
+        status: Literal["ok", "error", "timeout", "stopped", "reset"]
         limit = f"{self.config.cell_timeout:g} s"
         if how in ("dead", "dead_timeout"):
-            why = (
-                f"the cell ran longer than {limit} and did not stop when interrupted"
-                if how == "dead_timeout"
-                else slot.kernel.death_reason()
-            )
+            why = "the cell did not stop when interrupted" if how == "dead_timeout" else slot.kernel.death_reason()
             async with self._lock(session):
                 if self._sessions.get(session) is current:
                     await self._end(session, current, None)
@@ -247,6 +249,9 @@ class SessionManager:
         elif how == "timeout":
             notices.append(f"The cell ran longer than {limit} and was interrupted; variables and files were kept.")
             status = "timeout"
+        elif how == "stopped":
+            notices.append("The cell was interrupted because its run was cancelled; variables and files were kept.")
+            status = "stopped"
         else:
             status = "error" if how == "error" else "ok"
         if output.truncated:
