@@ -158,3 +158,27 @@ def test_two_runs_at_once_both_complete(llm: OpenAI) -> None:
     for w in workers:
         w.join(300)
     assert [r.status in ("completed", "incomplete") for r in results] == [True, True], [r.last_error for r in results]
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("bwrap") is None or __import__("os").geteuid() != 0,
+    reason="code_interpreter's sandbox needs bubblewrap and root",
+)
+def test_forced_code_interpreter_runs_the_models_code_in_the_sandbox(llm: OpenAI, sandbox_python: Any) -> None:
+    """Whatever Python the small model writes, it arrives as a code_interpreter step that really ran."""
+    assistant = llm.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "code_interpreter"}], instructions="Write Python code to answer."
+    )
+    thread_id = _thread(llm, "Compute 12 * 12 with Python and print the result.")
+    run = llm.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant.id, tool_choice={"type": "code_interpreter"}, timeout=300
+    )
+    assert run.status == "completed", run.last_error
+    steps = llm.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread_id, order="asc").data
+    calls = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]
+    assert calls and all(c.type == "code_interpreter" for c in calls)
+    first = calls[0].code_interpreter
+    assert first.input  # the grammar guarantees {"code": "<at least one character>"}
+    # It ran: some output (a result, or the error the code raised), or nothing for a silent statement.
+    assert all(o.type in ("logs", "image") for o in first.outputs)
+    assert steps[-1].type == "message_creation"

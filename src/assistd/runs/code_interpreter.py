@@ -40,7 +40,7 @@ def function(data_path: str, file_names: Sequence[str]) -> dict[str, Any]:
             "description": description,
             "parameters": {
                 "type": "object",
-                "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+                "properties": {"code": {"type": "string", "minLength": 1, "description": "The Python code to run."}},
                 "required": ["code"],
             },
         },
