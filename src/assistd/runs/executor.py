@@ -543,8 +543,9 @@ class Executor:
         cancelled = asyncio.create_task(cancel.wait())
         try:
             await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
+            while not task.done():  # asked again until it lands: the session may still be starting
                 await self.code.sandbox.interrupt(run.thread_id)
+                await asyncio.wait({task}, timeout=0.5)
             return await task
         finally:
             cancelled.cancel()
