@@ -388,7 +388,9 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
         stop_flag=stop,
     )
     try:
-        calls = json.loads(gen.text)["tool_calls"]
+        # strict=False: llama.cpp's JSON grammar lets raw control characters (a newline in code) into
+        # strings; the arguments are re-serialised below, so clients still get valid JSON.
+        calls = json.loads(gen.text, strict=False)["tool_calls"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderError(f"constrained tool-call output did not parse ({gen.finish}): {exc}") from None
     unique: list[dict[str, Any]] = []
