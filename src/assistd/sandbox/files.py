@@ -14,7 +14,6 @@ import os
 import secrets
 import stat
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 from assistd.sandbox.base import OutputFile
 
@@ -35,14 +34,7 @@ def safe_name(name: str, fallback: str) -> str:
     return base
 
 
-@dataclass
-class _Entry:
-    path: str
-    size: int
-    mtime_ns: int
-
-
-def _walk(dir_fd: int, prefix: str, depth: int, out: list[_Entry]) -> None:
+def _walk(dir_fd: int, prefix: str, depth: int, out: Snapshot) -> None:
     for name in sorted(os.listdir(dir_fd)):
         if len(out) >= MAX_ENTRIES:
             return
@@ -52,7 +44,7 @@ def _walk(dir_fd: int, prefix: str, depth: int, out: list[_Entry]) -> None:
             continue
         path = f"{prefix}{name}"
         if stat.S_ISREG(st.st_mode):
-            out.append(_Entry(path, st.st_size, st.st_mtime_ns))
+            out[path] = (st.st_size, st.st_mtime_ns)
         elif stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
             try:
                 child = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
@@ -75,10 +67,10 @@ def _open_dir(root: str) -> Iterator[int]:
 
 def snapshot(root: str) -> Snapshot:
     """Regular files under `root` (symlinks, FIFOs, devices and sockets are not listed)."""
-    entries: list[_Entry] = []
+    found: Snapshot = {}
     with _open_dir(root) as fd:
-        _walk(fd, "", 0, entries)
-    return {e.path: (e.size, e.mtime_ns) for e in entries}
+        _walk(fd, "", 0, found)
+    return found
 
 
 def read_regular(root: str, path: str, limit: int) -> bytes | None:

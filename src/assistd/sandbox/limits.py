@@ -63,13 +63,6 @@ class CgroupSet:
                         return True
         return False
 
-    def memory_usage(self) -> int | None:
-        for d in self.dirs:
-            name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
-            with contextlib.suppress(OSError, ValueError):
-                return int((d / name).read_text())
-        return None
-
     def kill_all(self) -> None:
         """SIGKILL everything left in the session's cgroups, then remove them."""
         deadline = time.monotonic() + 5
