@@ -1,10 +1,11 @@
 """A broken upstream never yields `completed`; Retry-After is honoured.
 
 The fake upstream misbehaves on an HTTP 200 (a stream that ends without a finish_reason, an empty
-event stream, an HTML page instead of events, a connection dropped mid-body) or answers 429/503 with
-Retry-After. Runs are driven through the SDK, polled and streamed, on a server configured for three
-attempts per model call (two retries). A fault before anything reached the client is retried; after
-text or a tool call was streamed it fails the run at once, the partial message left `incomplete`.
+event stream, an HTML page instead of events, an event that is not JSON, a connection dropped
+mid-body) or answers 429/503 with Retry-After. Runs are driven through the SDK, polled and streamed,
+on a server configured for three attempts per model call (two retries). A fault before anything
+reached the client is retried; after text or a tool call was streamed it fails the run at once,
+the partial message left `incomplete`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ FAULTS = {
     "no-finish-before-text": Fault(Reply(fault="no_finish"), "without a finish_reason", ATTEMPTS),
     "empty-stream": Fault(Reply(fault="empty_stream"), "empty event stream", ATTEMPTS),
     "not-json": Fault(Reply(fault="not_json"), "non-JSON body", ATTEMPTS),
+    "not-json-event": Fault(Reply(fault="bad_event"), "an event that is not JSON", ATTEMPTS),
     "cut-before-text": Fault(Reply(text=TEXT, fault="cut_after", cut_after=0), "closed the connection", ATTEMPTS),
     "cut-after-text": Fault(
         Reply(text=TEXT, fault="cut_after", cut_after=3), "closed the connection", 1, partial="The answer is "

@@ -220,15 +220,15 @@ def _broken(exc: Exception, events: int) -> str:
     """What the upstream did, from the exception reading its stream raised."""
     where = f"after {_chunks(events)}" if events else "before any chunk"
     if isinstance(exc, openai.APITimeoutError):
-        return f"timed out mid-response ({where})"
+        return f"timed out {where}"
     transport = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11")  # older SDKs: unmapped
     if isinstance(exc, openai.APIConnectionError) or transport:
-        return f"closed the connection mid-response ({where})"
+        return f"closed the connection {where}"
     if isinstance(exc, openai.APIError):
-        return f"sent an error event mid-response ({where})"
+        return f"sent an error event {where}"
     if isinstance(exc, ValueError):
-        return f"sent an event that is not JSON ({where})"
-    return f"sent a malformed stream ({where}: {type(exc).__name__})"
+        return f"sent an event that is not JSON {where}"
+    return f"sent a malformed stream ({type(exc).__name__} {where})"
 
 
 def _chunks(count: int) -> str:

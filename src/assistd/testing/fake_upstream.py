@@ -58,8 +58,9 @@ class Reply:
     #   "no_finish"    every delta, then the body ends: no finish_reason, no usage, no [DONE]
     #   "empty_stream" an event stream with no events at all
     #   "not_json"     an HTML page instead of an event stream
+    #   "bad_event"    the role delta, then an event whose data is not JSON
     #   "cut_after"    the role delta and `cut_after` content deltas, then the connection drops mid-body
-    fault: Literal["no_finish", "empty_stream", "not_json", "cut_after"] | None = None
+    fault: Literal["no_finish", "empty_stream", "not_json", "bad_event", "cut_after"] | None = None
     cut_after: int = 0
 
     @classmethod
@@ -214,6 +215,9 @@ def create_app(state: _State | None = None) -> Starlette:
             return _CutResponse(
                 [b"data: " + orjson.dumps(_payload(body, completion_id, p, created)) + b"\n\n" for p in kept]
             )
+        if reply.fault == "bad_event":
+            first = b"data: " + orjson.dumps(_payload(body, completion_id, parts[0], created)) + b"\n\n"
+            return Response(first + b"data: <html>upstream error</html>\n\n", media_type="text/event-stream")
         if reply.fault == "no_finish":
             parts = parts[:-1]
             include_usage = False
