@@ -121,7 +121,7 @@ class CompletionTokensDetails(WireModel):
     reasoning_tokens: int
 
 
-class Usage(WireModel):
+class RunUsage(WireModel):
     """A run's or a step's token usage, with the breakdowns OpenAI's chat usage carries."""
 
     prompt_tokens: int
@@ -150,7 +150,7 @@ class Run(WireModel):
     instructions: str
     tools: list[dict[str, Any]]
     metadata: dict[str, str]
-    usage: Usage | None
+    usage: RunUsage | None
     temperature: float | None
     top_p: float | None
     max_prompt_tokens: int | None
@@ -178,4 +178,4 @@ class RunStep(WireModel):
     failed_at: int | None
     completed_at: int | None
     metadata: dict[str, str]
-    usage: Usage | None
+    usage: RunUsage | None

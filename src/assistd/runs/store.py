@@ -17,8 +17,8 @@ from assistd.protocol.runs import (
     PromptTokensDetails,
     Run,
     RunStep,
+    RunUsage,
 )
-from assistd.protocol.runs import Usage as RunUsage
 from assistd.providers.base import Usage
 
 # Usage is stored flat (these counters; rows written before the details existed lack the last two)
