@@ -129,9 +129,8 @@ class OpenAICompatProvider:
                     extra={"backend": self.name, "attempt": attempt, "error": fault.description},
                 )
         assert fault is not None
-        raise ProviderError(
-            f"The model backend '{self.name}' failed after {attempt} attempts: {fault.description}", fault.code
-        )
+        attempts = f"{attempt} attempt" if attempt == 1 else f"{attempt} attempts"
+        raise ProviderError(f"The model backend '{self.name}' failed after {attempts}: {fault.description}", fault.code)
 
     def _delay(self, attempt: int, fault: _Fault, deadline: float | None) -> float | None:
         """Seconds to wait before attempt `attempt + 1`: the upstream's Retry-After when it sent one (at
