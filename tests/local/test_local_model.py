@@ -143,6 +143,37 @@ def test_streamed_run_yields_several_text_deltas(llm: OpenAI) -> None:
     assert message.content[0].text.value == "".join(deltas)
 
 
+def test_function_arguments_stream_as_fragments(llm: OpenAI) -> None:
+    """The call's arguments stream while the model writes them: on_tool_call_delta fires per fragment."""
+    from openai import AssistantEventHandler
+
+    class Counter(AssistantEventHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.created: list[Any] = []
+            self.fragments: list[str] = []
+
+        def on_tool_call_created(self, tool_call: Any) -> None:
+            self.created.append(tool_call)
+
+        def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+            self.fragments.append(delta.function.arguments)
+
+    assistant = llm.beta.assistants.create(model="gpt-4o", tools=[WEATHER])
+    thread_id = _thread(llm, "What is the weather in Paris, in celsius?")
+    handler = Counter()
+    with llm.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant.id, event_handler=handler,
+                                      tool_choice="required", parallel_tool_calls=False) as stream:
+        stream.until_done()
+    run = handler.get_final_run()
+    assert run.status == "requires_action", run.last_error
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert len(handler.created) == 1 and handler.created[0].function.arguments == ""
+    assert len(handler.fragments) > 1, "the arguments came in one piece"
+    assert "".join(handler.fragments) == call.function.arguments
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+
+
 def test_two_runs_at_once_both_complete(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-4o")
     results: list[Any] = []

@@ -113,6 +113,24 @@ class SubmitToolOutputs(RequestModel):
     stream: bool | None = None
 
 
+class PromptTokensDetails(WireModel):
+    cached_tokens: int
+
+
+class CompletionTokensDetails(WireModel):
+    reasoning_tokens: int
+
+
+class RunUsage(WireModel):
+    """A run's or a step's token usage, with the breakdowns OpenAI's chat usage carries."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails
+
+
 class Run(WireModel):
     id: str
     object: Literal["thread.run"] = "thread.run"
@@ -132,7 +150,7 @@ class Run(WireModel):
     instructions: str
     tools: list[dict[str, Any]]
     metadata: dict[str, str]
-    usage: dict[str, int] | None
+    usage: RunUsage | None
     temperature: float | None
     top_p: float | None
     max_prompt_tokens: int | None
@@ -160,4 +178,4 @@ class RunStep(WireModel):
     failed_at: int | None
     completed_at: int | None
     metadata: dict[str, str]
-    usage: dict[str, int] | None
+    usage: RunUsage | None

@@ -20,6 +20,7 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    deadline: float | None = None  # Unix time the run expires: no retry waits past it
 
 
 @dataclass
@@ -34,6 +35,8 @@ class ToolCallDelta:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of the prompt tokens, served from the backend's prompt cache
+    reasoning_tokens: int = 0  # of the completion tokens, spent on reasoning
 
     @property
     def total_tokens(self) -> int:

@@ -23,13 +23,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDelta, Usage
+from assistd.providers.base import ChatRequest, Chunk, ProviderError, Usage
+from assistd.providers.local_calls import CallStream
 
 log = logging.getLogger("assistd.local")
 
@@ -379,37 +379,24 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
             return
     max_calls = 1 if (named is not None or request.parallel_tool_calls is False) else MAX_PARALLEL_CALLS
     schema = calls_schema(tools, only=named, max_calls=max_calls)
+    calls = CallStream(put)  # each call's arguments stream as the model writes them
     gen = model.generate(
         prompt + CALL + " ",
         max_tokens=budget,
         temperature=temperature,
         top_p=top_p,
         grammar=model.grammar(schema),
+        on_text=calls.feed,
         stop_flag=stop,
     )
     try:
         # strict=False: llama.cpp's JSON grammar lets raw control characters (a newline in code) into
-        # strings; the arguments are re-serialised below, so clients still get valid JSON.
-        calls = json.loads(gen.text, strict=False)["tool_calls"]
+        # strings; the streamed arguments escape them, so clients still get valid JSON.
+        parsed = json.loads(gen.text, strict=False)["tool_calls"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderError(f"constrained tool-call output did not parse ({gen.finish}): {exc}") from None
-    unique: list[dict[str, Any]] = []
-    for call in calls:  # small models repeat themselves: the same call twice is one call
-        if call not in unique:
-            unique.append(call)
-    for index, call in enumerate(unique):
-        put(
-            Chunk(
-                tool_calls=[
-                    ToolCallDelta(
-                        index=index,
-                        id=f"call_{uuid.uuid4().hex[:24]}",
-                        name=call["name"],
-                        arguments=json.dumps(call["arguments"], ensure_ascii=False),
-                    )
-                ]
-            )
-        )
+    if not all(isinstance(call, dict) and {"name", "arguments"} <= call.keys() for call in parsed):
+        raise ProviderError("constrained tool-call output has a call without a name or arguments")
     put(Chunk(finish_reason="tool_calls", usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import mimetypes
 import time
@@ -79,11 +80,7 @@ def _arguments(tool_call: dict[str, Any]) -> str:
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+    return store.usage_counters(usage)
 
 
 class Executor:
@@ -162,7 +159,7 @@ class Executor:
         if resolved is None:
             await self.fail(run_id, sink, "invalid_prompt", f"No model backend serves the model '{run.model}'.")
             return
-        totals = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        totals = store.usage_totals(run.usage)
         code_inputs: list[InputFile] = []
         code_function = None
         if any(tool["type"] == code_interpreter.NAME for tool in run.tools):
@@ -212,8 +209,7 @@ class Executor:
                 tokens.count_text("".join(call.text))
                 + sum(tokens.count_text(_arguments(c)) for c in call.tool_calls.values()),
             )
-            for key, value in _usage_dict(usage).items():
-                totals[key] += value
+            store.add_usage(totals, usage)
             if call.tool_calls:
                 kinds = {c["type"] for c in call.tool_calls.values()}
                 if file_search.NAME in kinds and not await self._search(run, call, totals, sink, cancel):
@@ -243,7 +239,8 @@ class Executor:
         self, run: Any, resolved: Resolved, prompt: Prompt, call: _Call, sink: EventSink, cancel: asyncio.Event
     ) -> None:
         expires_at = run.expires_at
-        stream: AsyncIterator[Chunk] = resolved.provider.complete(prompt.request)
+        request = dataclasses.replace(prompt.request, deadline=expires_at)  # no retry waits past expiry
+        stream: AsyncIterator[Chunk] = resolved.provider.complete(request)
         try:
             async for chunk in stream:
                 if cancel.is_set():

@@ -10,9 +10,52 @@ from sqlalchemy import Row, and_, or_, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
-from assistd.protocol.runs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run, RunStep
+from assistd.protocol.runs import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    CompletionTokensDetails,
+    PromptTokensDetails,
+    Run,
+    RunStep,
+    RunUsage,
+)
+from assistd.providers.base import Usage
 
-NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+# Usage is stored flat (these counters; rows written before the details existed lack the last two)
+# and served in OpenAI's shape by `wire_usage`.
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0}
+
+
+def usage_counters(usage: Usage) -> dict[str, int]:
+    """One model call's usage as stored on its step and added to the run's totals."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+
+
+def usage_totals(stored: dict[str, int] | None) -> dict[str, int]:
+    """A run's stored usage as counters to add to (every counter present, old rows included)."""
+    return {**NO_USAGE, **(stored or {})}
+
+
+def add_usage(totals: dict[str, int], usage: Usage) -> None:
+    for key, value in usage_counters(usage).items():
+        totals[key] = totals.get(key, 0) + value
+
+
+def wire_usage(stored: dict[str, int]) -> RunUsage:
+    counters = usage_totals(stored)
+    return RunUsage(
+        prompt_tokens=counters["prompt_tokens"],
+        completion_tokens=counters["completion_tokens"],
+        total_tokens=counters["total_tokens"],
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=counters["cached_tokens"]),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=counters["reasoning_tokens"]),
+    )
 
 
 def to_run(row: Row[Any]) -> Run:
@@ -36,7 +79,7 @@ def to_run(row: Row[Any]) -> Run:
         tools=row.tools,
         metadata=row.metadata,
         # Terminal runs always report usage (spec §5); one that ended before any model call used none.
-        usage=(row.usage or dict(NO_USAGE)) if terminal else None,
+        usage=wire_usage(row.usage or NO_USAGE) if terminal else None,
         temperature=row.temperature,
         top_p=row.top_p,
         max_prompt_tokens=row.max_prompt_tokens,
@@ -85,7 +128,7 @@ def to_step(row: Row[Any], include_content: bool = False) -> RunStep:
         failed_at=row.failed_at,
         completed_at=row.completed_at,
         metadata=row.metadata,
-        usage=row.usage,
+        usage=None if row.usage is None else wire_usage(row.usage),
     )
 
 

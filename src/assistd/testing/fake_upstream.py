@@ -10,6 +10,9 @@ not. Each model name has a queue of scripted replies; with an empty queue it ans
 
 Also runnable on its own (`python -m assistd.testing.fake_upstream --port 9000`) and scriptable
 over HTTP: POST /_fake/script {"model": ..., "replies": [...]}, GET /_fake/requests, POST /_fake/reset.
+Replies can also misbehave as real upstreams do: HTTP errors with Retry-After, hangs, and broken
+200 responses (`Reply.fault`: a stream without finish_reason, an empty stream, a non-JSON body,
+a connection dropped mid-body).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 DEFAULT_TEXT = "Hello from the fake upstream."
 _WORD = re.compile(r"\s*\S+\s*|\s+")
@@ -45,7 +49,19 @@ class Reply:
     interval: float = 0.0  # seconds between streamed chunks
     finish_reason: str | None = None
     hang: bool = False  # never answer (until the client gives up)
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None  # the whole usage object; else counted (with the details below)
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    retry_after: str | None = None  # a failure's `Retry-After` header (seconds or an HTTP date)
+    retry_after_ms: str | None = None  # a failure's `retry-after-ms` header
+    # A broken upstream (streamed requests), on an HTTP 200:
+    #   "no_finish"    every delta, then the body ends: no finish_reason, no usage, no [DONE]
+    #   "empty_stream" an event stream with no events at all
+    #   "not_json"     an HTML page instead of an event stream
+    #   "bad_event"    the role delta, then an event whose data is not JSON
+    #   "cut_after"    the role delta and `cut_after` content deltas, then the connection drops mid-body
+    fault: Literal["no_finish", "empty_stream", "not_json", "bad_event", "cut_after"] | None = None
+    cut_after: int = 0
 
     @classmethod
     def say(cls, text: str, **kw: Any) -> Reply:
@@ -70,6 +86,7 @@ class _State:
         default_factory=lambda: collections.defaultdict(collections.deque)
     )
     requests: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each request arrived (time.time())
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(self, model: str) -> Reply:
@@ -129,11 +146,19 @@ def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": args[i : i + 8]}}]})
             completion += 1
     finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-    usage = reply.usage or {
-        "prompt_tokens": _prompt_tokens(body),
-        "completion_tokens": completion,
-        "total_tokens": _prompt_tokens(body) + completion,
-    }
+    usage: dict[str, Any] = (
+        dict(reply.usage)
+        if reply.usage
+        else {
+            "prompt_tokens": _prompt_tokens(body),
+            "completion_tokens": completion,
+            "total_tokens": _prompt_tokens(body) + completion,
+        }
+    )
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+    if reply.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
     if max_tokens is not None and reply.text and completion > max_tokens and not reply.finish_reason:
         kept = 1 + max_tokens
@@ -161,6 +186,7 @@ def create_app(state: _State | None = None) -> Starlette:
         body = orjson.loads(await request.body())
         with state.lock:
             state.requests.append(body)
+            state.times.append(time.time())
         reply = state.next_reply(str(body.get("model", "")))
         if reply.hang:
             await asyncio.sleep(3600)
@@ -168,13 +194,33 @@ def create_app(state: _State | None = None) -> Starlette:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
             error = {"error": {"message": reply.error_message, "type": "server_error", "param": None, "code": None}}
-            return JSONResponse(error, status_code=reply.status)
+            headers = {}
+            if reply.retry_after is not None:
+                headers["retry-after"] = reply.retry_after
+            if reply.retry_after_ms is not None:
+                headers["retry-after-ms"] = reply.retry_after_ms
+            return JSONResponse(error, status_code=reply.status, headers=headers)
+        if reply.fault == "not_json":
+            return Response(b"<html><body><h1>502 Bad Gateway</h1></body></html>", media_type="text/html")
         parts = _chunks(reply, body)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body.get("stream"):
             return JSONResponse(_complete(body, parts, completion_id, created))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if reply.fault == "empty_stream":
+            return Response(b"", media_type="text/event-stream")
+        if reply.fault == "cut_after":
+            kept = parts[: 1 + reply.cut_after]
+            return _CutResponse(
+                [b"data: " + orjson.dumps(_payload(body, completion_id, p, created)) + b"\n\n" for p in kept]
+            )
+        if reply.fault == "bad_event":
+            first = b"data: " + orjson.dumps(_payload(body, completion_id, parts[0], created)) + b"\n\n"
+            return Response(first + b"data: <html>upstream error</html>\n\n", media_type="text/event-stream")
+        if reply.fault == "no_finish":
+            parts = parts[:-1]
+            include_usage = False
 
         async def events() -> AsyncIterator[bytes]:
             for i, part in enumerate(parts):
@@ -191,7 +237,8 @@ def create_app(state: _State | None = None) -> Starlette:
                     "usage": parts[-1]["usage"],
                 }
                 yield b"data: " + orjson.dumps(usage_chunk) + b"\n\n"
-            yield b"data: [DONE]\n\n"
+            if reply.fault != "no_finish":
+                yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -209,6 +256,7 @@ def create_app(state: _State | None = None) -> Starlette:
         with state.lock:
             state.scripts.clear()
             state.requests.clear()
+            state.times.clear()
         return JSONResponse({"ok": True})
 
     app = Starlette(
@@ -221,6 +269,21 @@ def create_app(state: _State | None = None) -> Starlette:
     )
     app.state.fake = state
     return app
+
+
+class _CutResponse(Response):
+    """An event stream whose connection drops mid-body: the chunked body is never terminated."""
+
+    def __init__(self, events: list[bytes]) -> None:
+        super().__init__(media_type="text/event-stream")
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]  # no length: chunked
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for event in self.events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        # Returning without the final body message: the server closes the connection, the body cut short.
 
 
 def _complete(body: dict[str, Any], parts: list[dict[str, Any]], completion_id: str, created: int) -> dict[str, Any]:
@@ -298,10 +361,17 @@ class FakeUpstream:
         with self.state.lock:
             return [r for r in self.state.requests if model is None or r.get("model") == model]
 
+    def request_times(self, model: str | None = None) -> list[float]:
+        """When each request (for `model`) arrived, as Unix times."""
+        with self.state.lock:
+            pairs = zip(self.state.requests, self.state.times, strict=True)
+            return [at for r, at in pairs if model is None or r.get("model") == model]
+
     def reset(self) -> None:
         with self.state.lock:
             self.state.scripts.clear()
             self.state.requests.clear()
+            self.state.times.clear()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()
