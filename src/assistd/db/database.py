@@ -17,17 +17,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy
 from sqlalchemy import CursorResult, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from assistd import jsonio
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Connection(Protocol):
@@ -47,7 +44,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def create_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
     """An async engine (aiosqlite or asyncpg): used for migrations, and for all work on PostgreSQL."""
-    options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    options: dict[str, Any] = {"json_serializer": jsonio.dumps_str, "json_deserializer": jsonio.loads}
     if url.startswith("sqlite"):
         engine = create_async_engine(_driver(url, "aiosqlite"), pool_size=pool_size, max_overflow=pool_size, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -82,8 +79,8 @@ class Database:
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
-                json_serializer=_json_dumps,
-                json_deserializer=orjson.loads,
+                json_serializer=jsonio.dumps_str,
+                json_deserializer=jsonio.loads,
                 pool_size=pool_size,
                 max_overflow=pool_size,
             )

@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from assistd import jsonio
+
 DEFAULT_TEXT = "Hello from the fake upstream."
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
@@ -99,7 +101,7 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 def _arguments(value: dict[str, Any] | str) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else jsonio.dumps_str(value)
 
 
 def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,7 +160,7 @@ def create_app(state: _State | None = None) -> Starlette:
     state = state or _State()
 
     async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
+        body = jsonio.loads(await request.body())  # exact, however big the integers
         with state.lock:
             state.requests.append(body)
         reply = state.next_reply(str(body.get("model", "")))
