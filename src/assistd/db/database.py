@@ -8,6 +8,8 @@ process's writers queue in Python, never blocking the loop on the busy timeout. 
 (the CLI, a second server on the file) are covered by the busy timeout.
 
 PostgreSQL goes through asyncpg. Reads run in autocommit (no BEGIN/ROLLBACK round trips).
+
+JSON columns are written and read by `assistd.jsonio`: orjson's speed, with integers of any size exact.
 """
 
 from __future__ import annotations
