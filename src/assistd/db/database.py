@@ -46,7 +46,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def create_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
     """An async engine (aiosqlite or asyncpg): used for migrations, and for all work on PostgreSQL."""
-    options: dict[str, Any] = {"json_serializer": jsonio.dumps_str, "json_deserializer": jsonio.loads}
+    options: dict[str, Any] = {"json_serializer": jsonio.to_column, "json_deserializer": jsonio.from_column}
     if url.startswith("sqlite"):
         engine = create_async_engine(_driver(url, "aiosqlite"), pool_size=pool_size, max_overflow=pool_size, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -81,8 +81,8 @@ class Database:
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
-                json_serializer=jsonio.dumps_str,
-                json_deserializer=jsonio.loads,
+                json_serializer=jsonio.to_column,
+                json_deserializer=jsonio.from_column,
                 pool_size=pool_size,
                 max_overflow=pool_size,
             )

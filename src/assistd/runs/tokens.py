@@ -39,9 +39,9 @@ def count_message(message: dict[str, Any]) -> int:
             else:
                 total += 85  # an image at low detail, as OpenAI counts it
     for call in message.get("tool_calls") or []:
-        total += count_text(jsonio.dumps_str(call["function"]))
+        total += count_text(jsonio.dumps(call["function"]).decode())
     return total
 
 
 def count_tools(tools: list[dict[str, Any]]) -> int:
-    return count_text(jsonio.dumps_str(tools)) if tools else 0
+    return count_text(jsonio.dumps(tools).decode()) if tools else 0

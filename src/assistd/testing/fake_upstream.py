@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import re
 import threading
 import time
@@ -101,7 +102,7 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 def _arguments(value: dict[str, Any] | str) -> str:
-    return value if isinstance(value, str) else jsonio.dumps_str(value)
+    return value if isinstance(value, str) else jsonio.dumps(value).decode()
 
 
 def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -160,7 +161,7 @@ def create_app(state: _State | None = None) -> Starlette:
     state = state or _State()
 
     async def completions(request: Request) -> Response:
-        body = jsonio.loads(await request.body())  # exact, however big the integers
+        body = json.loads(await request.body())  # exact, however big the integers (orjson: floats)
         with state.lock:
             state.requests.append(body)
         reply = state.next_reply(str(body.get("model", "")))
