@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, delete, func, select, update
+from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, update
 
 from assistd import ids
 from assistd.db import tables as t
@@ -83,7 +83,8 @@ async def _detach_store(conn: Connection, project_id: str, store_id: str) -> int
     """A deleted store leaves every assistant's and thread's `file_search.vector_store_ids`, as on OpenAI.
 
     Only rows whose tool resources mention the id are read (a text match on the JSON, the same on
-    SQLite and PostgreSQL); the exact edit is made here. Returns how many objects were changed."""
+    SQLite and PostgreSQL); the exact edit is made here, and written back in one executemany per
+    table. Returns how many objects were changed."""
     changed = 0
     for table in (t.assistants, t.threads):
         rows = (
@@ -94,6 +95,7 @@ async def _detach_store(conn: Connection, project_id: str, store_id: str) -> int
                 )
             )
         ).all()
+        edits = []
         for row in rows:
             resources = dict(row.tool_resources or {})
             search = resources.get("file_search")
@@ -101,8 +103,15 @@ async def _detach_store(conn: Connection, project_id: str, store_id: str) -> int
                 continue
             kept = [i for i in search["vector_store_ids"] if i != store_id]
             resources["file_search"] = {**search, "vector_store_ids": kept}
-            await conn.execute(update(table).where(table.c.id == row.id).values(tool_resources=resources))
-            changed += 1
+            edits.append({"row_id": row.id, "resources": resources})
+        if edits:
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(tool_resources=bindparam("resources", type_=table.c.tool_resources.type))
+            )
+            await conn.execute(statement, edits)
+            changed += len(edits)
     return changed
 
 
