@@ -251,7 +251,7 @@ async def _sweep_files(services: Services) -> None:
 def create_app(settings: Settings) -> Starlette:
     router = build_router()
     admin_router = build_admin_router()
-    openapi = build_openapi(router, admin_router)
+    openapi = build_openapi(router, admin_router, max_upload_bytes=settings.max_upload_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

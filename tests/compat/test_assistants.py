@@ -42,7 +42,8 @@ def test_create_returns_a_conforming_assistant(client: Any) -> None:
     assert_object(body, prefix="asst_", object_type="assistant")
     for key in ("name", "description", "model", "instructions", "metadata", "temperature", "top_p", "response_format"):
         assert body[key] == FULL[key], key
-    assert body["tool_resources"] == {}
+    # Built-in tools without files or stores still have their (empty) entry, as on OpenAI.
+    assert body["tool_resources"] == {"code_interpreter": {"file_ids": []}, "file_search": {"vector_store_ids": []}}
     assert [tool["type"] for tool in body["tools"]] == ["code_interpreter", "file_search", "function"]
     assert body["tools"][2]["function"]["name"] == "get_weather"
     assert body["tools"][2]["function"]["parameters"] == FULL["tools"][2]["function"]["parameters"]

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from assistd import __version__
+from assistd.api.deps import MAX_JSON_BODY
+from assistd.api.multipart import MAX_FIELD_BYTES, MAX_FIELDS
 from assistd.api.routing import Router
 
 REF = "#/components/schemas/{model}"
@@ -31,8 +33,9 @@ ERROR_SCHEMA = {
 }
 
 
-def build_openapi(*routers: Router) -> dict[str, Any]:
-    """One document for every router (/v1 and /admin/v1)."""
+def build_openapi(*routers: Router, max_upload_bytes: int | None = None) -> dict[str, Any]:
+    """One document for every router (/v1 and /admin/v1), with the limits the server enforces: those of the
+    models (lengths, counts, ranges) and, as `x-max-bytes`, the sizes of bodies and uploads."""
     endpoints = [(router.prefix, ep) for router in routers for ep in router.endpoints]
     models: list[tuple[type[BaseModel], Any]] = []
     for _, ep in endpoints:
@@ -62,10 +65,17 @@ def build_openapi(*routers: Router) -> dict[str, Any]:
         if ep.body is not None:
             op["requestBody"] = {
                 "required": True,
+                "description": f"A JSON object of at most {MAX_JSON_BODY} bytes.",
+                "x-max-bytes": MAX_JSON_BODY,
                 "content": {"application/json": {"schema": keys[(ep.body, "validation")]}},
             }
         elif ep.multipart is not None:
-            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": ep.multipart}}}
+            op["requestBody"] = {
+                "required": True,
+                "description": f"At most {MAX_FIELDS} form fields besides the file, each of at most {MAX_FIELD_BYTES} "
+                "bytes.",
+                "content": {"multipart/form-data": {"schema": _multipart(ep.multipart, max_upload_bytes)}},
+            }
         paths.setdefault(prefix + ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -81,6 +91,19 @@ def build_openapi(*routers: Router) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def _multipart(schema: dict[str, Any], max_upload_bytes: int | None) -> dict[str, Any]:
+    """Form fields are at most MAX_FIELD_BYTES; the file part at most the configured upload size."""
+    properties: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        if prop.get("format") == "binary":
+            if max_upload_bytes is not None:
+                prop = {**prop, "description": f"At most {max_upload_bytes} bytes.", "x-max-bytes": max_upload_bytes}
+        elif prop.get("type") == "string" and "enum" not in prop:
+            prop = {**prop, "maxLength": MAX_FIELD_BYTES}
+        properties[name] = prop
+    return {**schema, "properties": properties}
 
 
 def _success(response: Any, keys: dict[Any, Any]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from assistd import jsonio
 from assistd.protocol.runs import RunStep
 from assistd.runs.events import EXECUTION_OVER
 from assistd.runs.store import public_details
@@ -31,7 +31,7 @@ END_EVENTS = frozenset(
 
 
 def sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
-    payload = data.__pydantic_serializer__.to_json(data) if isinstance(data, BaseModel) else orjson.dumps(data)
+    payload = data.__pydantic_serializer__.to_json(data) if isinstance(data, BaseModel) else jsonio.dumps(data)
     return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
 
 

@@ -8,6 +8,8 @@ process's writers queue in Python, never blocking the loop on the busy timeout. 
 (the CLI, a second server on the file) are covered by the busy timeout.
 
 PostgreSQL goes through asyncpg. Reads run in autocommit (no BEGIN/ROLLBACK round trips).
+
+JSON columns are written and read by `assistd.jsonio`: orjson's speed, with integers of any size exact.
 """
 
 from __future__ import annotations
@@ -17,17 +19,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy
 from sqlalchemy import CursorResult, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from assistd import jsonio
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Connection(Protocol):
@@ -47,7 +46,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def create_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
     """An async engine (aiosqlite or asyncpg): used for migrations, and for all work on PostgreSQL."""
-    options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    options: dict[str, Any] = {"json_serializer": jsonio.to_column, "json_deserializer": jsonio.from_column}
     if url.startswith("sqlite"):
         engine = create_async_engine(_driver(url, "aiosqlite"), pool_size=pool_size, max_overflow=pool_size, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -82,8 +81,8 @@ class Database:
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
-                json_serializer=_json_dumps,
-                json_deserializer=orjson.loads,
+                json_serializer=jsonio.to_column,
+                json_deserializer=jsonio.from_column,
                 pool_size=pool_size,
                 max_overflow=pool_size,
             )

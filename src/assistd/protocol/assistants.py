@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from assistd.protocol.common import Metadata, RequestModel, WireModel
-from assistd.protocol.tools import ResponseFormat, Tool, ToolResources, ToolResourcesUpdate
+from assistd.protocol.tools import ResponseFormat, Tool, ToolResources, ToolResourcesUpdate, with_empty_resources
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
@@ -55,3 +55,7 @@ class Assistant(WireModel):
     top_p: float | None
     response_format: Any
     reasoning_effort: str | None = None
+
+    @field_serializer("tool_resources")
+    def _resources_of_every_tool(self, value: dict[str, Any]) -> dict[str, Any]:
+        return with_empty_resources(self.tools, value)

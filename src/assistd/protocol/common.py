@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 METADATA_MAX_KEYS = 16
@@ -24,17 +24,17 @@ class RequestModel(BaseModel):
 
 
 class WireModel(BaseModel):
-    """Response objects: every key is always emitted."""
+    """Response objects: every key is always emitted (and so is required in the served OpenAPI)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 def _check_metadata(value: dict[str, str]) -> dict[str, str]:
     if len(value) > METADATA_MAX_KEYS:
         raise PydanticCustomError(
             "assistd_object_above_max_properties",
-            "Invalid '{param}': too many properties. Expected an object with at most 16 properties, "
-            f"but got an object with {len(value)} properties instead.",
+            f"Invalid '{{param}}': too many properties. Expected an object with at most {METADATA_MAX_KEYS} "
+            f"properties, but got an object with {len(value)} properties instead.",
         )
     for key, item in value.items():
         if len(key) > METADATA_KEY_MAX:
@@ -53,7 +53,23 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
+def string_map_schema(max_keys: int, key_max: int, value: dict[str, Any]) -> WithJsonSchema:
+    """The OpenAPI form of a checked object (metadata, attributes): the limits the validator enforces."""
+    return WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": max_keys,
+            "propertyNames": {"maxLength": key_max},
+            "additionalProperties": value,
+        }
+    )
+
+
+Metadata = Annotated[
+    dict[str, str],
+    AfterValidator(_check_metadata),
+    string_map_schema(METADATA_MAX_KEYS, METADATA_KEY_MAX, {"type": "string", "maxLength": METADATA_VALUE_MAX}),
+]
 
 
 def union_tag(choose: Callable[[Any], str | None], custom_message: str) -> Discriminator:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistd.protocol.common import WireModel
 
@@ -13,25 +13,21 @@ EXPIRES_MIN_SECONDS = 3600
 EXPIRES_MAX_SECONDS = 2_592_000
 
 
+def _unset(value: object) -> bool:
+    # The spec types expires_at and status_details as plain integer/string (not nullable): omitted, not null.
+    return value is None
+
+
 class FileObject(WireModel):
     id: str
     object: Literal["file"] = "file"
     bytes: int
     created_at: int
-    expires_at: int | None
+    expires_at: int | None = Field(exclude_if=_unset)
     filename: str
     purpose: str
     status: Literal["uploaded", "processed", "error"]
-    status_details: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict[str, Any]:
-        # The spec types these as plain integer/string (not nullable): omit rather than send null.
-        data: dict[str, Any] = handler(self)
-        for key in ("expires_at", "status_details"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    status_details: str | None = Field(default=None, exclude_if=_unset)
 
 
 class FileListParams(BaseModel):

@@ -66,7 +66,9 @@ ToolChoice = Annotated[
     ),
 ]
 
-MaxTokens = Annotated[int, Field(ge=256)]
+# The columns are 64-bit: a larger budget is not a budget anyone can use up.
+MAX_TOKENS_LIMIT = 2**63 - 1
+MaxTokens = Annotated[int, Field(ge=256, le=MAX_TOKENS_LIMIT)]
 
 
 class RunOptions(RequestModel):

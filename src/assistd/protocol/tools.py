@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Tag, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Tag, WithJsonSchema, model_serializer
 from pydantic_core import PydanticCustomError
 
 from assistd.protocol.common import Metadata, RequestModel, type_tag, union_tag
@@ -53,7 +53,14 @@ def _not_reserved(name: str) -> str:
 
 
 class FunctionDefinition(CompactModel):
-    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$"), AfterValidator(_not_reserved)]
+    name: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-zA-Z0-9_-]{1,64}$",
+            json_schema_extra={"not": {"enum": sorted(RESERVED_FUNCTION_NAMES)}},
+        ),
+        AfterValidator(_not_reserved),
+    ]
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
@@ -120,13 +127,17 @@ class VectorStoreHelper(RequestModel):
     metadata: Metadata | None = None
 
 
+CODE_INTERPRETER_MAX_FILES = 20
+MAX_VECTOR_STORES = 1
+
+
 class CodeInterpreterResources(RequestModel):
-    file_ids: list[str] = Field(default_factory=list, max_length=20)
+    file_ids: list[str] = Field(default_factory=list, max_length=CODE_INTERPRETER_MAX_FILES)
 
 
 class FileSearchResources(RequestModel):
-    vector_store_ids: list[str] | None = Field(default=None, max_length=1)
-    vector_stores: list[VectorStoreHelper] | None = Field(default=None, max_length=1)
+    vector_store_ids: list[str] | None = Field(default=None, max_length=MAX_VECTOR_STORES)
+    vector_stores: list[VectorStoreHelper] | None = Field(default=None, max_length=MAX_VECTOR_STORES)
 
 
 class ToolResources(RequestModel):
@@ -138,7 +149,28 @@ class ToolResourcesUpdate(RequestModel):
     """On modify the `vector_stores` helper is not accepted."""
 
     code_interpreter: CodeInterpreterResources | None = None
-    file_search: Annotated[FileSearchResources, AfterValidator(lambda v: _no_helper(v))] | None = None
+    file_search: (
+        Annotated[
+            FileSearchResources,
+            AfterValidator(lambda v: _no_helper(v)),
+            # The served OpenAPI must not offer the helper that is refused here.
+            WithJsonSchema(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "vector_store_ids": {
+                            "anyOf": [
+                                {"type": "array", "items": {"type": "string"}, "maxItems": MAX_VECTOR_STORES},
+                                {"type": "null"},
+                            ]
+                        }
+                    },
+                }
+            ),
+        ]
+        | None
+    ) = None
 
 
 def _no_helper(value: FileSearchResources) -> FileSearchResources:
@@ -160,6 +192,16 @@ def normalize_tool_resources(resources: ToolResources | ToolResourcesUpdate | No
         out["code_interpreter"] = {"file_ids": list(resources.code_interpreter.file_ids)}
     if resources.file_search is not None:
         out["file_search"] = {"vector_store_ids": list(resources.file_search.vector_store_ids or [])}
+    return out
+
+
+def with_empty_resources(tools: list[dict[str, Any]], resources: dict[str, Any]) -> dict[str, Any]:
+    """An assistant's tool resources as OpenAI shows them: a code_interpreter or file_search tool without
+    files or stores still has its entry, with an empty list."""
+    out = resources
+    for tool, key in (("code_interpreter", "file_ids"), ("file_search", "vector_store_ids")):
+        if tool not in out and any(t.get("type") == tool for t in tools):
+            out = {**out, tool: {key: []}}
     return out
 
 

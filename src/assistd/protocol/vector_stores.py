@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_serializer, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from assistd.protocol.common import Metadata, RequestModel, WireModel
+from assistd.protocol.common import Metadata, RequestModel, WireModel, string_map_schema
 from assistd.protocol.tools import ChunkingAuto, ChunkingStatic, ChunkingStrategy
 
 DEFAULT_CHUNK_TOKENS = 800
 DEFAULT_OVERLAP_TOKENS = 400
 ATTRIBUTES_MAX_KEYS = 16
+ATTRIBUTES_KEY_MAX = 64
+ATTRIBUTES_STRING_MAX = 512
 
 
 class ExpiresAfter(RequestModel):
@@ -28,15 +30,24 @@ def _check_attributes(value: dict[str, str | float | bool]) -> dict[str, str | f
             f"properties, but got an object with {len(value)} properties instead.",
         )
     for key, item in value.items():
-        if len(key) > 64 or (isinstance(item, str) and len(item) > 512):
+        if len(key) > ATTRIBUTES_KEY_MAX or (isinstance(item, str) and len(item) > ATTRIBUTES_STRING_MAX):
             raise PydanticCustomError(
                 "assistd_string_above_max_length",
-                "Invalid '{param}': keys are at most 64 characters and string values at most 512.",
+                f"Invalid '{{param}}': keys are at most {ATTRIBUTES_KEY_MAX} characters and string values at most "
+                f"{ATTRIBUTES_STRING_MAX}.",
             )
     return value
 
 
-Attributes = Annotated[dict[str, str | float | bool], AfterValidator(_check_attributes)]
+Attributes = Annotated[
+    dict[str, str | float | bool],
+    AfterValidator(_check_attributes),
+    string_map_schema(
+        ATTRIBUTES_MAX_KEYS,
+        ATTRIBUTES_KEY_MAX,
+        {"anyOf": [{"type": "string", "maxLength": ATTRIBUTES_STRING_MAX}, {"type": "number"}, {"type": "boolean"}]},
+    ),
+]
 
 
 def static_chunking(strategy: ChunkingAuto | ChunkingStatic | None) -> dict[str, Any]:
@@ -117,18 +128,11 @@ class VectorStore(WireModel):
     usage_bytes: int
     file_counts: FileCounts
     status: Literal["expired", "in_progress", "completed"]
-    expires_after: dict[str, Any] | None
+    # The spec types expires_after as an object, not nullable: omitted when the store has none.
+    expires_after: dict[str, Any] | None = Field(exclude_if=lambda value: value is None)
     expires_at: int | None
     last_active_at: int | None
     metadata: dict[str, str]
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_expiry(self, handler: Any) -> dict[str, Any]:
-        # The spec types expires_after as an object, not nullable: omit it when the store has none.
-        data: dict[str, Any] = handler(self)
-        if data.get("expires_after") is None:
-            data.pop("expires_after", None)
-        return data
 
 
 class VectorStoreFile(WireModel):

@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import orjson
 import tiktoken
+
+from assistd import jsonio
 
 PER_MESSAGE_OVERHEAD = 4
 
@@ -38,9 +39,9 @@ def count_message(message: dict[str, Any]) -> int:
             else:
                 total += 85  # an image at low detail, as OpenAI counts it
     for call in message.get("tool_calls") or []:
-        total += count_text(orjson.dumps(call["function"]).decode())
+        total += count_text(jsonio.dumps(call["function"]).decode())
     return total
 
 
 def count_tools(tools: list[dict[str, Any]]) -> int:
-    return count_text(orjson.dumps(tools).decode()) if tools else 0
+    return count_text(jsonio.dumps(tools).decode()) if tools else 0

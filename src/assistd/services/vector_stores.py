@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, update
 
 from assistd import ids
 from assistd.db import tables as t
@@ -77,6 +77,42 @@ async def begin_search(conn: Connection, store_ids: Sequence[str]) -> str | None
         update(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))).values(last_active_at=at)
     )
     return None
+
+
+async def _detach_store(conn: Connection, project_id: str, store_id: str) -> int:
+    """A deleted store leaves every assistant's and thread's `file_search.vector_store_ids`, as on OpenAI.
+
+    Only rows whose tool resources mention the id are read (a text match on the JSON, the same on
+    SQLite and PostgreSQL); the exact edit is made here, and written back in one executemany per
+    table. Returns how many objects were changed."""
+    changed = 0
+    for table in (t.assistants, t.threads):
+        rows = (
+            await conn.execute(
+                select(table.c.id, table.c.tool_resources).where(
+                    table.c.project_id == project_id,
+                    cast(table.c.tool_resources, Text).contains(store_id, autoescape=True),
+                )
+            )
+        ).all()
+        edits = []
+        for row in rows:
+            resources = dict(row.tool_resources or {})
+            search = resources.get("file_search")
+            if not isinstance(search, dict) or store_id not in (search.get("vector_store_ids") or []):
+                continue
+            kept = [i for i in search["vector_store_ids"] if i != store_id]
+            resources["file_search"] = {**search, "vector_store_ids": kept}
+            edits.append({"row_id": row.id, "resources": resources})
+        if edits:
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(tool_resources=bindparam("resources", type_=table.c.tool_resources.type))
+            )
+            await conn.execute(statement, edits)
+            changed += len(edits)
+    return changed
 
 
 def to_vs_file(row: Row[Any]) -> VectorStoreFile:
@@ -196,6 +232,7 @@ class VectorStoreService:
             await conn.execute(delete(t.vector_store_files).where(t.vector_store_files.c.vector_store_id == store_id))
             await conn.execute(delete(t.file_batches).where(t.file_batches.c.vector_store_id == store_id))
             await conn.execute(delete(t.vector_stores).where(t.vector_stores.c.id == store_id))
+            await _detach_store(conn, project_id, store_id)
         return Deleted(id=store_id, object="vector_store.deleted")
 
     async def file_content(self, project_id: str, store_id: str, file_id: str) -> Sequence[str]:

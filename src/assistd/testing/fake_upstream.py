@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import re
 import threading
 import time
@@ -34,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from assistd import jsonio
 
 DEFAULT_TEXT = "Hello from the fake upstream."
 _WORD = re.compile(r"\s*\S+\s*|\s+")
@@ -116,7 +119,7 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 def _arguments(value: dict[str, Any] | str) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else jsonio.dumps(value).decode()
 
 
 def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,7 +186,7 @@ def create_app(state: _State | None = None) -> Starlette:
     state = state or _State()
 
     async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
+        body = json.loads(await request.body())  # exact, however big the integers (orjson: floats)
         with state.lock:
             state.requests.append(body)
             state.times.append(time.time())
