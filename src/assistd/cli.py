@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from assistd import __version__, logs
 from assistd.errors import APIError
+from assistd.extras import missing, missing_message
 from assistd.settings import Settings
 
 if TYPE_CHECKING:
@@ -199,7 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _missing_database_driver(settings: Settings) -> str | None:
+    """A PostgreSQL URL without the `postgres` extra: say so instead of failing at start with an ImportError."""
+    if settings.is_sqlite or not missing("postgres"):
+        return None
+    return f"assistd: ASSISTD_DATABASE_URL is a PostgreSQL URL. {missing_message('postgres', 'asyncpg')}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
+    if args.command in ("serve", "keys") and (problem := _missing_database_driver(settings)):
+        print(problem, file=sys.stderr)
+        return 2
     return int(args.func(args, settings))

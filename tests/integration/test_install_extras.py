@@ -55,8 +55,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class BareServer:
-    def __init__(self, python: Path, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, python: Path, data_dir: Path, env: dict[str, str], extras_spec: str = "") -> None:
         self.python = python
+        self.extras_spec = extras_spec
         self.port = free_port()
         self.log_path = data_dir / "server.log"
         # Nothing from this test environment leaks in: the venv's own packages only.
@@ -118,7 +119,7 @@ def bare(
     env = {"ASSISTD_UPSTREAM_BASE_URL": fake_upstream.base_url, "ASSISTD_POLL_AFTER_MS": "20"}
     if extras == "postgres":
         env["ASSISTD_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
-    server = BareServer(python, tmp_path_factory.mktemp("bare-data"), env)
+    server = BareServer(python, tmp_path_factory.mktemp("bare-data"), env, f"[{extras}]")
     yield server
     server.stop()
     log = server.logs()
@@ -219,3 +220,15 @@ def test_with_no_backend_a_run_is_refused_naming_the_local_extra(bare: BareServe
     log = server.logs()
     assert "no default model backend" in log and "assistd[local]" in log
     assert "Traceback" not in log
+
+
+def test_a_postgresql_url_without_the_postgres_extra_is_refused_naming_it(bare: BareServer, tmp_path: Path) -> None:
+    if "[postgres]" in bare.extras_spec:
+        pytest.skip("the driver is installed here")
+    env = {**bare.env, "ASSISTD_DATA_DIR": str(tmp_path), "ASSISTD_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1/db"}
+    result = subprocess.run(
+        [str(bare.python.parent / "assistd"), "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "assistd[postgres]" in result.stderr
+    assert "Traceback" not in result.stderr
