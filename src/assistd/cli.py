@@ -9,10 +9,17 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistd import __version__, logs
 from assistd.errors import APIError
+from assistd.extras import missing, missing_message
 from assistd.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+SETTINGS_DOCS = "docs/configuration.md"
 
 
 def _is_loopback(host: str) -> bool:
@@ -52,17 +59,60 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     logs.configure(settings.log_level)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=args.graceful_timeout,
+        # uvicorn's default (5 s) closes idle connections just as clients reuse them (docs/configuration.md).
+        timeout_keep_alive=settings.keep_alive_seconds,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = [sock.getsockname() for server in self.servers for sock in server.sockets]
+                port = int(bound[0][1]) if bound else args.port
+                print(banner(app, settings, args.host, port), flush=True)
+
+    Server(config).run()
     return 0
+
+
+def _url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening on every interface; this one is always there
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def banner(app: Starlette, settings: Settings, host: str, port: int) -> str:
+    """What `assistd serve` prints once it listens: where, the console, how clients authenticate."""
+    url = _url(host, port)
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    everywhere = " (all interfaces)" if host in ("0.0.0.0", "::", "") else ""
+    keyring = getattr(app.state, "keyring", None)
+    if keyring is not None and keyring.open:
+        auth = "open: no API keys configured, any key (or none) is accepted (docs/auth.md)"
+    elif settings.api_keys:
+        auth = f"API keys required ({len(settings.api_keys)} in ASSISTD_API_KEYS, and any stored keys)"
+    else:
+        auth = "API keys required (stored keys: `assistd keys list`)"
+    console = f"{url}/" if settings.console_enabled else "off (ASSISTD_CONSOLE_ENABLED=false)"
+    return "\n".join(
+        [
+            f"assistd {__version__} listening on {where}{everywhere}",
+            f"  API:     {url}/v1",
+            f"  console: {console}",
+            f"  auth:    {auth}",
+        ]
+    )
 
 
 def keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,9 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"assistd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_serve = sub.add_parser("serve", help="start the HTTP server (the API is under /v1)")
-    p_serve.add_argument("--host", default="127.0.0.1")
-    p_serve.add_argument("--port", type=int, default=8000)
+    p_serve = sub.add_parser(
+        "serve",
+        help="start the HTTP server (the API is under /v1)",
+        description="Start the HTTP server: the Assistants API under /v1, the web console at /.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "Everything else is set with ASSISTD_* environment variables: the database "
+            "(ASSISTD_DATABASE_URL, default SQLite in ASSISTD_DATA_DIR), the model backend "
+            "(ASSISTD_UPSTREAM_BASE_URL, default the bundled local model), API keys (ASSISTD_API_KEYS), "
+            "the HTTP keep-alive (ASSISTD_KEEP_ALIVE_SECONDS), logging (ASSISTD_LOG_LEVEL). "
+            f"Every setting and its default: {SETTINGS_DOCS} in the source tree."
+        ),
+    )
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p_serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     p_serve.add_argument(
         "--allow-insecure",
         action="store_true",
@@ -138,7 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _missing_database_driver(settings: Settings) -> str | None:
+    """A PostgreSQL URL without the `postgres` extra: say so instead of failing at start with an ImportError."""
+    if settings.is_sqlite or not missing("postgres"):
+        return None
+    return f"assistd: ASSISTD_DATABASE_URL is a PostgreSQL URL. {missing_message('postgres', 'asyncpg')}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
+    if args.command in ("serve", "keys") and (problem := _missing_database_driver(settings)):
+        print(problem, file=sys.stderr)
+        return 2
     return int(args.func(args, settings))

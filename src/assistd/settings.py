@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     db_pool_size: int = Field(default=8, ge=1)
     console_enabled: bool = True  # the web console at / (docs/console.md)
+    # How long an idle HTTP connection stays open: longer than clients' and proxies' own idle timeouts,
+    # so they close first and never send on a connection the server is closing (docs/configuration.md).
+    keep_alive_seconds: int = Field(default=75, ge=1)
 
     # Model backends (docs/runs.md)
     config: Path | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,8 +65,13 @@ def poll(fn: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.
         time.sleep(interval)
 
 
-def raw_request(port: int, head: bytes, body_chunks: list[bytes] = [], *,  # noqa: B006 - never mutated
-                timeout: float = 15.0) -> tuple[int, dict[str, str], bytes, int]:
+def raw_request(
+    port: int,
+    head: bytes,
+    body_chunks: Sequence[bytes] = (),
+    *,
+    timeout: float = 15.0,
+) -> tuple[int, dict[str, str], bytes, int]:
     """Send `head` then the chunks, stopping as soon as the server answers. Returns
     (status, headers, body, bytes of body chunks actually sent before the answer came)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)

@@ -14,8 +14,7 @@ from assistd.testing.server import LiveServer
 @pytest.fixture()
 def http(server: LiveServer) -> Iterator[httpx.Client]:
     """Talks to the shared open server; sends the beta header like the SDK does on assistants routes."""
-    with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key", **BETA},
-                      timeout=30) as client:
+    with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key", **BETA}, timeout=30) as client:
         yield client
 
 

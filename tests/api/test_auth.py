@@ -20,10 +20,15 @@ from assistd.testing.server import LiveServer, free_port
 
 
 @pytest.fixture(scope="module")
-def keyed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str,
-          start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_server(request, tmp_path_factory, backend,
-                        env={"ASSISTD_API_KEYS": "k1,k2", "ASSISTD_KEY_CACHE_SECONDS": "0.2"})
+def keyed(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
+    start_server: Callable[..., LiveServer],
+) -> LiveServer:
+    return start_server(
+        request, tmp_path_factory, backend, env={"ASSISTD_API_KEYS": "k1,k2", "ASSISTD_KEY_CACHE_SECONDS": "0.2"}
+    )
 
 
 def client_for(server: LiveServer, key: str | None) -> httpx.Client:
@@ -41,8 +46,9 @@ def k1(keyed: LiveServer) -> Iterator[httpx.Client]:
 
 def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m assistd ...` against the same data dir and database as the server."""
-    result = subprocess.run([sys.executable, "-m", "assistd", *args], env=server.env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "assistd", *args], env=server.env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -65,16 +71,25 @@ def works(server: LiveServer, key: str) -> bool:
 
 # --- env keys ------------------------------------------------------------------------------------
 
-MISSING_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header "
-               "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+MISSING_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": ""}, {"Authorization": "Bearer"},
-                                     {"Authorization": "Basic azE6"}, {"Authorization": "k1"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic azE6"}, {"Authorization": "k1"}],
+)
 def test_missing_key_is_401(keyed: LiveServer, headers: dict[str, str]) -> None:
     with client_for(keyed, None) as c:
-        for method, path in [("GET", "/v1/assistants"), ("POST", "/v1/threads"), ("GET", "/v1/files"),
-                             ("GET", "/v1/nope"), ("GET", "/v1/files/file-x/content")]:
+        for method, path in [
+            ("GET", "/v1/assistants"),
+            ("POST", "/v1/threads"),
+            ("GET", "/v1/files"),
+            ("GET", "/v1/nope"),
+            ("GET", "/v1/files/file-x/content"),
+        ]:
             r = c.request(method, path, headers=headers)
             assert_error(r, 401, MISSING_KEY, param=None, code=None)
             assert r.headers["x-request-id"].startswith("req_")
@@ -216,8 +231,9 @@ def test_projects_are_isolated(keyed: LiveServer, k1: httpx.Client, other_key: t
             unknown = path.replace(a, "asst_nope").replace(t, "thread_nope").replace(f, "file-nope")
             r2 = k1.request(method, unknown, json=body) if body is not None else k1.request(method, unknown)
             assert r2.status_code == 404
-            assert r2.json()["error"]["message"] == message.replace(a, "asst_nope").replace(
-                t, "thread_nope").replace(f, "file-nope")
+            assert r2.json()["error"]["message"] == message.replace(a, "asst_nope").replace(t, "thread_nope").replace(
+                f, "file-nope"
+            )
 
         # Other project's objects are not usable as references either.
         resources = {"code_interpreter": {"file_ids": [f]}}
@@ -255,8 +271,13 @@ def test_revoked_key_stops_working(keyed: LiveServer, k1: httpx.Client) -> None:
     listed = cli(keyed, "keys", "list").stdout
     assert any(ln.startswith(key_id) and ln.endswith("\trevoked") for ln in listed.splitlines())
     # Revoking twice is an error from the CLI.
-    again = subprocess.run([sys.executable, "-m", "assistd", "keys", "revoke", key_id], env=keyed.env,
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "assistd", "keys", "revoke", key_id],
+        env=keyed.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode != 0
 
 
@@ -277,7 +298,10 @@ def test_refuses_non_loopback_without_keys(bare_env: dict[str, str]) -> None:
     port = free_port()
     result = subprocess.run(
         [sys.executable, "-m", "assistd", "serve", "--host", "0.0.0.0", "--port", str(port)],
-        env=bare_env, capture_output=True, text=True, timeout=60,
+        env=bare_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "refusing to listen on 0.0.0.0 with no API keys" in result.stderr
@@ -290,9 +314,12 @@ def test_allow_insecure_starts_on_non_loopback(bare_env: dict[str, str], tmp_pat
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "assistd", "serve", "--host", "0.0.0.0", "--port", str(port), "--allow-insecure"],
-            env=bare_env, stdout=out, stderr=subprocess.STDOUT,
+            env=bare_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
+
         def healthy() -> bool:
             assert proc.poll() is None, log.read_text()
             try:

@@ -14,8 +14,9 @@ from assistd.testing.server import LiveServer
 
 
 def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "assistd", *args], env=server.env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "assistd", *args], env=server.env, capture_output=True, text=True, timeout=60
+    )
 
 
 def _status(server: LiveServer, key: str) -> int:
@@ -24,7 +25,9 @@ def _status(server: LiveServer, key: str) -> int:
 
 
 def test_revoking_the_last_key_locks_an_open_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
     start_server: Callable[..., LiveServer],
 ) -> None:
     server = start_server(request, tmp_path_factory, backend, env={"ASSISTD_KEY_CACHE_SECONDS": "0.2"})
@@ -44,7 +47,9 @@ def test_revoking_the_last_key_locks_an_open_server(
 
 
 def test_revoking_an_unknown_key_is_one_line_not_a_traceback(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
     start_server: Callable[..., LiveServer],
 ) -> None:
     server = start_server(request, tmp_path_factory, backend)

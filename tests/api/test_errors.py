@@ -13,8 +13,12 @@ from apihelpers import assert_error
 
 from assistd.testing.server import LiveServer
 
-NOPE = {"assistant": "asst_nope0000000000000000000", "thread": "thread_nope000000000000000000",
-        "message": "msg_nope000000000000000000000", "file": "file-nope000000000000000000000"}
+NOPE = {
+    "assistant": "asst_nope0000000000000000000",
+    "thread": "thread_nope000000000000000000",
+    "message": "msg_nope000000000000000000000",
+    "file": "file-nope000000000000000000000",
+}
 
 
 def create_assistant(http: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -117,8 +121,11 @@ def test_message_of_another_thread_is_not_found(http: httpx.Client, objects: dic
     other = create_thread(http)
     m = objects["message"]
     for method in ("GET", "POST", "DELETE"):
-        r = http.request(method, f"/v1/threads/{other['id']}/messages/{m}",
-                         json={"metadata": {"x": "y"}} if method == "POST" else None)
+        r = http.request(
+            method,
+            f"/v1/threads/{other['id']}/messages/{m}",
+            json={"metadata": {"x": "y"}} if method == "POST" else None,
+        )
         assert_error(r, 404, f"No message found with id '{m}'.", param=None, code=None)
     r = http.get(f"/v1/threads/{objects['thread']}/messages/{m}")
     assert r.status_code == 200 and r.json()["metadata"] == {"k": "v"}
@@ -130,11 +137,16 @@ def test_deleted_objects_are_unknown(http: httpx.Client) -> None:
     msg = create_message(http, thread["id"])
     file = upload(http)
     assert http.delete(f"/v1/threads/{thread['id']}/messages/{msg['id']}").json() == {
-        "id": msg["id"], "object": "thread.message.deleted", "deleted": True}
-    assert_error(http.get(f"/v1/threads/{thread['id']}/messages/{msg['id']}"), 404,
-                 f"No message found with id '{msg['id']}'.")
-    assert_error(http.delete(f"/v1/threads/{thread['id']}/messages/{msg['id']}"), 404,
-                 f"No message found with id '{msg['id']}'.")
+        "id": msg["id"],
+        "object": "thread.message.deleted",
+        "deleted": True,
+    }
+    assert_error(
+        http.get(f"/v1/threads/{thread['id']}/messages/{msg['id']}"), 404, f"No message found with id '{msg['id']}'."
+    )
+    assert_error(
+        http.delete(f"/v1/threads/{thread['id']}/messages/{msg['id']}"), 404, f"No message found with id '{msg['id']}'."
+    )
     for kind, path, obj, deleted in [
         ("assistant", "/v1/assistants/", asst, "assistant.deleted"),
         ("thread", "/v1/threads/", thread, "thread.deleted"),
@@ -143,8 +155,7 @@ def test_deleted_objects_are_unknown(http: httpx.Client) -> None:
         assert http.delete(path + obj["id"]).json() == {"id": obj["id"], "object": deleted, "deleted": True}
         assert_error(http.get(path + obj["id"]), 404, f"No {kind} found with id '{obj['id']}'.")
         assert_error(http.delete(path + obj["id"]), 404, f"No {kind} found with id '{obj['id']}'.")
-    assert_error(http.get(f"/v1/threads/{thread['id']}/messages"), 404,
-                 f"No thread found with id '{thread['id']}'.")
+    assert_error(http.get(f"/v1/threads/{thread['id']}/messages"), 404, f"No thread found with id '{thread['id']}'.")
 
 
 # --- bodies that are not JSON objects ------------------------------------------------------------
@@ -167,8 +178,17 @@ def json_endpoints(ids: dict[str, str]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("raw", [b"{", b"{'model': 'gpt-4o'}", b'{"model": "gpt-4o",}', b"model=gpt-4o",
-                                 b"\xff\xfe\x00", b'{"model": "gpt-4o"} trailing'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"{'model': 'gpt-4o'}",
+        b'{"model": "gpt-4o",}',
+        b"model=gpt-4o",
+        b"\xff\xfe\x00",
+        b'{"model": "gpt-4o"} trailing',
+    ],
+)
 def test_bad_json_is_400(http: httpx.Client, objects: dict[str, str], raw: bytes) -> None:
     before = state(http, objects)
     for path in json_endpoints(objects):
@@ -177,21 +197,39 @@ def test_bad_json_is_400(http: httpx.Client, objects: dict[str, str], raw: bytes
     assert state(http, objects) == before
 
 
-@pytest.mark.parametrize(("raw", "kind"), [(b"[]", "an array"), (b'[{"model": "gpt-4o"}]', "an array"),
-                                           (b'"gpt-4o"', "a string"), (b"1", "an integer"), (b"null", "null"),
-                                           (b"true", "a boolean")])
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"[]", "an array"),
+        (b'[{"model": "gpt-4o"}]', "an array"),
+        (b'"gpt-4o"', "a string"),
+        (b"1", "an integer"),
+        (b"null", "null"),
+        (b"true", "a boolean"),
+    ],
+)
 def test_non_object_body_is_400(http: httpx.Client, objects: dict[str, str], raw: bytes, kind: str) -> None:
     before = state(http, objects)
     for path in json_endpoints(objects):
         r = http.post(path, content=raw, headers={"content-type": "application/json"})
-        assert_error(r, 400, f"Invalid type for request body: expected an object, but got {kind} instead.",
-                     param=None, code="invalid_type")
+        assert_error(
+            r,
+            400,
+            f"Invalid type for request body: expected an object, but got {kind} instead.",
+            param=None,
+            code="invalid_type",
+        )
     assert state(http, objects) == before
 
 
 def test_empty_body_means_no_fields(http: httpx.Client, objects: dict[str, str]) -> None:
-    assert_error(http.post("/v1/assistants", content=b""), 400, "Missing required parameter: 'model'.",
-                 param="model", code="missing_required_parameter")
+    assert_error(
+        http.post("/v1/assistants", content=b""),
+        400,
+        "Missing required parameter: 'model'.",
+        param="model",
+        code="missing_required_parameter",
+    )
     r = http.post("/v1/threads", content=b"")
     assert r.status_code == 200 and r.json()["object"] == "thread"
     r = http.post(f"/v1/assistants/{objects['assistant']}", content=b"")
@@ -209,82 +247,152 @@ ASSISTANT_REJECTS: list[tuple[dict[str, Any], str, str, str | None]] = [
     ({"name": 1}, "name", "invalid_type", "Invalid type for 'name': expected a string, but got an integer instead."),
     ({"description": {}}, "description", "invalid_type", None),
     ({"instructions": True}, "instructions", "invalid_type", None),
-    ({"metadata": "k=v"}, "metadata", "invalid_type",
-     "Invalid type for 'metadata': expected an object, but got a string instead."),
+    (
+        {"metadata": "k=v"},
+        "metadata",
+        "invalid_type",
+        "Invalid type for 'metadata': expected an object, but got a string instead.",
+    ),
     ({"metadata": {"k": 1}}, "metadata.k", "invalid_type", None),
     ({"tools": {"type": "code_interpreter"}}, "tools", "invalid_type", None),
-    ({"temperature": "1"}, "temperature", "invalid_type",
-     "Invalid type for 'temperature': expected a decimal, but got a string instead."),
+    (
+        {"temperature": "1"},
+        "temperature",
+        "invalid_type",
+        "Invalid type for 'temperature': expected a decimal, but got a string instead.",
+    ),
     ({"top_p": False}, "top_p", "invalid_type", None),
     ({"tool_resources": []}, "tool_resources", "invalid_type", None),
-    ({"name": "n" * 257}, "name", "string_above_max_length",
-     "Invalid 'name': string too long. Expected a string with maximum length 256, but got a string with length "
-     "257 instead."),
-    ({"description": "d" * 513}, "description", "string_above_max_length",
-     "Invalid 'description': string too long. Expected a string with maximum length 512, but got a string with "
-     "length 513 instead."),
-    ({"instructions": "i" * 256_001}, "instructions", "string_above_max_length",
-     "Invalid 'instructions': string too long. Expected a string with maximum length 256000, but got a string "
-     "with length 256001 instead."),
-    ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_properties",
-     "Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got an "
-     "object with 17 properties instead."),
+    (
+        {"name": "n" * 257},
+        "name",
+        "string_above_max_length",
+        "Invalid 'name': string too long. Expected a string with maximum length 256, but got a string with length "
+        "257 instead.",
+    ),
+    (
+        {"description": "d" * 513},
+        "description",
+        "string_above_max_length",
+        "Invalid 'description': string too long. Expected a string with maximum length 512, but got a string with "
+        "length 513 instead.",
+    ),
+    (
+        {"instructions": "i" * 256_001},
+        "instructions",
+        "string_above_max_length",
+        "Invalid 'instructions': string too long. Expected a string with maximum length 256000, but got a string "
+        "with length 256001 instead.",
+    ),
+    (
+        {"metadata": {f"k{i}": "v" for i in range(17)}},
+        "metadata",
+        "object_above_max_properties",
+        "Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got an "
+        "object with 17 properties instead.",
+    ),
     ({"metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length", None),
     ({"metadata": {"k": "v" * 513}}, "metadata", "string_above_max_length", None),
-    ({"tools": [{"type": "code_interpreter"}] * 129}, "tools", "array_above_max_length",
-     "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length "
-     "129 instead."),
-    ({"tools": [FN, {"type": "function", "function": {"name": "get weather"}}]}, "tools[1].function.name",
-     "invalid_value", "Invalid 'tools[1].function.name': string does not match pattern. Expected a string that "
-     "matches the pattern '^[a-zA-Z0-9_-]{1,64}$'."),
-    ({"tools": [{"type": "function", "function": {"name": "x" * 65}}]}, "tools[0].function.name", "invalid_value",
-     None),
-    ({"tools": [{"type": "function", "function": {"name": "file_search"}}]}, "tools[0].function.name",
-     "invalid_value", None),
-    ({"tools": [{"type": "function"}]}, "tools[0].function", "missing_required_parameter",
-     "Missing required parameter: 'tools[0].function'."),
+    (
+        {"tools": [{"type": "code_interpreter"}] * 129},
+        "tools",
+        "array_above_max_length",
+        "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length "
+        "129 instead.",
+    ),
+    (
+        {"tools": [FN, {"type": "function", "function": {"name": "get weather"}}]},
+        "tools[1].function.name",
+        "invalid_value",
+        "Invalid 'tools[1].function.name': string does not match pattern. Expected a string that "
+        "matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.",
+    ),
+    (
+        {"tools": [{"type": "function", "function": {"name": "x" * 65}}]},
+        "tools[0].function.name",
+        "invalid_value",
+        None,
+    ),
+    (
+        {"tools": [{"type": "function", "function": {"name": "file_search"}}]},
+        "tools[0].function.name",
+        "invalid_value",
+        None,
+    ),
+    (
+        {"tools": [{"type": "function"}]},
+        "tools[0].function",
+        "missing_required_parameter",
+        "Missing required parameter: 'tools[0].function'.",
+    ),
     ({"tools": [{"type": "browser"}]}, "tools[0]", "invalid_value", None),
-    ({"tools": [{"type": "file_search", "file_search": {"max_num_results": 0}}]},
-     "tools[0].file_search.max_num_results", "below_min_value", None),
-    ({"temperature": 3}, "temperature", "above_max_value",
-     "Invalid 'temperature': number too large. Expected a value <= 2.0, but got 3 instead."),
+    (
+        {"tools": [{"type": "file_search", "file_search": {"max_num_results": 0}}]},
+        "tools[0].file_search.max_num_results",
+        "below_min_value",
+        None,
+    ),
+    (
+        {"temperature": 3},
+        "temperature",
+        "above_max_value",
+        "Invalid 'temperature': number too large. Expected a value <= 2.0, but got 3 instead.",
+    ),
     ({"temperature": -1}, "temperature", "below_min_value", None),
-    ({"top_p": 2}, "top_p", "above_max_value",
-     "Invalid 'top_p': number too large. Expected a value <= 1.0, but got 2 instead."),
+    (
+        {"top_p": 2},
+        "top_p",
+        "above_max_value",
+        "Invalid 'top_p': number too large. Expected a value <= 1.0, but got 2 instead.",
+    ),
     ({"response_format": "json"}, "response_format", "invalid_value", None),
-    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "missing_required_parameter",
-     None),
+    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "missing_required_parameter", None),
     ({"reasoning_effort": "extreme"}, "reasoning_effort", "invalid_value", None),
-    ({"tool_resources": {"code_interpreter": {"file_ids": [f"file-{i}" for i in range(21)]}}},
-     "tool_resources.code_interpreter.file_ids", "array_above_max_length", None),
-    ({"tool_resources": {"code_interpreter": {"file_ids": ["file-nope"]}}},
-     "tool_resources.code_interpreter.file_ids", "invalid_value",
-     "Invalid 'tool_resources.code_interpreter.file_ids': no file found with id 'file-nope'."),
+    (
+        {"tool_resources": {"code_interpreter": {"file_ids": [f"file-{i}" for i in range(21)]}}},
+        "tool_resources.code_interpreter.file_ids",
+        "array_above_max_length",
+        None,
+    ),
+    (
+        {"tool_resources": {"code_interpreter": {"file_ids": ["file-nope"]}}},
+        "tool_resources.code_interpreter.file_ids",
+        "invalid_value",
+        "Invalid 'tool_resources.code_interpreter.file_ids': no file found with id 'file-nope'.",
+    ),
     ({"foo": "bar"}, "foo", "unknown_parameter", "Unrecognized request argument supplied: foo"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "foo": 1}}]}, "tools[0].function.foo",
-     "unknown_parameter", "Unknown parameter: 'tools[0].function.foo'."),
+    (
+        {"tools": [{"type": "function", "function": {"name": "f", "foo": 1}}]},
+        "tools[0].function.foo",
+        "unknown_parameter",
+        "Unknown parameter: 'tools[0].function.foo'.",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("fields", "param", "code", "message"), ASSISTANT_REJECTS,
-                         ids=[f"{r[1]}-{r[2]}" for r in ASSISTANT_REJECTS])
+@pytest.mark.parametrize(
+    ("fields", "param", "code", "message"), ASSISTANT_REJECTS, ids=[f"{r[1]}-{r[2]}" for r in ASSISTANT_REJECTS]
+)
 def test_assistant_create_and_modify_reject(
     http: httpx.Client, objects: dict[str, str], fields: dict[str, Any], param: str, code: str, message: str | None
 ) -> None:
     before = state(http, objects)
     create_body = {"model": "gpt-4o", **fields}
     assert_error(http.post("/v1/assistants", json=create_body), 400, message, param=param, code=code)
-    assert_error(http.post(f"/v1/assistants/{objects['assistant']}", json=fields), 400, message, param=param,
-                 code=code)
+    assert_error(http.post(f"/v1/assistants/{objects['assistant']}", json=fields), 400, message, param=param, code=code)
     assert state(http, objects) == before
 
 
 def test_limits_are_inclusive(http: httpx.Client) -> None:
     asst = create_assistant(
-        http, name="n" * 256, description="d" * 512, instructions="i" * 256_000,
+        http,
+        name="n" * 256,
+        description="d" * 512,
+        instructions="i" * 256_000,
         metadata={f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)},
         tools=[{"type": "function", "function": {"name": f"f{i}"}} for i in range(128)],
-        temperature=2, top_p=0,
+        temperature=2,
+        top_p=0,
     )
     assert (len(asst["name"]), len(asst["description"]), len(asst["instructions"])) == (256, 512, 256_000)
     assert len(asst["metadata"]) == 16 and len(asst["tools"]) == 128
@@ -297,22 +405,41 @@ THREAD_REJECTS: list[tuple[str, dict[str, Any], str, str]] = [
     # (which endpoint, body, param, code)
     ("thread", {"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_properties"),
     ("thread", {"metadata": {"k": "v" * 513}}, "metadata", "string_above_max_length"),
-    ("thread", {"tool_resources": {"file_search": {"vector_store_ids": ["vs_a", "vs_b"]}}},
-     "tool_resources.file_search.vector_store_ids", "array_above_max_length"),
+    (
+        "thread",
+        {"tool_resources": {"file_search": {"vector_store_ids": ["vs_a", "vs_b"]}}},
+        "tool_resources.file_search.vector_store_ids",
+        "array_above_max_length",
+    ),
     ("thread", {"foo": 1}, "foo", "unknown_parameter"),
-    ("thread_create", {"messages": [{"role": "user", "content": "ok"}, {"role": "system", "content": "x"}]},
-     "messages[1].role", "invalid_value"),
+    (
+        "thread_create",
+        {"messages": [{"role": "user", "content": "ok"}, {"role": "system", "content": "x"}]},
+        "messages[1].role",
+        "invalid_value",
+    ),
     ("thread_create", {"messages": [{"role": "user"}]}, "messages[0].content", "missing_required_parameter"),
     ("thread_create", {"messages": {"role": "user", "content": "x"}}, "messages", "invalid_type"),
     ("thread_modify", {"messages": []}, "messages", "unknown_parameter"),
     ("message_create", {"role": "user", "content": 5}, "content", "invalid_value"),
     ("message_create", {"role": "user", "content": []}, "content", "empty_array"),
     ("message_create", {"role": "user", "content": [{"type": "video"}]}, "content[0]", "invalid_value"),
-    ("message_create", {"role": "user", "content": "x", "attachments": [{"file_id": "file-nope",
-                                                                        "tools": [{"type": "code_interpreter"}]}]},
-     "attachments", "invalid_value"),
-    ("message_create", {"role": "user", "content": "x", "metadata": {"k" * 65: "v"}}, "metadata",
-     "string_above_max_length"),
+    (
+        "message_create",
+        {
+            "role": "user",
+            "content": "x",
+            "attachments": [{"file_id": "file-nope", "tools": [{"type": "code_interpreter"}]}],
+        },
+        "attachments",
+        "invalid_value",
+    ),
+    (
+        "message_create",
+        {"role": "user", "content": "x", "metadata": {"k" * 65: "v"}},
+        "metadata",
+        "string_above_max_length",
+    ),
     ("message_create", {"role": "tool", "content": "x"}, "role", "invalid_value"),
     ("message_create", {"content": "x"}, "role", "missing_required_parameter"),
     ("message_create", {"role": "user", "content": "x", "foo": 1}, "foo", "unknown_parameter"),
@@ -322,8 +449,9 @@ THREAD_REJECTS: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("where", "body", "param", "code"), THREAD_REJECTS,
-                         ids=[f"{r[0]}-{r[2]}-{r[3]}" for r in THREAD_REJECTS])
+@pytest.mark.parametrize(
+    ("where", "body", "param", "code"), THREAD_REJECTS, ids=[f"{r[0]}-{r[2]}-{r[3]}" for r in THREAD_REJECTS]
+)
 def test_thread_and_message_reject(
     http: httpx.Client, objects: dict[str, str], where: str, body: dict[str, Any], param: str, code: str
 ) -> None:
@@ -343,11 +471,16 @@ def test_thread_and_message_reject(
 
 @pytest.mark.parametrize(
     ("query", "param", "code"),
-    [({"limit": 0}, "limit", "below_min_value"), ({"limit": 101}, "limit", "above_max_value"),
-     ({"limit": "ten"}, "limit", None), ({"order": "sideways"}, "order", "invalid_value")],
+    [
+        ({"limit": 0}, "limit", "below_min_value"),
+        ({"limit": 101}, "limit", "above_max_value"),
+        ({"limit": "ten"}, "limit", None),
+        ({"order": "sideways"}, "order", "invalid_value"),
+    ],
 )
-def test_list_params_rejected(http: httpx.Client, objects: dict[str, str], query: dict[str, Any], param: str,
-                              code: str | None) -> None:
+def test_list_params_rejected(
+    http: httpx.Client, objects: dict[str, str], query: dict[str, Any], param: str, code: str | None
+) -> None:
     for path in ("/v1/assistants", f"/v1/threads/{objects['thread']}/messages"):
         assert_error(http.get(path, params=query), 400, param=param, code=code if code else Any)
 
@@ -378,9 +511,15 @@ def test_null_accepted_on_assistant_create_one_at_a_time(http: httpx.Client, fie
 
 
 def test_nulls_accepted_on_assistant_modify(http: httpx.Client) -> None:
-    asst = create_assistant(http, name="n", description="d", instructions="i", metadata={"a": "b"},
-                            response_format={"type": "json_object"},
-                            tool_resources={"code_interpreter": {"file_ids": []}})
+    asst = create_assistant(
+        http,
+        name="n",
+        description="d",
+        instructions="i",
+        metadata={"a": "b"},
+        response_format={"type": "json_object"},
+        tool_resources={"code_interpreter": {"file_ids": []}},
+    )
     assert asst["response_format"] == {"type": "json_object"}
     r = http.post(f"/v1/assistants/{asst['id']}", json={k: None for k in NULLABLE})
     assert r.status_code == 200, r.text
@@ -410,8 +549,9 @@ def test_nulls_accepted_on_threads_and_messages(http: httpx.Client) -> None:
 # --- routes, methods, headers --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/v1/nope", "/v1/assistant", "/v1/assistants/a/b", "/nope", "/v1",
-                                  "/v1/threads/t/runs/r/steps/s/extra"])
+@pytest.mark.parametrize(
+    "path", ["/v1/nope", "/v1/assistant", "/v1/assistants/a/b", "/nope", "/v1", "/v1/threads/t/runs/r/steps/s/extra"]
+)
 def test_unknown_route_is_404_envelope(http: httpx.Client, path: str) -> None:
     for method in ("GET", "POST", "DELETE"):
         r = http.request(method, path)
@@ -420,10 +560,19 @@ def test_unknown_route_is_404_envelope(http: httpx.Client, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("PUT", "/v1/assistants"), ("DELETE", "/v1/assistants"), ("PATCH", "/v1/assistants/asst_x"),
-     ("PUT", "/v1/threads/thread_x"), ("GET", "/v1/threads"), ("DELETE", "/v1/threads/t/messages"),
-     ("PATCH", "/v1/threads/t/messages/m"), ("DELETE", "/v1/files"), ("POST", "/v1/files/file-x"),
-     ("POST", "/v1/files/file-x/content"), ("DELETE", "/v1/files/file-x/content")],
+    [
+        ("PUT", "/v1/assistants"),
+        ("DELETE", "/v1/assistants"),
+        ("PATCH", "/v1/assistants/asst_x"),
+        ("PUT", "/v1/threads/thread_x"),
+        ("GET", "/v1/threads"),
+        ("DELETE", "/v1/threads/t/messages"),
+        ("PATCH", "/v1/threads/t/messages/m"),
+        ("DELETE", "/v1/files"),
+        ("POST", "/v1/files/file-x"),
+        ("POST", "/v1/files/file-x/content"),
+        ("DELETE", "/v1/files/file-x/content"),
+    ],
 )
 def test_wrong_method_is_405_envelope(http: httpx.Client, method: str, path: str) -> None:
     r = http.request(method, path)
@@ -469,33 +618,46 @@ NUL_BODIES: list[tuple[str, bytes, str]] = [
     ("/v1/assistants", b'{"model": "gpt-4o", "description": "a\\u0000b"}', "description"),
     ("/v1/assistants", b'{"model": "gpt-4o", "metadata": {"k": "\\u0000"}}', "metadata.k"),
     ("/v1/assistants", b'{"model": "gpt-4o", "metadata": {"k\\u0000": "v"}}', "metadata"),
-    ("/v1/assistants", b'{"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "f", '
-                       b'"description": "\\u0000"}}]}', "tools[0].function.description"),
+    (
+        "/v1/assistants",
+        b'{"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "f", "description": "\\u0000"}}]}',
+        "tools[0].function.description",
+    ),
     ("/v1/threads", b'{"messages": [{"role": "user", "content": "hi\\u0000"}]}', "messages[0].content"),
 ]
 
 
 @pytest.mark.parametrize(("path", "raw", "param"), NUL_BODIES, ids=[b[2] for b in NUL_BODIES])
-def test_nul_in_json_strings_is_400(http: httpx.Client, objects: dict[str, str], path: str, raw: bytes,
-                                    param: str) -> None:
+def test_nul_in_json_strings_is_400(
+    http: httpx.Client, objects: dict[str, str], path: str, raw: bytes, param: str
+) -> None:
     before = state(http, objects)
     r = http.post(path, content=raw, headers={"content-type": "application/json"})
     assert_error(r, 400, param=param, code="invalid_value", contains="NUL")
     assert state(http, objects) == before
     # An escaped backslash followed by "u0000" is ordinary text, not a NUL.
-    r = http.post("/v1/assistants", content=b'{"model": "gpt-4o", "name": "\\\\u0000"}',
-                  headers={"content-type": "application/json"})
+    r = http.post(
+        "/v1/assistants",
+        content=b'{"model": "gpt-4o", "name": "\\\\u0000"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 200 and r.json()["name"] == "\\u0000"
     http.delete(f"/v1/assistants/{r.json()['id']}")
 
 
 def test_nul_in_path_and_query_is_400(http: httpx.Client, objects: dict[str, str]) -> None:
     t = objects["thread"]
-    for path, param in [("/v1/assistants/a%00b", "assistant_id"), ("/v1/threads/a%00b", "thread_id"),
-                        (f"/v1/threads/{t}/messages/m%00", "message_id"), ("/v1/files/file-%00", "file_id"),
-                        ("/v1/assistants?after=a%00b", "after"), ("/v1/assistants?before=%00", "before"),
-                        ("/v1/files?purpose=user_data%00", "purpose"), ("/v1/files?after=%00", "after"),
-                        (f"/v1/threads/{t}/messages?run_id=r%00", "run_id")]:
+    for path, param in [
+        ("/v1/assistants/a%00b", "assistant_id"),
+        ("/v1/threads/a%00b", "thread_id"),
+        (f"/v1/threads/{t}/messages/m%00", "message_id"),
+        ("/v1/files/file-%00", "file_id"),
+        ("/v1/assistants?after=a%00b", "after"),
+        ("/v1/assistants?before=%00", "before"),
+        ("/v1/files?purpose=user_data%00", "purpose"),
+        ("/v1/files?after=%00", "after"),
+        (f"/v1/threads/{t}/messages?run_id=r%00", "run_id"),
+    ]:
         assert_error(http.get(path), 400, param=param, code="invalid_value", contains="NUL")
 
 
@@ -504,9 +666,11 @@ def test_nul_in_upload_filename_is_400(http: httpx.Client, server: LiveServer) -
 
     before = (http.get("/v1/files").json(), blob_files(server.data_dir))
     boundary = "nulboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\x00b.txt\"\r\n"
-            f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a\x00b.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    ).encode()
     r = http.post("/v1/files", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert_error(r, 400, param="file", contains="NUL")
     assert (http.get("/v1/files").json(), blob_files(server.data_dir)) == before

@@ -44,14 +44,26 @@ def _operations(schema: Any) -> list[Any]:
     return sorted(ops, key=lambda op: op.method.upper() == "DELETE")
 
 
-def _run(op: Any, mode: GenerationMode, base_url: str, session: requests.Session,
-         path_parameters: dict[str, str] | None, examples: int, seen: list[int]) -> None:
+def _run(
+    op: Any,
+    mode: GenerationMode,
+    base_url: str,
+    session: requests.Session,
+    path_parameters: dict[str, str] | None,
+    examples: int,
+    seen: list[int],
+) -> None:
     strategy = op.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
     @given(case=strategy)
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case: Any) -> None:
         # Only the 5xx check: 4xx for generated garbage is the point, and is covered by test_errors.
         response = case.call(base_url=base_url, session=session, timeout=30)

@@ -50,7 +50,9 @@ def test_book_assistant_with_an_assistant_store_cites_the_file(client: Any, fake
     answer = f"Captain Ahab hunted the whale {marker}. He sailed the Pequod."
     cited_answer(fake, model, answer)
     assistant = client.beta.assistants.create(
-        model=model, instructions="You answer questions about books.", tools=[{"type": "file_search"}],
+        model=model,
+        instructions="You answer questions about books.",
+        tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [store_id]}},
     )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who hunted Moby Dick?"}])
@@ -62,8 +64,12 @@ def test_book_assistant_with_an_assistant_store_cites_the_file(client: Any, fake
     assert text.value == answer
     (note,) = text.annotations
     start = answer.index(marker)
-    assert (note.type, note.text, note.start_index, note.end_index) == ("file_citation", marker, start,
-                                                                         start + len(marker))
+    assert (note.type, note.text, note.start_index, note.end_index) == (
+        "file_citation",
+        marker,
+        start,
+        start + len(marker),
+    )
     assert note.file_citation.file_id == book_id
 
     # The model saw the results under their markers, and was asked to cite them.
@@ -79,8 +85,9 @@ def test_book_assistant_with_an_assistant_store_cites_the_file(client: Any, fake
     results = call.file_search.results
     assert results[0].file_id == book_id and results[0].file_name == "moby.txt"
     assert all(0 <= r.score <= 1 for r in results) and results[0].content is None
-    with_content = client.beta.threads.runs.steps.retrieve(steps[0].id, thread_id=thread.id, run_id=run.id,
-                                                           include=[INCLUDE])
+    with_content = client.beta.threads.runs.steps.retrieve(
+        steps[0].id, thread_id=thread.id, run_id=run.id, include=[INCLUDE]
+    )
     assert "Ishmael" in with_content.step_details.tool_calls[0].file_search.results[0].content[0].text
 
 
@@ -92,10 +99,15 @@ def test_attachments_make_a_thread_store_and_a_marker_naming_no_result_is_plain_
     answer = "Ahab 【0:0†moby.txt】 and nobody 【3:9†ghost.txt】."
     cited_answer(fake, model, answer)
     assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}])
-    thread = client.beta.threads.create(messages=[{
-        "role": "user", "content": "Who hunted the whale?",
-        "attachments": [{"file_id": book.id, "tools": [{"type": "file_search"}]}],
-    }])
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Who hunted the whale?",
+                "attachments": [{"file_id": book.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
     (store_id,) = thread.tool_resources.file_search.vector_store_ids
     store = client.vector_stores.retrieve(store_id)
     assert store.expires_after.anchor == "last_active_at" and store.expires_after.days == 7
@@ -124,22 +136,27 @@ def test_streamed_citations_arrive_once_with_exact_offsets(client: Any, fake: Fa
     marker = "【0:0†moby.txt】"
     answer = f"Ahab {marker} hunted it, says the book {marker}."
     fake.script(model, Reply.call("file_search", {"queries": ["whale"]}), Reply.say(answer))
-    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
-                                              tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    assistant = client.beta.assistants.create(
+        model=model, tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [store_id]}}
+    )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who hunted the whale?"}])
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
-                                         event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
     assert "".join(handler.deltas) == answer
     first, second = answer.index(marker), answer.rindex(marker)
     assert [(a.index, a.text, a.start_index, a.end_index) for a in handler.annotations] == [
-        (0, marker, first, first + len(marker)), (1, marker, second, second + len(marker))]
+        (0, marker, first, first + len(marker)),
+        (1, marker, second, second + len(marker)),
+    ]
     streamed = handler.get_final_messages()[-1].content[0].text
     stored = [m for m in client.beta.threads.messages.list(thread.id) if m.role == "assistant"][0].content[0].text
     assert streamed.value == stored.value == answer
     assert [(a.start_index, a.end_index, a.file_citation.file_id) for a in streamed.annotations] == [
-        (a.start_index, a.end_index, a.file_citation.file_id) for a in stored.annotations]
+        (a.start_index, a.end_index, a.file_citation.file_id) for a in stored.annotations
+    ]
     assert all(a.file_citation.file_id == book_id for a in stored.annotations)
 
 
@@ -165,8 +182,11 @@ def _age_store(server: Any, store_id: str, seconds: int) -> None:
         db = Database(url, pool_size=1)
         try:
             async with db.write() as conn:
-                await conn.execute(update(t.vector_stores).where(t.vector_stores.c.id == store_id)
-                                   .values(last_active_at=t.vector_stores.c.last_active_at - seconds))
+                await conn.execute(
+                    update(t.vector_stores)
+                    .where(t.vector_stores.c.id == store_id)
+                    .values(last_active_at=t.vector_stores.c.last_active_at - seconds)
+                )
         finally:
             await db.dispose()
 
@@ -180,8 +200,9 @@ def test_a_run_over_an_expired_store_fails(client: Any, fake: FakeUpstream, serv
     client.vector_stores.update(store_id, expires_after={"anchor": "last_active_at", "days": 1})
     _age_store(server, store_id, 2 * 86400)
     assert client.vector_stores.retrieve(store_id).status == "expired"
-    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
-                                              tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    assistant = client.beta.assistants.create(
+        model=model, tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [store_id]}}
+    )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who?"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "failed" and f"{store_id} has expired" in run.last_error.message
@@ -206,12 +227,14 @@ def test_include_on_a_streamed_run_create_controls_result_content(
     store_id, book_id = ready_store(client)
     model = new_model()
     fake.script(model, Reply.call("file_search", {"queries": ["whale"]}), Reply.say("Ahab."))
-    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
-                                              tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    assistant = client.beta.assistants.create(
+        model=model, tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [store_id]}}
+    )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who?"}])
     handler = StepRecorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler,
-                                         include=[INCLUDE] if include else []) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler, include=[INCLUDE] if include else []
+    ) as stream:
         stream.until_done()
     (tool_step,) = [s for s in handler.done if s.step_details.type == "tool_calls"]
     result = tool_step.step_details.tool_calls[0].file_search.results[0]

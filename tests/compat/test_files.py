@@ -53,19 +53,22 @@ def test_upload_from_a_path(client: OpenAI, tmp_path: Path) -> None:
 
 
 def test_expires_after(client: OpenAI) -> None:
-    created = client.files.create(file=("e.txt", b"x"), purpose="user_data",
-                                  expires_after={"anchor": "created_at", "seconds": 3600})
+    created = client.files.create(
+        file=("e.txt", b"x"), purpose="user_data", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
     assert created.expires_at == created.created_at + 3600
     assert client.files.retrieve(created.id).expires_at == created.expires_at
-    longest = client.files.create(file=("e.txt", b"x"), purpose="user_data",
-                                  expires_after={"anchor": "created_at", "seconds": 2_592_000})
+    longest = client.files.create(
+        file=("e.txt", b"x"), purpose="user_data", expires_after={"anchor": "created_at", "seconds": 2_592_000}
+    )
     assert longest.expires_at == longest.created_at + 2_592_000
 
 
 def test_expires_after_out_of_range(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.files.create(file=("e.txt", b"x"), purpose="user_data",
-                            expires_after={"anchor": "created_at", "seconds": 60})
+        client.files.create(
+            file=("e.txt", b"x"), purpose="user_data", expires_after={"anchor": "created_at", "seconds": 60}
+        )
     assert info.value.status_code == 400
     assert info.value.param == "expires_after.seconds"
 
@@ -104,7 +107,10 @@ def test_list_pagination(client: OpenAI) -> None:
     newest = client.files.list(limit=3)
     assert [f.id for f in newest.data] == mine[::-1][:3]
     assert [f.id for f in client.files.list(order="desc", after=mine[2], limit=10).data][:3] == [
-        mine[1], mine[0], marker.id]
+        mine[1],
+        mine[0],
+        marker.id,
+    ]
     # A deleted cursor still pages (ids sort by creation time).
     client.files.delete(mine[1])
     assert [f.id for f in client.files.list(order="asc", after=mine[1], limit=10).data] == mine[2:]
@@ -133,8 +139,12 @@ def test_assistants_purpose_cannot_be_downloaded(client: OpenAI) -> None:
         client.files.content(created.id)
     assert info.value.status_code == 400
     assert "Not allowed to download files of purpose: assistants" in str(info.value)
-    assert info.value.body == {"message": "Not allowed to download files of purpose: assistants",
-                               "type": "invalid_request_error", "param": None, "code": None}
+    assert info.value.body == {
+        "message": "Not allowed to download files of purpose: assistants",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
     assert client.files.retrieve(created.id).purpose == "assistants"  # the metadata is still readable
 
 
@@ -152,8 +162,12 @@ def test_delete_removes_row_and_bytes(client: OpenAI, server: LiveServer) -> Non
     assert not blob.exists()
     with pytest.raises(openai.NotFoundError) as info:
         client.files.retrieve(created.id)
-    assert info.value.body == {"message": f"No file found with id '{created.id}'.",
-                               "type": "invalid_request_error", "param": None, "code": None}
+    assert info.value.body == {
+        "message": f"No file found with id '{created.id}'.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
     with pytest.raises(openai.NotFoundError):
         client.files.content(created.id)
     with pytest.raises(openai.NotFoundError):
@@ -205,17 +219,18 @@ def test_async_upload_and_download(server: LiveServer) -> None:
             aclient = AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
         async with aclient:
             data = os.urandom(3 * 1024 * 1024 + 17)
-            created = await aclient.files.create(file=("async.bin", data), purpose="user_data",
-                                                 expires_after={"anchor": "created_at", "seconds": 7200})
+            created = await aclient.files.create(
+                file=("async.bin", data), purpose="user_data", expires_after={"anchor": "created_at", "seconds": 7200}
+            )
             assert created.bytes == len(data)
             assert created.expires_at == created.created_at + 7200
             assert (await aclient.files.retrieve(created.id)).id == created.id
             content = await aclient.files.content(created.id)
             assert content.read() == data
             # Several at once over one client.
-            uploads = await asyncio.gather(*[
-                aclient.files.create(file=(f"c{i}.txt", f"n{i}".encode()), purpose="user_data") for i in range(5)
-            ])
+            uploads = await asyncio.gather(
+                *[aclient.files.create(file=(f"c{i}.txt", f"n{i}".encode()), purpose="user_data") for i in range(5)]
+            )
             bodies = await asyncio.gather(*[aclient.files.content(f.id) for f in uploads])
             assert [b.read() for b in bodies] == [f"n{i}".encode() for i in range(5)]
             listed = [f.id async for f in aclient.files.list(purpose="user_data")]

@@ -96,17 +96,23 @@ def test_max_num_results_and_score_threshold(client: Any, store: dict[str, Any])
     assert len(list(client.vector_stores.search(store["id"], query="cats", max_num_results=2))) == 2
     everything = list(client.vector_stores.search(store["id"], query="cats"))
     assert len(everything) == 4
-    strict = list(client.vector_stores.search(store["id"], query="How do cats purr?",
-                                             ranking_options={"ranker": "none", "score_threshold": 0.9}))
+    strict = list(
+        client.vector_stores.search(
+            store["id"], query="How do cats purr?", ranking_options={"ranker": "none", "score_threshold": 0.9}
+        )
+    )
     assert [r.file_id for r in strict] == [store["files"]["cats.txt"]]
     assert all(r.score >= 0.9 for r in strict)
-    assert list(client.vector_stores.search(store["id"], query="cats",
-                                            ranking_options={"score_threshold": 1.0})) in ([], strict[:1])
+    assert list(client.vector_stores.search(store["id"], query="cats", ranking_options={"score_threshold": 1.0})) in (
+        [],
+        strict[:1],
+    )
 
 
 def test_list_query_fuses_both(client: Any, store: dict[str, Any]) -> None:
-    page = client.vector_stores.search(store["id"], query=["purring cats", "capital of France"], max_num_results=2,
-                                       rewrite_query=True)
+    page = client.vector_stores.search(
+        store["id"], query=["purring cats", "capital of France"], max_num_results=2, rewrite_query=True
+    )
     assert page.search_query == ["purring cats", "capital of France"]  # no rewriting model: echoed
     assert {r.file_id for r in page} == {store["files"]["cats.txt"], store["files"]["paris.txt"]}
 
@@ -121,11 +127,26 @@ def test_list_query_fuses_both(client: Any, store: dict[str, Any]) -> None:
         ({"key": "topic", "type": "in", "value": ["books", "travel"]}, {"paris.txt", "moby.txt"}),
         ({"key": "topic", "type": "nin", "value": ["books", "travel"]}, {"cats.txt", "stocks.txt"}),
         ({"key": "public", "type": "eq", "value": False}, {"stocks.txt"}),
-        ({"type": "and", "filters": [{"key": "public", "type": "eq", "value": True},
-                                     {"key": "year", "type": "gt", "value": 2000}]}, {"cats.txt", "paris.txt"}),
-        ({"type": "or", "filters": [{"key": "topic", "type": "eq", "value": "animals"},
-                                    {"type": "and", "filters": [{"key": "year", "type": "lte", "value": 1900}]}]},
-         {"cats.txt", "moby.txt"}),
+        (
+            {
+                "type": "and",
+                "filters": [
+                    {"key": "public", "type": "eq", "value": True},
+                    {"key": "year", "type": "gt", "value": 2000},
+                ],
+            },
+            {"cats.txt", "paris.txt"},
+        ),
+        (
+            {
+                "type": "or",
+                "filters": [
+                    {"key": "topic", "type": "eq", "value": "animals"},
+                    {"type": "and", "filters": [{"key": "year", "type": "lte", "value": 1900}]},
+                ],
+            },
+            {"cats.txt", "moby.txt"},
+        ),
         ({"key": "missing", "type": "eq", "value": "x"}, set()),
     ],
 )
@@ -201,16 +222,25 @@ def test_postgres_vector_side_is_pgvector(server: Any, backend: str, store: dict
         pytest.skip("pgvector is PostgreSQL's")
     url = server.env["ASSISTD_DATABASE_URL"]
     query = "[" + ",".join(["0.05"] * 384) + "]"
-    ext, filled = _sql(url, [
-        ("SELECT extversion FROM pg_extension WHERE extname = 'vector'", {}),
-        ("SELECT count(*) AS n, count(embedding_vec) AS v, "
-         "sum(abs(vector_dims(embedding_vec) * 4 - length(embedding))) AS gap FROM chunks WHERE vector_store_id = :s",
-         {"s": store["id"]}),
-    ])
-    _, plan = _sql(url, [
-        ("SET LOCAL enable_seqscan = off", {}),
-        ("EXPLAIN SELECT seq FROM chunks ORDER BY embedding_vec <=> CAST(:q AS vector) LIMIT 5", {"q": query}),
-    ])
+    ext, filled = _sql(
+        url,
+        [
+            ("SELECT extversion FROM pg_extension WHERE extname = 'vector'", {}),
+            (
+                "SELECT count(*) AS n, count(embedding_vec) AS v, "
+                "sum(abs(vector_dims(embedding_vec) * 4 - length(embedding))) AS gap "
+                "FROM chunks WHERE vector_store_id = :s",
+                {"s": store["id"]},
+            ),
+        ],
+    )
+    _, plan = _sql(
+        url,
+        [
+            ("SET LOCAL enable_seqscan = off", {}),
+            ("EXPLAIN SELECT seq FROM chunks ORDER BY embedding_vec <=> CAST(:q AS vector) LIMIT 5", {"q": query}),
+        ],
+    )
     assert ext and ext[0].extversion.startswith("0.")
     assert filled[0].n == len(DOCS) and filled[0].v == filled[0].n and filled[0].gap == 0
     assert "ix_chunks_embedding_vec" in "\n".join(row[0] for row in plan)
@@ -254,9 +284,10 @@ def test_postgres_without_pgvector_searches_with_numpy(
             ids[name] = uploaded.id
         # Semantic only (no shared keywords): found through the numpy side.
         assert list(client.vector_stores.search(vs.id, query="feline pets"))[0].file_id == ids["cats.txt"]
-        assert list(client.vector_stores.search(vs.id, query="What is the capital of France?"))[0].file_id == ids[
-            "paris.txt"
-        ]
+        assert (
+            list(client.vector_stores.search(vs.id, query="What is the capital of France?"))[0].file_id
+            == ids["paris.txt"]
+        )
     finally:
         client.close()
     columns = _sql(url, [("SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'", {})])[0]

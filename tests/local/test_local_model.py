@@ -45,8 +45,9 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def local(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-          launch: Callable[..., LiveServer]) -> LiveServer:
+def local(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, launch: Callable[..., LiveServer]
+) -> LiveServer:
     # No upstream: every model name routes to the bundled local model.
     env = {"ASSISTD_UPSTREAM_BASE_URL": "", "ASSISTD_LOCAL_ENABLED": "true", "ASSISTD_LOCAL_CONTEXT_WINDOW": "4096"}
     return launch(request, tmp_path_factory, "sqlite", env=env)
@@ -74,8 +75,9 @@ def test_plain_run_completes_with_text(llm: OpenAI) -> None:
 def test_required_tool_choice_calls_with_valid_arguments(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-3.5-turbo-0125", tools=[TICKER])
     thread_id = _thread(llm, "What is the ticker symbol of Apple?")
-    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id,
-                                                tool_choice="required", timeout=300)
+    run = llm.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant.id, tool_choice="required", timeout=300
+    )
     assert run.status == "requires_action", run.last_error
     calls = run.required_action.submit_tool_outputs.tool_calls
     assert calls
@@ -83,7 +85,9 @@ def test_required_tool_choice_calls_with_valid_arguments(llm: OpenAI) -> None:
         assert call.function.name == "get_ticker"
         jsonschema.validate(json.loads(call.function.arguments), TICKER["function"]["parameters"])
     run = llm.beta.threads.runs.submit_tool_outputs_and_poll(
-        thread_id=thread_id, run_id=run.id, tool_outputs=[{"tool_call_id": c.id, "output": "AAPL"} for c in calls],
+        thread_id=thread_id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": c.id, "output": "AAPL"} for c in calls],
         timeout=300,
     )
     assert run.status in ("completed", "requires_action"), run.last_error
@@ -93,7 +97,9 @@ def test_named_tool_choice_calls_that_function(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-4o", tools=[TICKER, WEATHER])
     thread_id = _thread(llm, "Tell me a joke.")
     run = llm.beta.threads.runs.create_and_poll(
-        thread_id=thread_id, assistant_id=assistant.id, timeout=300,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        timeout=300,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     assert run.status == "requires_action", run.last_error
@@ -105,8 +111,9 @@ def test_named_tool_choice_calls_that_function(llm: OpenAI) -> None:
 def test_tool_choice_none_answers_in_text(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-4o", tools=[TICKER])
     thread_id = _thread(llm, "What is the ticker of Apple?")
-    run = llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id, tool_choice="none",
-                                                timeout=300)
+    run = llm.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant.id, tool_choice="none", timeout=300
+    )
     assert run.status == "completed", run.last_error
 
 
@@ -132,8 +139,9 @@ def test_streamed_run_yields_several_text_deltas(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-4o")
     thread_id = _thread(llm, "Write two sentences about the sea.")
     deltas: list[str] = []
-    with llm.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant.id,
-                                      max_completion_tokens=256) as stream:
+    with llm.beta.threads.runs.stream(
+        thread_id=thread_id, assistant_id=assistant.id, max_completion_tokens=256
+    ) as stream:
         for text in stream.text_deltas:
             deltas.append(text)
         run = stream.get_final_run()
@@ -180,8 +188,11 @@ def test_two_runs_at_once_both_complete(llm: OpenAI) -> None:
 
     def one(text: str) -> None:
         thread_id = _thread(llm, text)
-        results.append(llm.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id,
-                                                             max_completion_tokens=256, timeout=300))
+        results.append(
+            llm.beta.threads.runs.create_and_poll(
+                thread_id=thread_id, assistant_id=assistant.id, max_completion_tokens=256, timeout=300
+            )
+        )
 
     workers = [threading.Thread(target=one, args=(q,)) for q in ("Say hello.", "Name a colour.")]
     for w in workers:

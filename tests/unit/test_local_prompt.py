@@ -10,19 +10,37 @@ import pytest
 from assistd.providers.base import ChatRequest
 from assistd.providers.local import CALL, MESSAGE, calls_schema, template_messages
 
-TOOL = {"type": "function", "function": {"name": "f", "parameters": {
-    "type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "f",
+        "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
+    },
+}
 OTHER = {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {}}}}
 
 
 def test_tool_history_becomes_roles_every_template_renders() -> None:
-    request = ChatRequest(model="m", tools=[TOOL], tool_choice="auto", messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
-    ])
+    request = ChatRequest(
+        model="m",
+        tools=[TOOL],
+        tool_choice="auto",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        ],
+    )
     out = template_messages(request)
     assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
     assert out[0]["content"].startswith("Be brief.") and '"name": "f"' in out[0]["content"]

@@ -32,7 +32,17 @@ def test_weights_and_many_lists() -> None:
 
 def test_query_terms_are_safe_for_fts5() -> None:
     assert query_terms('What "is" AND/OR NEAR(x) the_cat\'s * -purr?') == [
-        "what", "is", "and", "or", "near", "x", "the", "cat", "s", "purr"]
+        "what",
+        "is",
+        "and",
+        "or",
+        "near",
+        "x",
+        "the",
+        "cat",
+        "s",
+        "purr",
+    ]
     assert query_terms("  ?!  ") == []
     assert fts5_match("cats?", ["vs_A"]) == 'text : ("cats") AND vector_store_id : ("vs_A")'
 
@@ -43,8 +53,9 @@ def test_filters() -> None:
     assert not filters.matches({"key": "year", "type": "gt", "value": "2019"}, attrs)  # no cross-kind comparison
     assert not filters.matches({"key": "public", "type": "eq", "value": 1}, attrs)  # a bool is not a number
     assert filters.matches({"key": "nope", "type": "ne", "value": 1}, attrs)
-    assert filters.matches({"type": "or", "filters": [{"key": "topic", "type": "in", "value": ["dogs", "cats"]}]},
-                           attrs)
+    assert filters.matches(
+        {"type": "or", "filters": [{"key": "topic", "type": "in", "value": ["dogs", "cats"]}]}, attrs
+    )
     filters.check({"type": "and", "filters": [{"key": "a", "type": "nin", "value": [1, "x"]}]})
     with pytest.raises(ValueError):
         filters.check({"key": "a", "type": "in", "value": 1})

@@ -41,8 +41,11 @@ def accept(model: type[BaseModel], body: Any) -> BaseModel:
         ((), "", ""),
         (("model",), "", "model"),
         (("tools", 0, "~function", "function", "name"), "", "tools[0].function.name"),
-        (("messages", 3, "content", "~parts", 1, "~image_file", "image_file", "file_id"), "",
-         "messages[3].content[1].image_file.file_id"),
+        (
+            ("messages", 3, "content", "~parts", 1, "~image_file", "image_file", "file_id"),
+            "",
+            "messages[3].content[1].image_file.file_id",
+        ),
         (("metadata", "[key]"), "", "metadata"),
         ((0,), "", "[0]"),
         (("a", 0, 1, "b"), "", "a[0][1].b"),
@@ -87,8 +90,14 @@ def test_bad_json(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "kind"),
-    [(b"[]", "an array"), (b"null", "null"), (b"1", "an integer"), (b'"s"', "a string"), (b"true", "a boolean"),
-     (b"1.5", "a decimal")],
+    [
+        (b"[]", "an array"),
+        (b"null", "null"),
+        (b"1", "an integer"),
+        (b'"s"', "a string"),
+        (b"true", "a boolean"),
+        (b"1.5", "a decimal"),
+    ],
 )
 def test_body_not_an_object(raw: bytes, kind: str) -> None:
     err = reject(AssistantCreate, None, raw=raw)
@@ -100,7 +109,10 @@ def test_body_not_an_object(raw: bytes, kind: str) -> None:
 def test_missing_required() -> None:
     err = reject(AssistantCreate, {})
     assert (err.message, err.param, err.code) == (
-        "Missing required parameter: 'model'.", "model", "missing_required_parameter")
+        "Missing required parameter: 'model'.",
+        "model",
+        "missing_required_parameter",
+    )
 
 
 def test_missing_required_nested() -> None:
@@ -122,8 +134,11 @@ def test_missing_required_inside_union_branch() -> None:
 def test_unknown_top_level_field(model: type[BaseModel]) -> None:
     body: dict[str, Any] = {"model": "m"} if model is AssistantCreate else {}
     err = reject(model, {**body, "foo": 1})
-    assert (err.message, err.param, err.code) == ("Unrecognized request argument supplied: foo", "foo",
-                                                  "unknown_parameter")
+    assert (err.message, err.param, err.code) == (
+        "Unrecognized request argument supplied: foo",
+        "foo",
+        "unknown_parameter",
+    )
 
 
 def test_messages_is_unknown_on_thread_update() -> None:
@@ -134,7 +149,10 @@ def test_messages_is_unknown_on_thread_update() -> None:
 def test_unknown_nested_field() -> None:
     err = reject(AssistantCreate, {"model": "m", "tools": [{"type": "function", "function": {"name": "f", "x": 1}}]})
     assert (err.message, err.param, err.code) == (
-        "Unknown parameter: 'tools[0].function.x'.", "tools[0].function.x", "unknown_parameter")
+        "Unknown parameter: 'tools[0].function.x'.",
+        "tools[0].function.x",
+        "unknown_parameter",
+    )
 
 
 def test_vector_stores_helper_refused_on_modify() -> None:
@@ -158,12 +176,24 @@ def test_vector_stores_helper_refused_on_modify() -> None:
         ({"model": "m", "metadata": []}, "metadata", "an object", "an array"),
         ({"model": "m", "metadata": {"a": 1}}, "metadata.a", "a string", "an integer"),
         ({"model": "m", "tools": {}}, "tools", "an array", "an object"),
-        ({"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": 1}}]},
-         "tools[0].function.parameters", "an object", "an integer"),
-        ({"model": "m", "tools": [{"type": "function", "function": {"name": "f", "strict": "yes"}}]},
-         "tools[0].function.strict", "a boolean", "a string"),
-        ({"model": "m", "tool_resources": {"code_interpreter": {"file_ids": "file-1"}}},
-         "tool_resources.code_interpreter.file_ids", "an array", "a string"),
+        (
+            {"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": 1}}]},
+            "tools[0].function.parameters",
+            "an object",
+            "an integer",
+        ),
+        (
+            {"model": "m", "tools": [{"type": "function", "function": {"name": "f", "strict": "yes"}}]},
+            "tools[0].function.strict",
+            "a boolean",
+            "a string",
+        ),
+        (
+            {"model": "m", "tool_resources": {"code_interpreter": {"file_ids": "file-1"}}},
+            "tool_resources.code_interpreter.file_ids",
+            "an array",
+            "a string",
+        ),
     ],
 )
 def test_wrong_types(body: dict[str, Any], param: str, expected: str, got: str) -> None:
@@ -182,9 +212,7 @@ def test_strict_mode_does_not_coerce() -> None:
 # --- limits --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("field", "limit"), [("name", 256), ("description", 512), ("instructions", 256_000)]
-)
+@pytest.mark.parametrize(("field", "limit"), [("name", 256), ("description", 512), ("instructions", 256_000)])
 def test_string_too_long(field: str, limit: int) -> None:
     accept(AssistantCreate, {"model": "m", field: "x" * limit})
     err = reject(AssistantCreate, {"model": "m", field: "x" * (limit + 1)})
@@ -257,12 +285,24 @@ def test_metadata_error_carries_nested_param() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "code", "message"),
     [
-        ("temperature", 3, "above_max_value",
-         "Invalid 'temperature': number too large. Expected a value <= 2.0, but got 3 instead."),
-        ("temperature", -0.5, "below_min_value",
-         "Invalid 'temperature': number too small. Expected a value >= 0.0, but got -0.5 instead."),
-        ("top_p", 2, "above_max_value",
-         "Invalid 'top_p': number too large. Expected a value <= 1.0, but got 2 instead."),
+        (
+            "temperature",
+            3,
+            "above_max_value",
+            "Invalid 'temperature': number too large. Expected a value <= 2.0, but got 3 instead.",
+        ),
+        (
+            "temperature",
+            -0.5,
+            "below_min_value",
+            "Invalid 'temperature': number too small. Expected a value >= 0.0, but got -0.5 instead.",
+        ),
+        (
+            "top_p",
+            2,
+            "above_max_value",
+            "Invalid 'top_p': number too large. Expected a value <= 1.0, but got 2 instead.",
+        ),
     ],
 )
 def test_number_bounds(field: str, value: float, code: str, message: str) -> None:
@@ -271,8 +311,9 @@ def test_number_bounds(field: str, value: float, code: str, message: str) -> Non
 
 
 def test_nested_number_bound() -> None:
-    err = reject(AssistantCreate, {"model": "m", "tools": [{"type": "file_search",
-                                                             "file_search": {"max_num_results": 51}}]})
+    err = reject(
+        AssistantCreate, {"model": "m", "tools": [{"type": "file_search", "file_search": {"max_num_results": 51}}]}
+    )
     assert err.param == "tools[0].file_search.max_num_results"
     assert err.code == "above_max_value"
 
@@ -329,8 +370,17 @@ def test_unknown_tool_type(tool: Any) -> None:
 
 
 def test_union_branch_error_has_no_tag_in_path() -> None:
-    err = reject(ThreadCreate, {"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "ok"}, {"type": "image_file", "image_file": {"file_id": ""}}]}]})
+    err = reject(
+        ThreadCreate,
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "ok"}, {"type": "image_file", "image_file": {"file_id": ""}}],
+                }
+            ]
+        },
+    )
     assert err.param == "messages[0].content[1].image_file.file_id"
     assert "~" not in err.message
     assert err.code == "empty_string"
@@ -345,14 +395,16 @@ def test_content_of_wrong_type() -> None:
 def test_unknown_content_part() -> None:
     err = reject(MessageCreate, {"role": "user", "content": [{"type": "video"}]})
     assert err.param == "content[0]"
-    assert err.message == (
-        "Invalid 'content[0]': expected a content part of type 'text', 'image_file' or 'image_url'."
-    )
+    assert err.message == ("Invalid 'content[0]': expected a content part of type 'text', 'image_file' or 'image_url'.")
 
 
 def test_response_format() -> None:
-    for ok in ("auto", {"type": "text"}, {"type": "json_object"},
-               {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}):
+    for ok in (
+        "auto",
+        {"type": "text"},
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}},
+    ):
         accept(AssistantCreate, {"model": "m", "response_format": ok})
     err = reject(AssistantCreate, {"model": "m", "response_format": "json"})
     assert (err.param, err.code) == ("response_format", "invalid_value")
@@ -372,8 +424,20 @@ def test_prefix_is_prepended() -> None:
 # --- what is accepted ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["name", "description", "instructions", "metadata", "tool_resources",
-                                   "response_format", "temperature", "top_p", "tools"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "name",
+        "description",
+        "instructions",
+        "metadata",
+        "tool_resources",
+        "response_format",
+        "temperature",
+        "top_p",
+        "tools",
+    ],
+)
 @pytest.mark.parametrize("model", [AssistantCreate, AssistantUpdate])
 def test_null_accepted_for_nullable_fields(model: type[BaseModel], field: str) -> None:
     body: dict[str, Any] = {"model": "m"} if model is AssistantCreate else {}

