@@ -170,8 +170,13 @@ def test_function_arguments_stream_as_fragments(llm: OpenAI) -> None:
     assistant = llm.beta.assistants.create(model="gpt-4o", tools=[WEATHER])
     thread_id = _thread(llm, "What is the weather in Paris, in celsius?")
     handler = Counter()
-    with llm.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant.id, event_handler=handler,
-                                      tool_choice="required", parallel_tool_calls=False) as stream:
+    with llm.beta.threads.runs.stream(
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        event_handler=handler,
+        tool_choice="required",
+        parallel_tool_calls=False,
+    ) as stream:
         stream.until_done()
     run = handler.get_final_run()
     assert run.status == "requires_action", run.last_error
