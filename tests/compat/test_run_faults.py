@@ -338,6 +338,43 @@ def test_delete_thread_stream_framing(hung: LiveServer, hung_client: Any, quiet:
     assert cancelled["expires_at"] is None and cancelled["usage"] is not None
 
 
+def test_delete_thread_while_its_run_runs_code(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Any,
+    fake: FakeUpstream,
+    sandbox_python: Path,
+) -> None:
+    """The run's cell is interrupted and its session ends with the thread; nothing is logged as an error."""
+    server = launch(request, tmp_path_factory, "sqlite", env={"ASSISTD_SANDBOX_CELL_TIMEOUT_SECONDS": "120"})
+    log = LogWatch(server)
+    client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    request.addfinalizer(client.close)
+    model = new_model()
+    fake.script(model, Reply.call("code_interpreter", {"code": "import time\nwhile True: time.sleep(0.05)"}))
+    assistant = make_assistant(client, model, tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Wait."}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait_until(
+        lambda: client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data,
+        lambda steps: len(steps) == 1,
+        30,
+        "the code step",
+    )
+    time.sleep(0.5)  # the cell is running
+    started = time.monotonic()
+    assert client.beta.threads.delete(thread.id).deleted
+    wait_until(
+        lambda: [e for e in log.entries() if e["msg"] == "run ended: its thread was deleted"],
+        lambda found: len(found) == 1,
+        10,
+        "the run to end",
+    )
+    assert time.monotonic() - started < 5, "the cell was interrupted"
+    assert_thread_gone(server, client, thread.id, run.id)
+    log.assert_clean()
+
+
 # --- a failed run's log line (item 12) --------------------------------------------------------------------------
 
 
