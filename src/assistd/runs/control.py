@@ -55,8 +55,9 @@ class RunSignals:
         event = self._stop.get(run_id)
         if event is None:
             return False
-        self._reason.setdefault(run_id, reason)
-        event.set()
+        if not event.is_set():  # set already (by the lease heartbeat's cancel, say): that came first
+            self._reason[run_id] = reason
+            event.set()
         return True
 
     def running(self) -> list[str]:
