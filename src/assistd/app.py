@@ -132,7 +132,9 @@ async def open_services(settings: Settings) -> Services:
     )
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)
-    threads = ThreadService(db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True))
+    threads = ThreadService(
+        db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True), signals=signals
+    )
     runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
     return Services(
         settings=settings,

@@ -7,6 +7,7 @@ and no assistant message is written twice.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -141,5 +142,12 @@ def test_sigkill_with_active_runs_recovers(request: pytest.FixtureRequest, fake:
         (message,) = assistant_messages(client, thread_id)
         assert message.content[0].text.value == "Sunny, after the crash."
         assert "recovering an orphaned run" in second.logs()
+        # A run the recovery fails logs one warning line, as every failed run does (run id, code, message).
+        entries = [json.loads(line) for line in second.log_path.read_text().splitlines() if line.startswith("{")]
+        for _, run_id in slow:
+            lines = [e for e in entries if e["level"] == "warning" and e.get("run_id") == run_id]
+            assert [(e["msg"], e["code"], e["error"]) for e in lines] == [
+                ("run failed", "server_error", by_id[run_id].last_error.message)
+            ], lines
     finally:
         client.close()

@@ -1,12 +1,14 @@
 """Run events as Server-Sent Events, in the framing the SDKs parse (spec §6.1).
 
 The run executes in its own task; the HTTP response only reads its events. A client that goes
-away stops reading, not the run.
+away stops reading, not the run. Every stream ends with the run's final event (or `requires_action`),
+or an `error` event, then `[DONE]`; a run whose thread is deleted under it ends `thread.run.cancelled`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,20 +16,9 @@ from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from assistd import jsonio
-from assistd.protocol.runs import RunStep
-from assistd.runs.events import EXECUTION_OVER
-from assistd.runs.store import public_details
-
-END_EVENTS = frozenset(
-    {
-        "thread.run.completed",
-        "thread.run.failed",
-        "thread.run.cancelled",
-        "thread.run.expired",
-        "thread.run.incomplete",
-        "thread.run.requires_action",
-    }
-)
+from assistd.protocol.runs import Run, RunStep
+from assistd.runs.events import EXECUTION_OVER, RUN_DELETED, RUN_END_EVENTS
+from assistd.runs.store import NO_USAGE, public_details, wire_usage
 
 
 def sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
@@ -54,21 +45,42 @@ class QueueSink:
 
 def _error_event(run: BaseModel | dict[str, Any]) -> bytes:
     last_error = (run.model_dump() if isinstance(run, BaseModel) else run).get("last_error") or {}
-    error = {
-        "message": last_error.get("message", "The run failed."),
-        "type": "server_error",
-        "param": None,
-        "code": last_error.get("code"),
-    }
+    return _error(last_error.get("message", "The run failed."), last_error.get("code"))
+
+
+def _error(message: str, code: str | None) -> bytes:
+    error = {"message": message, "type": "server_error", "param": None, "code": code}
     # Both the low-level iterator and the SDK's high-level helpers raise on this hybrid shape (spec §6.1).
     return sse("error", {"error": error, **error})
+
+
+# The executor returned without the run's final event (the server is shutting down, or something ended
+# the run behind it): the stream still ends with something a client can act on.
+UNFINISHED = "The run stopped streaming before it reached a final state; retrieve the run for its status."
+
+
+def _deleted(run: Run) -> Run:
+    """The run's last streamed state, closed: its thread was deleted while it ran, which cancels it (the
+    run itself went with the thread)."""
+    return run.model_copy(
+        update={
+            "status": "cancelled",
+            "cancelled_at": int(time.time()),
+            "expires_at": None,
+            "required_action": None,
+            "usage": run.usage or wire_usage(NO_USAGE),
+        }
+    )
 
 
 async def _events(
     sink: QueueSink, prelude: list[tuple[str, BaseModel | dict[str, Any]]], keepalive: float
 ) -> AsyncIterator[bytes]:
+    last_run: Run | None = None  # the run as the stream last showed it
     try:
         for event, data in prelude:
+            if isinstance(data, Run):
+                last_run = data
             yield sse(event, data)
         while True:
             try:
@@ -76,10 +88,16 @@ async def _events(
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            if event == EXECUTION_OVER:
+            if event == RUN_DELETED and last_run is not None:
+                yield sse("thread.run.cancelled", _deleted(last_run))
                 break
+            if event in (EXECUTION_OVER, RUN_DELETED):
+                yield _error(UNFINISHED, "server_error")
+                break
+            if isinstance(data, Run):
+                last_run = data
             yield sse(event, data)
-            if event in END_EVENTS:
+            if event in RUN_END_EVENTS:
                 if event == "thread.run.failed":
                     yield _error_event(data)
                 break

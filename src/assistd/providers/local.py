@@ -284,7 +284,7 @@ class LocalProvider:
         if self._model is None:
             self.start_loading()
             assert self._loading is not None
-            self._model = await self._loading
+            self._model = await asyncio.shield(self._loading)  # a cancelled run must not cancel the load
             self.context_window = self._model.context_window
         return self._model
 

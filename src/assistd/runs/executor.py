@@ -1,8 +1,9 @@
 """The executor: advances one run until it waits for tool outputs or ends.
 
 Each model call streams; text becomes a message_creation step and a message, tool calls a
-tool_calls step. Function calls stop the run at `requires_action`. Cancellation and expiry are
-checked between streamed chunks. Every terminal write (run, step, message) is one transaction.
+tool_calls step. Function calls stop the run at `requires_action`. A cancel, the run's expiry (a
+timer, runs/control.py) or the deletion of its thread interrupts whatever the run waits for, a hung
+model call included (runs/interrupt.py). Every terminal write (run, step, message) is one transaction.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import dataclasses
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from assistd import ids
 from assistd.db import tables as t
@@ -32,7 +33,8 @@ from assistd.runs import code_interpreter, file_search, store, tokens
 from assistd.runs.citations import CitationStream
 from assistd.runs.code_tool import CodeResult, CodeTool
 from assistd.runs.control import RunSignals
-from assistd.runs.events import EventSink
+from assistd.runs.events import RUN_DELETED, EndWatch, EventSink, RunDeleted
+from assistd.runs.interrupt import Interrupted, InterruptibleStream
 from assistd.runs.prompt import Prompt, PromptTooLarge, build_prompt
 from assistd.runs.searcher import FileSearcher, SearchFailed
 from assistd.sandbox.base import MOUNT_POINT, InputFile, SandboxUnavailable
@@ -105,11 +107,17 @@ class Executor:
     async def execute(self, run_id: str, owner: str, sink: EventSink) -> None:
         cancel = self.signals.register(run_id)
         heartbeat = asyncio.create_task(self._heartbeat(run_id, owner, cancel))
+        watch = EndWatch(sink)
         try:
-            await self._execute(run_id, sink, cancel)
+            await self._execute(run_id, watch, cancel)
+            if not watch.ended and await self._deleted(run_id):
+                await self._close_deleted(run_id, watch)
         except Exception as exc:  # the run must end, whatever happened
-            log.exception("run execution failed", extra={"run_id": run_id})
-            await self.fail(run_id, sink, "server_error", f"The run failed unexpectedly: {type(exc).__name__}.")
+            if await self._deleted(run_id):  # its thread was deleted under it: not an internal error
+                await self._close_deleted(run_id, watch)
+            else:
+                log.exception("run execution failed", extra={"run_id": run_id})
+                await self.fail(run_id, watch, "server_error", f"The run failed unexpectedly: {type(exc).__name__}.")
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,6 +144,23 @@ class Executor:
             if status == "cancelling":
                 cancel.set()
 
+    async def _deleted(self, run_id: str) -> bool:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id))).first() is None
+
+    async def _close_deleted(self, run_id: str, watch: EndWatch) -> None:
+        """The run's thread was deleted while it ran (its rows went with it): drop what the run wrote
+        after the deletion, and let its stream close it."""
+        if watch.thread_id is not None:  # else the run had not started: it wrote nothing
+            async with self.db.write() as conn:
+                await conn.execute(
+                    delete(t.messages).where(t.messages.c.thread_id == watch.thread_id, t.messages.c.run_id == run_id)
+                )
+                await conn.execute(delete(t.run_steps).where(t.run_steps.c.run_id == run_id))
+        log.info("run ended: its thread was deleted", extra={"run_id": run_id})
+        if not watch.ended:
+            await watch.emit(RUN_DELETED, RunDeleted(run_id=run_id))
+
     async def _execute(self, run_id: str, sink: EventSink, cancel: asyncio.Event) -> None:
         async with self.db.write() as conn:
             run = await store.load_run(conn, run_id)
@@ -154,6 +179,7 @@ class Executor:
             return
         if not moved:
             return
+        self.signals.expire_at(run_id, run.expires_at)  # an in_progress run expires whatever it waits for
         await sink.emit("thread.run.in_progress", store.to_run(run))
         resolved = self.router.resolve(run.model)
         if resolved is None:
@@ -170,7 +196,7 @@ class Executor:
                 code_function = code_interpreter.function(MOUNT_POINT, [])
         for _ in range(MAX_MODEL_CALLS):
             if cancel.is_set():
-                await self.end_early(run_id, sink, "cancelled")
+                await self.end_early(run_id, sink, self.signals.stop_reason(run_id))
                 return
             try:
                 async with self.db.read() as conn:
@@ -221,7 +247,7 @@ class Executor:
                 if cancel.is_set():  # during a tool: the step keeps what the tool did, and ends with the run
                     async with self.db.write() as conn:
                         await self._store_tool_calls(conn, call, usage)
-                    await self.end_early(run_id, sink, "cancelled", call)
+                    await self.end_early(run_id, sink, self.signals.stop_reason(run_id), call)
                     return
                 if "function" not in kinds:
                     await self._complete_tool_step(run, call, usage, sink)
@@ -238,15 +264,11 @@ class Executor:
     async def _call_model(
         self, run: Any, resolved: Resolved, prompt: Prompt, call: _Call, sink: EventSink, cancel: asyncio.Event
     ) -> None:
-        expires_at = run.expires_at
-        request = dataclasses.replace(prompt.request, deadline=expires_at)  # no retry waits past expiry
-        stream: AsyncIterator[Chunk] = resolved.provider.complete(request)
+        request = dataclasses.replace(prompt.request, deadline=run.expires_at)  # no retry waits past expiry
+        # A cancel or the expiry timer (both set `cancel`) interrupts the call wherever it waits.
+        stream: InterruptibleStream[Chunk] = InterruptibleStream(resolved.provider.complete(request), cancel)
         try:
             async for chunk in stream:
-                if cancel.is_set():
-                    raise _Stop("cancelled")
-                if expires_at is not None and time.time() > expires_at:
-                    raise _Stop("expired")
                 if chunk.text:
                     await self._on_text(run, call, chunk.text, sink)
                 for delta in chunk.tool_calls:
@@ -256,10 +278,10 @@ class Executor:
                 if chunk.usage:
                     call.usage = chunk.usage
             await self._emit_text(run, call, call.citations.flush(), sink)
+        except Interrupted:
+            raise _Stop(self.signals.stop_reason(run.id)) from None
         finally:
-            closer = getattr(stream, "aclose", None)
-            if closer is not None:
-                await closer()
+            await stream.aclose()
 
     async def _on_text(self, run: Any, call: _Call, text: str, sink: EventSink) -> None:
         await self._emit_text(run, call, call.citations.feed(text), sink)
@@ -695,6 +717,8 @@ class Executor:
                 **usage,
             )
             row = await store.load_run(conn, run_id)
+        if moved:  # the one line an operator sees per failed run
+            log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
         if moved and row is not None:
             await self._emit_closed(sink, steps, messages, "failed")
             await sink.emit("thread.run.failed", store.to_run(row))

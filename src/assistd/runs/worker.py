@@ -139,7 +139,8 @@ class Worker:
         for orphan in orphans:
             if orphan.id in self.executor.signals.running():
                 continue
-            log.warning("recovering an orphaned run", extra={"run_id": orphan.id, "status": orphan.status})
+            # At info: a recovered run that fails logs its own warning (executor.fail), once.
+            log.info("recovering an orphaned run", extra={"run_id": orphan.id, "status": orphan.status})
             if orphan.status == "cancelling":
                 await self.executor.end_early(orphan.id, NullSink(), "cancelled")
             else:

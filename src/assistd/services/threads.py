@@ -14,6 +14,7 @@ from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
 from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
+from assistd.runs.control import RunSignals
 from assistd.runs.store import active_run_id
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
@@ -95,8 +96,10 @@ class ThreadService:
         files: FileService,
         stores: VectorStoreService,
         on_delete: Callable[[str], Awaitable[None]] | None = None,
+        signals: RunSignals | None = None,
     ) -> None:
         self.on_delete = on_delete  # ends what lives with the thread outside the database (its sandbox)
+        self.signals = signals  # stops the thread's run when it executes in this process
         self.db = db
         self.files = files
         self.stores = stores
@@ -159,12 +162,17 @@ class ThreadService:
         return to_thread(row).model_copy(update=changes)
 
     async def delete(self, project_id: str, thread_id: str) -> Deleted:
+        """The thread goes with everything in it, an active run included: that run stops at once (its
+        executor closes a stream of it as cancelled, runs/executor.py `_close_deleted`)."""
         async with self.db.write() as conn:
             await self.thread_row(conn, project_id, thread_id)
+            active = await active_run_id(conn, thread_id)
             await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
             await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
             await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
             await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
+        if active is not None and self.signals is not None:
+            self.signals.cancel(active)  # elsewhere, its executor notices at its next write or lease renewal
         if self.on_delete is not None:
             await self.on_delete(thread_id)
         return Deleted(id=thread_id, object="thread.deleted")
