@@ -121,6 +121,7 @@ async def open_services(settings: Settings) -> Services:
         owner=worker.owner,
         concurrency=settings.ingestion_concurrency,
         poll_seconds=settings.worker_poll_seconds,
+        lease_seconds=settings.lease_seconds,
         max_bytes=settings.max_upload_bytes,
     )
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
@@ -275,8 +276,9 @@ def create_app(settings: Settings) -> Starlette:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await services.worker.stop()
-            await services.ingestion.stop()
+            await asyncio.gather(
+                services.worker.stop(settings.drain_seconds), services.ingestion.stop(settings.drain_seconds)
+            )
             await services.sandbox.aclose()
             await services.models.close()
             await services.db.dispose()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
 
 
 class RunSignals:
@@ -29,18 +26,3 @@ class RunSignals:
     def running(self) -> list[str]:
         return list(self._cancel)
 
-
-async def poll_loop(step: Callable[[], Awaitable[None]], wake: asyncio.Event, seconds: float, what: str) -> None:
-    """Run `step` whenever `wake` is set, and at least every `seconds`; a failing step is logged, the
-    loop goes on (the next iteration retries)."""
-    log = logging.getLogger("assistd.worker")
-    while True:
-        try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s loop iteration failed", what)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), seconds)
-        wake.clear()
