@@ -33,6 +33,7 @@ from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
 from assistd.runs.code_tool import CodeTool
@@ -193,9 +194,21 @@ def _pipeline_factory(embedder: Embedder | None, settings: Settings) -> Callable
     async def get() -> Pipeline:
         if embedder is None:
             raise IngestError("server_error", "No embedding model is installed or configured (docs/file-search.md).")
-        return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes)
+        return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes, limits=parse_limits(settings))
 
     return get
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    """What parsing one file may use (docs/file-search.md)."""
+    return ParseLimits(
+        max_unpacked_bytes=settings.ingestion_max_unpacked_mb * 1024 * 1024,
+        max_compression_ratio=settings.ingestion_max_compression_ratio,
+        max_zip_entries=settings.ingestion_max_zip_entries,
+        max_xml_elements=settings.ingestion_max_xml_elements,
+        max_text_chars=settings.ingestion_max_text_chars,
+        max_pdf_pages=settings.ingestion_max_pdf_pages,
+    )
 
 
 def _retriever(db: Database, embedder: Embedder | None) -> Retriever:

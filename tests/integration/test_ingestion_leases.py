@@ -35,7 +35,20 @@ BACKENDS = [
     pytest.param(name, marks=pytest.mark.postgres) if name == "postgres" else name
     for name in os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")
 ]
-WORDS = "lease heartbeat claim worker replica ingestion vector store chunk embedding search shutdown".split()
+WORDS = [
+    "lease",
+    "heartbeat",
+    "claim",
+    "worker",
+    "replica",
+    "ingestion",
+    "vector",
+    "store",
+    "chunk",
+    "embedding",
+    "search",
+    "shutdown",
+]
 # Small chunks, many of them: on two cores this file takes several seconds to embed, many 1 s leases.
 CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
 

@@ -25,4 +25,3 @@ class RunSignals:
 
     def running(self) -> list[str]:
         return list(self._cancel)
-
