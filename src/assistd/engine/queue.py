@@ -127,11 +127,12 @@ class LeasedQueue:
         return bool(result.rowcount)
 
     async def release(self, key: JobKey) -> None:
-        """Give the lease up (the job finished, or stops waiting for this process)."""
+        """Give the lease up after the job ran. A row that is ready work again keeps it: it was queued
+        anew, held by this owner, for a next execution (a run's tool outputs submitted on a stream)."""
         async with self.db.write() as conn:
             await conn.execute(
                 update(self.jobs.table)
-                .where(self.jobs.match(key), self.jobs.held_by(self.owner))
+                .where(self.jobs.match(key), self.jobs.held_by(self.owner), ~self.jobs.ready())
                 .values({self.jobs.lease_owner: None, self.jobs.lease_expires_at: None})
             )
 
@@ -203,7 +204,8 @@ class QueueWorker:
         return list(self._jobs)
 
     def adopt(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
-        """Run `job` for a row whose lease this owner already holds (claimed, or created held)."""
+        """Run `job` for a row whose lease this owner already holds (claimed, or created held). A job
+        still finishing for the same row is superseded: it leaves the lease to this one."""
         task = asyncio.create_task(self._run_job(key, job), name=f"{self.name}-{'-'.join(key)}")
         self._jobs[key] = task
         task.add_done_callback(lambda _: self._done(key, task))
@@ -283,6 +285,8 @@ class QueueWorker:
         except Exception:
             log.exception("job failed", extra={"queue": self.name, "job": key})
         # Not on cancellation: a job cut at shutdown is handed back by `stop`, a lost one is not ours.
+        if self._jobs.get(key) is not asyncio.current_task():
+            return  # superseded by a newer job for the same row
         try:
             await self.queue.release(key)
         except Exception:  # it lapses on its own then
