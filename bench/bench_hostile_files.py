@@ -38,6 +38,7 @@ from assistd.testing.server import LiveServer
 MB = 1_000_000
 FILES: dict[str, Callable[[], hostile.Hostile]] = {
     "docx-30MB": lambda: hostile.docx_bomb(30 * MB, "bomb-30MB.docx"),
+    "docx-900MB": lambda: hostile.docx_bomb(900 * MB, "bomb-900MB.docx"),
     "docx-1600MB": lambda: hostile.docx_bomb(1600 * MB, "bomb-1600MB.docx"),
     "pptx-30MB-slide": lambda: hostile.pptx_bomb(30 * MB, "slide-30MB.pptx"),
     "pptx-600MB-slide": lambda: hostile.pptx_bomb(600 * MB, "slide-600MB.pptx"),

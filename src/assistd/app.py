@@ -208,6 +208,7 @@ def parse_limits(settings: Settings) -> ParseLimits:
         max_xml_elements=settings.ingestion_max_xml_elements,
         max_text_chars=settings.ingestion_max_text_chars,
         max_pdf_pages=settings.ingestion_max_pdf_pages,
+        max_pdf_stream_bytes=settings.ingestion_max_pdf_stream_mb * 1024 * 1024,
     )
 
 

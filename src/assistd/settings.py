@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     ingestion_max_xml_elements: int = Field(default=10_000_000, ge=1)
     ingestion_max_text_chars: int = Field(default=20_000_000, ge=1)
     ingestion_max_pdf_pages: int = Field(default=10_000, ge=1)
+    ingestion_max_pdf_stream_mb: int = Field(default=8, ge=1)
 
     # code_interpreter (docs/code-interpreter.md)
     sandbox: Literal["bwrap", "unsafe-local"] = "bwrap"

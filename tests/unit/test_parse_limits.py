@@ -76,6 +76,16 @@ def test_text_chars() -> None:
     assert "characters of text" in refused("notes.txt", b"y" * 30, limits)
 
 
+def test_pdf_stream_size() -> None:
+    """Under the ratio limit, a content stream is still refused past its own size limit (pdfium holds
+    ~20 bytes per byte of drawing operators)."""
+    bomb = hostile.pdf_stream_bomb(10_000_000)
+    before = peak_rss_mb()
+    message = refused("stream.pdf", bomb.data, ParseLimits(max_compression_ratio=NO_RATIO))
+    assert "stream that inflates to more than 8388608 bytes" in message
+    assert peak_rss_mb() - before < 50
+
+
 def test_pdf_pages() -> None:
     assert "3 pages" in refused("three.pdf", make_pdf([["a"], ["b"], ["c"]]), ParseLimits(max_pdf_pages=2))
     assert "50000 pages" in refused("pages.pdf", hostile.pdf_many_pages(50_000).data)

@@ -25,6 +25,7 @@ class ParseLimits:
     max_xml_elements: int = 10_000_000
     max_text_chars: int = 20_000_000
     max_pdf_pages: int = 10_000
+    max_pdf_stream_bytes: int = 8 * MIB
 
 
 class Budget:

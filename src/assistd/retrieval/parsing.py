@@ -276,18 +276,19 @@ def _parse_pdf(data: bytes, budget: Budget) -> str:
 
 
 _STREAM = re.compile(rb"(?<!end)stream\r?\n")
-_IMAGE = re.compile(rb"/Subtype\s*/Image\b")
+_NOT_PARSED = re.compile(rb"/Subtype\s*/Image\b|/Length1\b|/Subtype\s*/(?:Type1C|CIDFontType0C|OpenType)\b")
 _PDF_READ = 256 * 1024
 
 
 def check_pdf_streams(data: bytes, budget: Budget) -> None:
     """Inflate the PDF's Flate streams in pieces, keeping nothing, before pdfium inflates them whole: a
-    content stream that inflates 1000:1 is refused here. Images are left out (text extraction does
-    not decode them, and a plain background compresses very well)."""
+    content stream that inflates 1000:1, or to more than `max_pdf_stream_bytes` (pdfium holds ~18 bytes
+    per byte of drawing operators), is refused here. Images and font programs are left out: text
+    extraction does not parse them as content, and a plain background compresses very well."""
     for match in _STREAM.finditer(data):
         head = data[max(0, match.start() - 2048) : match.start()]
         dictionary = head[head.rfind(b"obj") + 1 :]
-        if b"/FlateDecode" not in dictionary or _IMAGE.search(dictionary):
+        if b"/FlateDecode" not in dictionary or _NOT_PARSED.search(dictionary):
             continue
         inflater = zlib.decompressobj()
         start = position = match.end()
@@ -305,6 +306,11 @@ def check_pdf_streams(data: bytes, budget: Budget) -> None:
                 inflated += len(out)
                 budget.add_unpacked(len(out))
                 budget.check_ratio("a stream", inflated, position - start - len(pending))
+                if inflated > budget.limits.max_pdf_stream_bytes:
+                    raise InvalidFile(
+                        f"The PDF has a stream that inflates to more than {budget.limits.max_pdf_stream_bytes} "
+                        "bytes, over the parsing limit."
+                    )
         except zlib.error:
             continue  # broken, or not plain Flate data: pdfium decides what it makes of it
 
