@@ -1,6 +1,7 @@
 """Ingestion holds its lease like a run: renewed while it works, handed back on a clean shutdown.
 
-An ingestion that outlives its lease many times over is done exactly once; a server stopped with
+An ingestion that outlives its lease many times over is done exactly once, with two replicas
+polling for work; a server stopped with
 SIGTERM mid-ingestion leaves no lease behind, and the next server finishes the file at once.
 Attempts are counted from the servers' logs (one "ingesting a file" line per claim).
 """
@@ -129,6 +130,8 @@ def add_file(client: openai.OpenAI, data: bytes) -> tuple[str, str, float]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ingestion_outliving_its_lease_is_done_once(request: pytest.FixtureRequest, backend: str) -> None:
     server = start(request, backend, {"ASSISTD_LEASE_SECONDS": "1"})
+    replica = LiveServer(server.data_dir, env=server.env).start()  # a second replica on the same database
+    request.addfinalizer(replica.stop)
     client = client_for(server)
     store_id, file_id, started = add_file(client, slow_file(400))
     done = wait_until(
@@ -138,10 +141,11 @@ def test_ingestion_outliving_its_lease_is_done_once(request: pytest.FixtureReque
         "the ingestion to end",
     )
     seconds = time.monotonic() - started
-    print(f"\n[{backend}] ingestion: {seconds:.1f} s with a 1 s lease, {attempts([server], file_id)} attempt(s)")
+    tries = attempts([server, replica], file_id)
+    print(f"\n[{backend}] ingestion on two replicas: {seconds:.1f} s with a 1 s lease, {tries} attempt(s)")
     assert done.status == "completed", done.last_error
     assert seconds > 3, "the file must take several leases to ingest for this test to mean anything"
-    assert attempts([server], file_id) == 1
+    assert tries == 1
     assert lease_of(server, store_id, file_id) == ("completed", None, None)
 
 
