@@ -72,6 +72,7 @@ class LeasedQueue:
         self.jobs = jobs
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.completed: set[JobKey] = set()  # completed by jobs still winding down: their lease is gone
 
     def lease(self) -> dict[str, Any]:
         """Column values for a row created already held by this owner (a run executed for a stream)."""
@@ -124,6 +125,8 @@ class LeasedQueue:
             .where(self.jobs.match(key), self.jobs.held_by(self.owner), self.jobs.ready())
             .values({self.jobs.lease_owner: None, self.jobs.lease_expires_at: None, **values})
         )
+        if result.rowcount:
+            self.completed.add(key)
         return bool(result.rowcount)
 
     async def release(self, key: JobKey) -> None:
@@ -267,7 +270,8 @@ class QueueWorker:
         while True:
             await asyncio.sleep(self.queue.lease_seconds / 3)
             try:
-                lost = await self.queue.renew([key for key, task in self._jobs.items() if not task.done()])
+                held = [key for key, task in self._jobs.items() if not task.done() and key not in self.queue.completed]
+                lost = await self.queue.renew(held)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -275,7 +279,7 @@ class QueueWorker:
                 continue
             for key in lost:
                 task = self._jobs.get(key)
-                if task is not None and not task.done():
+                if task is not None and not task.done() and key not in self.queue.completed:
                     log.warning("lease lost: the job is no longer ours", extra={"queue": self.name, "job": key})
                     task.cancel()
 
@@ -284,6 +288,8 @@ class QueueWorker:
             await job
         except Exception:
             log.exception("job failed", extra={"queue": self.name, "job": key})
+        finally:
+            self.queue.completed.discard(key)
         # Not on cancellation: a job cut at shutdown is handed back by `stop`, a lost one is not ours.
         if self._jobs.get(key) is not asyncio.current_task():
             return  # superseded by a newer job for the same row
