@@ -35,6 +35,7 @@ from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
 from assistd.runs.code_tool import CodeTool
@@ -128,6 +129,7 @@ async def open_services(settings: Settings) -> Services:
         owner=worker.owner,
         concurrency=settings.ingestion_concurrency,
         poll_seconds=settings.worker_poll_seconds,
+        lease_seconds=settings.lease_seconds,
         max_bytes=settings.max_upload_bytes,
     )
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
@@ -230,9 +232,22 @@ def _pipeline_factory(
     async def get() -> Pipeline:
         if embedder is None:
             raise IngestError("server_error", no_embedder)
-        return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes)
+        return IngestionPipeline(embedder, max_bytes=settings.max_upload_bytes, limits=parse_limits(settings))
 
     return get
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    """What parsing one file may use (docs/file-search.md)."""
+    return ParseLimits(
+        max_unpacked_bytes=settings.ingestion_max_unpacked_mb * 1024 * 1024,
+        max_compression_ratio=settings.ingestion_max_compression_ratio,
+        max_zip_entries=settings.ingestion_max_zip_entries,
+        max_xml_elements=settings.ingestion_max_xml_elements,
+        max_text_chars=settings.ingestion_max_text_chars,
+        max_pdf_pages=settings.ingestion_max_pdf_pages,
+        max_pdf_stream_bytes=settings.ingestion_max_pdf_stream_mb * 1024 * 1024,
+    )
 
 
 def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Retriever:
@@ -328,8 +343,9 @@ def create_app(settings: Settings) -> Starlette:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await services.worker.stop()
-            await services.ingestion.stop()
+            await asyncio.gather(
+                services.worker.stop(settings.drain_seconds), services.ingestion.stop(settings.drain_seconds)
+            )
             await services.sandbox.aclose()
             await services.models.close()
             await services.db.dispose()

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     embeddings_dimensions: int = Field(default=384, ge=8)
     embeddings_max_windows: int | None = Field(default=1, ge=1)
     ingestion_concurrency: int = Field(default=2, ge=1)
+    # What parsing one file may use (docs/file-search.md): decompression bombs end `invalid_file`.
+    ingestion_max_unpacked_mb: int = Field(default=256, ge=1)
+    ingestion_max_compression_ratio: float = Field(default=200.0, ge=1)
+    ingestion_max_zip_entries: int = Field(default=50_000, ge=1)
+    ingestion_max_xml_elements: int = Field(default=10_000_000, ge=1)
+    ingestion_max_text_chars: int = Field(default=20_000_000, ge=1)
+    ingestion_max_pdf_pages: int = Field(default=10_000, ge=1)
+    ingestion_max_pdf_stream_mb: int = Field(default=8, ge=1)
 
     # code_interpreter (docs/code-interpreter.md)
     sandbox: Literal["bwrap", "unsafe-local"] = "bwrap"
@@ -80,6 +88,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    drain_seconds: float = Field(default=10.0, ge=0)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("api_keys", mode="before")

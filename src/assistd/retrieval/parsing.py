@@ -6,27 +6,29 @@
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
 import re
 import threading
-import zipfile
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable
 from html.parser import HTMLParser
-from typing import Any
+
+from assistd.retrieval import ooxml
+from assistd.retrieval.errors import FileError, InvalidFile, UnsupportedFile
+from assistd.retrieval.limits import Budget, ParseLimits
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "SUPPORTED_EXTENSIONS",
     "FileError",
     "InvalidFile",
+    "ParseLimits",
     "UnsupportedFile",
     "parse",
 ]
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
-MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024  # docx/pptx: refuse zip bombs before a library inflates them
 
 # Source and plain-text types: decoded as utf-8 / utf-16 / ascii, as the spec requires of text/*.
 TEXT_EXTENSIONS = frozenset(
@@ -62,26 +64,7 @@ _CONTENT_TYPES: dict[str, str] = {
     "text/plain": ".txt",
 }
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy Office, and encrypted OOXML
 _PDFIUM_LOCK = threading.Lock()  # pdfium is not thread-safe
-
-
-class FileError(Exception):
-    """A file that cannot be indexed. `code` and `message` fill the vector-store file's `last_error`."""
-
-    code = "server_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UnsupportedFile(FileError):
-    code = "unsupported_file"
-
-
-class InvalidFile(FileError):
-    code = "invalid_file"
 
 
 def file_extension(filename: str, content_type: str | None = None) -> str:
@@ -96,10 +79,18 @@ def file_extension(filename: str, content_type: str | None = None) -> str:
     return ext
 
 
-def parse(filename: str, data: bytes, content_type: str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def parse(
+    filename: str,
+    data: bytes,
+    content_type: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: ParseLimits | None = None,
+) -> str:
     """The text of a file, ready to chunk. Raises `UnsupportedFile` or `InvalidFile`, nothing else.
 
     The type comes from the filename's extension; `content_type` is used only when there is none.
+    `limits` bound what parsing may use (limits.py): a file over one is `InvalidFile`.
     """
     ext = file_extension(filename, content_type)
     if ext not in SUPPORTED_EXTENSIONS:
@@ -110,14 +101,17 @@ def parse(filename: str, data: bytes, content_type: str | None = None, *, max_by
         raise InvalidFile(f"The file is {len(data)} bytes, over the limit of {max_bytes} bytes.")
     if not data.strip():
         raise InvalidFile("The file is empty.")
+    budget = Budget(limits or ParseLimits(), _KINDS.get(ext, "file"))
     try:
-        text = _PARSERS.get(ext, _parse_text)(data)
+        text = _PARSERS.get(ext, _parse_text)(data, budget)
     except FileError:
         raise
     except MemoryError:
         raise InvalidFile("The file is too large to parse.") from None
     except Exception as exc:  # third-party parsers raise anything on broken input
         raise InvalidFile(f"The file could not be parsed as {ext}: {type(exc).__name__}.") from exc
+    budget.chars = 0
+    budget.add_text(len(text))  # the same limit for every type, plain text included
     text = _tidy(text)
     if not text:
         raise InvalidFile("The file contains no extractable text.")
@@ -169,11 +163,11 @@ def _looks_binary(text: str) -> bool:
     return len(_CONTROL.findall(sample)) > max(8, len(sample) // 100)
 
 
-def _parse_text(data: bytes) -> str:
+def _parse_text(data: bytes, budget: Budget) -> str:
     return decode_text(data)
 
 
-def _parse_json(data: bytes) -> str:
+def _parse_json(data: bytes, budget: Budget) -> str:
     text = decode_text(data)
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -230,7 +224,7 @@ class _HTMLText(HTMLParser):
             self.parts.append(data)
 
 
-def _parse_html(data: bytes) -> str:
+def _parse_html(data: bytes, budget: Budget) -> str:
     parser = _HTMLText()
     parser.feed(decode_text(data))
     parser.close()
@@ -244,11 +238,12 @@ def _parse_html(data: bytes) -> str:
 # --- pdf -----------------------------------------------------------------------------------------
 
 
-def _parse_pdf(data: bytes) -> str:
+def _parse_pdf(data: bytes, budget: Budget) -> str:
     import pypdfium2 as pdfium
 
     if b"%PDF" not in data[:1024]:
         raise InvalidFile("The file is not a PDF.")
+    check_pdf_streams(data, budget)
     pages: list[str] = []
     with _PDFIUM_LOCK:
         try:
@@ -258,99 +253,81 @@ def _parse_pdf(data: bytes) -> str:
                 raise InvalidFile("The PDF is encrypted.") from None
             raise InvalidFile("The PDF could not be opened (broken or not a PDF).") from None
         try:
-            for index in range(len(pdf)):
+            count = len(pdf)
+            if count > budget.limits.max_pdf_pages:
+                raise InvalidFile(
+                    f"The PDF has {count} pages, over the parsing limit of {budget.limits.max_pdf_pages}."
+                )
+            for index in range(count):
                 page = pdf[index]
                 try:
                     textpage = page.get_textpage()
                     try:
-                        pages.append(str(textpage.get_text_bounded()))
+                        text = str(textpage.get_text_bounded())
                     finally:
                         textpage.close()
                 finally:
                     page.close()
+                budget.add_text(len(text))
+                pages.append(text)
         finally:
             pdf.close()
     return "\n\n".join(pages)
 
 
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_NOT_PARSED = re.compile(rb"/Subtype\s*/Image\b|/Length1\b|/Subtype\s*/(?:Type1C|CIDFontType0C|OpenType)\b")
+_PDF_READ = 256 * 1024
+
+
+def check_pdf_streams(data: bytes, budget: Budget) -> None:
+    """Inflate the PDF's Flate streams in pieces, keeping nothing, before pdfium inflates them whole: a
+    content stream that inflates 1000:1, or to more than `max_pdf_stream_bytes` (pdfium holds ~18 bytes
+    per byte of drawing operators), is refused here. Images and font programs are left out: text
+    extraction does not parse them as content, and a plain background compresses very well."""
+    for match in _STREAM.finditer(data):
+        head = data[max(0, match.start() - 2048) : match.start()]
+        dictionary = head[head.rfind(b"obj") + 1 :]
+        if b"/FlateDecode" not in dictionary or _NOT_PARSED.search(dictionary):
+            continue
+        inflater = zlib.decompressobj()
+        start = position = match.end()
+        inflated = 0
+        try:
+            pending = b""
+            while not inflater.eof:
+                if not pending:
+                    if position >= len(data):
+                        break
+                    pending = data[position : position + _PDF_READ]
+                    position += len(pending)
+                out = inflater.decompress(pending, _PDF_READ)
+                pending = inflater.unconsumed_tail
+                inflated += len(out)
+                budget.add_unpacked(len(out))
+                budget.check_ratio("a stream", inflated, position - start - len(pending))
+                if inflated > budget.limits.max_pdf_stream_bytes:
+                    raise InvalidFile(
+                        f"The PDF has a stream that inflates to more than {budget.limits.max_pdf_stream_bytes} "
+                        "bytes, over the parsing limit."
+                    )
+        except zlib.error:
+            continue  # broken, or not plain Flate data: pdfium decides what it makes of it
+
+
 # --- docx / pptx ---------------------------------------------------------------------------------
 
 
-def _open_ooxml(data: bytes, kind: str) -> io.BytesIO:
-    if data.startswith(_OLE_MAGIC):
-        raise InvalidFile(f"The {kind} is encrypted, or a legacy Office file renamed.")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_UNZIPPED_BYTES:
-                raise InvalidFile(f"The {kind} expands to more than {MAX_UNZIPPED_BYTES} bytes.")
-    except zipfile.BadZipFile:
-        raise InvalidFile(f"The {kind} is broken (not a zip archive).") from None
-    return io.BytesIO(data)
+def _parse_docx(data: bytes, budget: Budget) -> str:
+    return ooxml.docx_text(data, budget)
 
 
-def _row_text(cells: list[str]) -> str:
-    return " | ".join(c for c in cells if c)
+def _parse_pptx(data: bytes, budget: Budget) -> str:
+    return ooxml.pptx_text(data, budget)
 
 
-def _docx_blocks(container: Any) -> Iterator[str]:
-    """Paragraphs and tables in document order; nested tables included. `container` has iter_inner_content()."""
-    from docx.table import Table
-
-    for block in container.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                seen: set[int] = set()
-                cells: list[str] = []
-                for cell in row.cells:
-                    if id(cell._tc) in seen:  # a merged cell repeats across the columns it spans
-                        continue
-                    seen.add(id(cell._tc))
-                    cells.append(" ".join(t.strip() for t in _docx_blocks(cell) if t.strip()))
-                line = _row_text(cells)
-                if line:
-                    yield line
-        else:
-            yield str(block.text)
-
-
-def _parse_docx(data: bytes) -> str:
-    import docx
-
-    document = docx.Document(_open_ooxml(data, "DOCX"))
-    return "\n".join(_docx_blocks(document))
-
-
-def _pptx_shape_texts(shapes: Any) -> Iterator[str]:
-    from pptx.enum.shapes import MSO_SHAPE_TYPE
-
-    for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
-            yield from _pptx_shape_texts(shape.shapes)
-        elif getattr(shape, "has_table", False) and shape.has_table:
-            for row in shape.table.rows:
-                line = _row_text([cell.text_frame.text.strip() for cell in row.cells])
-                if line:
-                    yield line
-        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-            yield str(shape.text_frame.text)
-
-
-def _parse_pptx(data: bytes) -> str:
-    import pptx
-
-    presentation = pptx.Presentation(_open_ooxml(data, "PPTX"))
-    slides: list[str] = []
-    for slide in presentation.slides:
-        parts = [t for t in _pptx_shape_texts(slide.shapes) if t.strip()]
-        if slide.has_notes_slide:
-            notes_frame = slide.notes_slide.notes_text_frame
-            if notes_frame is not None and notes_frame.text.strip():
-                parts.append(str(notes_frame.text))
-        slides.append("\n".join(parts))
-    return "\n\n".join(s for s in slides if s)
-
-
-_PARSERS: dict[str, Callable[[bytes], str]] = {
+_KINDS = {".docx": "DOCX", ".pptx": "PPTX", ".pdf": "PDF"}
+_PARSERS: dict[str, Callable[[bytes, Budget], str]] = {
     ".docx": _parse_docx,
     ".html": _parse_html,
     ".json": _parse_json,

@@ -6,18 +6,20 @@ import asyncio
 
 from assistd.retrieval.chunking import chunk
 from assistd.retrieval.embedding import Embedder
+from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.parsing import FileError, parse
 from assistd.runs.ingestion import ChunkRecord, IngestError
 
 
 class IngestionPipeline:
-    def __init__(self, embedder: Embedder, *, max_bytes: int) -> None:
+    def __init__(self, embedder: Embedder, *, max_bytes: int, limits: ParseLimits | None = None) -> None:
         self.embedder = embedder
         self.max_bytes = max_bytes
+        self.limits = limits or ParseLimits()
 
     async def process(self, filename: str, data: bytes, max_tokens: int, overlap: int) -> list[ChunkRecord]:
         try:
-            text = await asyncio.to_thread(parse, filename, data, max_bytes=self.max_bytes)
+            text = await asyncio.to_thread(parse, filename, data, max_bytes=self.max_bytes, limits=self.limits)
         except FileError as exc:
             raise IngestError(exc.code, exc.message) from None
         pieces = await asyncio.to_thread(chunk, text, max_tokens, overlap)

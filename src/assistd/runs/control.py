@@ -4,8 +4,6 @@ and a run's expiry fires on a timer, whatever the run is waiting for."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -62,19 +60,3 @@ class RunSignals:
 
     def running(self) -> list[str]:
         return list(self._stop)
-
-
-async def poll_loop(step: Callable[[], Awaitable[None]], wake: asyncio.Event, seconds: float, what: str) -> None:
-    """Run `step` whenever `wake` is set, and at least every `seconds`; a failing step is logged, the
-    loop goes on (the next iteration retries)."""
-    log = logging.getLogger("assistd.worker")
-    while True:
-        try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s loop iteration failed", what)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), seconds)
-        wake.clear()

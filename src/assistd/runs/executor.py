@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import logging
 import mimetypes
@@ -105,8 +104,10 @@ class Executor:
         self.lease_seconds = lease_seconds
 
     async def execute(self, run_id: str, owner: str, sink: EventSink) -> None:
+        """Execute a run `owner` holds the lease of. The run worker's leased queue (engine/queue.py)
+        renews that lease while this runs, passes on cancels made through other replicas, and
+        releases it after."""
         cancel = self.signals.register(run_id)
-        heartbeat = asyncio.create_task(self._heartbeat(run_id, owner, cancel))
         watch = EndWatch(sink)
         try:
             await self._execute(run_id, watch, cancel)
@@ -119,30 +120,7 @@ class Executor:
                 log.exception("run execution failed", extra={"run_id": run_id})
                 await self.fail(run_id, watch, "server_error", f"The run failed unexpectedly: {type(exc).__name__}.")
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             self.signals.unregister(run_id)
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.id == run_id, t.runs.c.lease_owner == owner)
-                    .values(lease_owner=None, lease_expires_at=None)
-                )
-
-    async def _heartbeat(self, run_id: str, owner: str, cancel: asyncio.Event) -> None:
-        """Extend the lease; notice a cancel made through another replica."""
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.id == run_id, t.runs.c.lease_owner == owner)
-                    .values(lease_expires_at=time.time() + self.lease_seconds)
-                )
-                status = (await conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id))).scalar()
-            if status == "cancelling":
-                cancel.set()
 
     async def _deleted(self, run_id: str) -> bool:
         async with self.db.read() as conn:

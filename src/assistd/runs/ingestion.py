@@ -2,26 +2,25 @@
 
 A vector-store file is `in_progress` until a worker (in any replica) claims it, turns the File's
 bytes into chunks with embeddings, and marks it `completed`, or `failed` with `last_error`
-(`unsupported_file`, `invalid_file`, `server_error`). A worker that dies leaves a lapsed lease:
-another claims the file and starts it again.
+(`unsupported_file`, `invalid_file`, `server_error`). The claim is a lease in the leased queue
+(engine/queue.py) that runs use too: renewed while the file is ingested; a worker that dies leaves a
+lapsed lease and another claims the file and starts it again; one stopped cleanly hands it back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import delete, select, text
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
 from assistd.retrieval.search import PGVECTOR_DIMENSIONS, has_pgvector, vector_literal
-from assistd.runs.control import poll_loop
 from assistd.storage.blobs import BlobStore
 
 log = logging.getLogger("assistd.ingestion")
@@ -52,12 +51,19 @@ class Pipeline(Protocol):
     async def process(self, filename: str, data: bytes, max_tokens: int, overlap: int) -> list[ChunkRecord]: ...
 
 
-def _claimable(now: float) -> Any:
-    c = t.vector_store_files.c
-    return and_(c.status == "in_progress", or_(c.lease_owner.is_(None), c.lease_expires_at < now))
+INGESTIONS = JobTable(
+    table=t.vector_store_files,
+    key=("vector_store_id", "id"),
+    ready=lambda: t.vector_store_files.c.status == "in_progress",
+    order_by="created_at",
+)
 
 
 class IngestionWorker:
+    """Ingests vector-store files through the leased queue (engine/queue.py), as the run worker runs runs:
+    the lease is renewed while a file is ingested, so however long that takes it is done once; a lapsed
+    lease (the process died) makes the file claimable again, and one stopped cleanly hands it back."""
+
     def __init__(
         self,
         db: Database,
@@ -67,67 +73,40 @@ class IngestionWorker:
         owner: str,
         concurrency: int = 2,
         poll_seconds: float = 1.0,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 30.0,
         max_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.pipeline = pipeline
-        self.owner = owner
-        self.concurrency = concurrency
-        self.poll_seconds = poll_seconds
-        self.lease_seconds = lease_seconds
         self.max_bytes = max_bytes
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.Task[None] | None = None
+        self.queue = LeasedQueue(db, INGESTIONS, owner=owner, lease_seconds=lease_seconds)
+        self.jobs = QueueWorker(
+            self.queue, self._claimed, name="ingestion", concurrency=concurrency, poll_seconds=poll_seconds
+        )
+
+    @property
+    def owner(self) -> str:
+        return self.queue.owner
 
     def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="assistd-ingestion")
+        self.jobs.start()
 
     def notify(self) -> None:
-        self._wake.set()
+        self.jobs.notify()
 
-    async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def stop(self, grace: float = 10.0) -> None:
+        """Files still being ingested after `grace` are cut and handed back: another process (or this one,
+        restarted) starts them again at once."""
+        await self.jobs.stop(grace)
 
-    async def _run(self) -> None:
-        await poll_loop(self._claim_some, self._wake, self.poll_seconds, "ingestion")
-
-    async def _claim_some(self) -> None:
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
-            return
-        c = t.vector_store_files.c
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(c.vector_store_id, c.id).where(_claimable(time.time())).order_by(c.created_at).limit(free)
-                )
-            ).all()
-        for row in rows:
-            async with self.db.write() as conn:
-                claimed = (
-                    await conn.execute(
-                        update(t.vector_store_files)
-                        .where(c.vector_store_id == row.vector_store_id, c.id == row.id, _claimable(time.time()))
-                        .values(lease_owner=self.owner, lease_expires_at=time.time() + self.lease_seconds)
-                    )
-                ).rowcount
-            if claimed:
-                task = asyncio.create_task(self._ingest(row.vector_store_id, row.id))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._wake.set()
+    async def _claimed(self, key: JobKey) -> None:
+        store_id, file_id = key
+        log.info("ingesting a file", extra={"vector_store_id": store_id, "file_id": file_id, "owner": self.owner})
+        started = time.monotonic()
+        await self._ingest(store_id, file_id)
+        seconds = round(time.monotonic() - started, 3)
+        log.info("ingestion over", extra={"vector_store_id": store_id, "file_id": file_id, "seconds": seconds})
 
     async def _ingest(self, store_id: str, file_id: str) -> None:
         c = t.vector_store_files.c
@@ -202,12 +181,4 @@ class IngestionWorker:
     async def _release(self, conn: Connection, store_id: str, file_id: str, **values: Any) -> bool:
         """End this worker's claim on a file still in progress; False when it is no longer ours to end
         (cancelled, removed or re-attached meanwhile)."""
-        c = t.vector_store_files.c
-        result = await conn.execute(
-            update(t.vector_store_files)
-            .where(
-                c.vector_store_id == store_id, c.id == file_id, c.lease_owner == self.owner, c.status == "in_progress"
-            )
-            .values(lease_owner=None, lease_expires_at=None, **values)
-        )
-        return bool(result.rowcount)
+        return await self.queue.complete(conn, (store_id, file_id), **values)

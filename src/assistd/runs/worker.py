@@ -1,14 +1,15 @@
-"""The worker: claims queued runs (any replica), executes them, expires and recovers the rest.
+"""The run worker: claims queued runs (any replica), executes them, expires and recovers the rest.
 
-A claim is a compare-and-set on the run's lease; the executor's heartbeat keeps the lease fresh.
-A run whose lease lapses (its process died) is recovered here: `in_progress` runs fail with
-`last_error`, `cancelling` runs become `cancelled`, `queued` runs are simply claimed again.
+Claiming, the heartbeat that keeps a lease fresh, and the drain at shutdown are the leased queue's
+(engine/queue.py), shared with ingestion. What is particular to runs is here: a run whose lease
+lapsed (its process died, or stopped and handed it back) is recovered: `in_progress` runs fail with
+`last_error`, `cancelling` runs become `cancelled`, `queued` runs are simply claimed again; runs past
+`expires_at` that nobody executes expire; a cancel made through another replica reaches the run
+executing here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -19,8 +20,7 @@ from sqlalchemy import select
 
 from assistd.db import tables as t
 from assistd.db.database import Database
-from assistd.runs import store
-from assistd.runs.control import poll_loop
+from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
 from assistd.runs.events import EXECUTION_OVER, EventSink, NullSink
 from assistd.runs.executor import Executor
 
@@ -28,76 +28,57 @@ log = logging.getLogger("assistd.worker")
 
 INTERRUPTED = "The run was interrupted: the server executing it stopped. Create a new run to continue."
 
+RUNS = JobTable(table=t.runs, key=("id",), ready=lambda: t.runs.c.status == "queued", order_by="id")
+
 
 def worker_id() -> str:
     return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
-    def __init__(self, db: Database, executor: Executor, *, concurrency: int, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor,
+        *,
+        concurrency: int,
+        poll_seconds: float,
+        owner: str | None = None,
+    ) -> None:
         self.db = db
         self.executor = executor
-        self.concurrency = concurrency
-        self.poll_seconds = poll_seconds
-        self.owner = worker_id()
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.Task[None] | None = None
-        self._next_maintenance = 0.0
+        self.queue = LeasedQueue(db, RUNS, owner=owner or worker_id(), lease_seconds=executor.lease_seconds)
+        self.jobs = QueueWorker(
+            self.queue,
+            self._claimed,
+            name="worker",
+            concurrency=concurrency,
+            poll_seconds=poll_seconds,
+            maintain=self.maintain,
+        )
+
+    @property
+    def owner(self) -> str:
+        return self.queue.owner
 
     def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="assistd-worker")
+        self.jobs.start()
 
     def notify(self) -> None:
         """A run was queued here: claim it now rather than at the next poll."""
-        self._wake.set()
+        self.jobs.notify()
 
     async def stop(self, grace: float = 10.0) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            # Runs cut off here keep their lease until it lapses; another process recovers them.
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _run(self) -> None:
-        await poll_loop(self._iteration, self._wake, self.poll_seconds, "worker")
-
-    async def _iteration(self) -> None:
-        if time.monotonic() >= self._next_maintenance:
-            self._next_maintenance = time.monotonic() + self.poll_seconds
-            await self.maintain()
-        await self._claim_some()
-
-    async def _claim_some(self) -> None:
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
-            return
-        async with self.db.read() as conn:
-            candidates = (
-                (
-                    await conn.execute(
-                        select(t.runs.c.id).where(store.claimable(time.time())).order_by(t.runs.c.id).limit(free)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        for run_id in candidates:
-            async with self.db.write() as conn:
-                claimed = await store.claim(conn, run_id, self.owner, self.executor.lease_seconds)
-            if claimed:
-                self.spawn(run_id)
+        """Runs still executing after `grace` are cut and their leases handed back: another process (or
+        this one, restarted) recovers them at once, as it would a crashed one's."""
+        await self.jobs.stop(grace)
 
     def spawn(self, run_id: str, sink: EventSink | None = None) -> None:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
-        task = asyncio.create_task(self._execute(run_id, sink or NullSink()), name=f"run-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self.jobs.adopt((run_id,), self._execute(run_id, sink or NullSink()))
+
+    async def _claimed(self, key: JobKey) -> None:
+        await self._execute(key[0], NullSink())
 
     async def _execute(self, run_id: str, sink: EventSink) -> None:
         try:
@@ -105,43 +86,31 @@ class Worker:
         finally:
             await sink.emit(EXECUTION_OVER, {})
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._wake.set()  # a slot is free
-
     async def maintain(self) -> None:
-        """Expire runs past `expires_at` that nobody is executing; recover runs whose executor died."""
-        now = time.time()
-        async with self.db.read() as conn:
-            expired = (
-                (
-                    await conn.execute(
-                        select(t.runs.c.id).where(
-                            t.runs.c.status.in_(["queued", "requires_action"]),
-                            t.runs.c.expires_at < int(now),
-                            (t.runs.c.lease_owner.is_(None)) | (t.runs.c.lease_expires_at < now),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            orphans = (
-                await conn.execute(
-                    select(t.runs.c.id, t.runs.c.status).where(
-                        t.runs.c.status.in_(["in_progress", "cancelling"]),
-                        (t.runs.c.lease_owner.is_(None)) | (t.runs.c.lease_expires_at < now),
-                    )
-                )
-            ).all()
-        for run_id in expired:
+        """Expire runs past `expires_at` that nobody is executing; recover runs whose executor is gone;
+        pass on cancels made through another replica to the runs executing here."""
+        c = t.runs.c
+        expired = await self.queue.lapsed(
+            (c.status.in_(["queued", "requires_action"])) & (c.expires_at < int(time.time()))
+        )
+        orphans = await self.queue.lapsed(c.status.in_(["in_progress", "cancelling"]))
+        for (run_id,), _ in expired:
             await self.executor.end_early(run_id, NullSink(), "expired")
-        for orphan in orphans:
-            if orphan.id in self.executor.signals.running():
+        running = set(self.executor.signals.running())
+        for (run_id,), row in orphans:
+            if run_id in running:
                 continue
             # At info: a recovered run that fails logs its own warning (executor.fail), once.
-            log.info("recovering an orphaned run", extra={"run_id": orphan.id, "status": orphan.status})
-            if orphan.status == "cancelling":
-                await self.executor.end_early(orphan.id, NullSink(), "cancelled")
+            log.info("recovering an orphaned run", extra={"run_id": run_id, "status": row.status})
+            if row.status == "cancelling":
+                await self.executor.end_early(run_id, NullSink(), "cancelled")
             else:
-                await self.executor.fail(orphan.id, NullSink(), "server_error", INTERRUPTED)
+                await self.executor.fail(run_id, NullSink(), "server_error", INTERRUPTED)
+        if running:
+            async with self.db.read() as conn:
+                rows = (await conn.execute(select(c.id, c.status).where(c.id.in_(running)))).all()
+            status = {row.id: row.status for row in rows}
+            for run_id in running:
+                # Cancelled through another replica, or its thread deleted there (the row is gone).
+                if status.get(run_id, "cancelling") == "cancelling":
+                    self.executor.signals.cancel(run_id)

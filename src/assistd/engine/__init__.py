@@ -1,0 +1,1 @@
+"""Protocol-free machinery shared by the run executor and ingestion (docs/design.md)."""
