@@ -11,7 +11,8 @@ size / wall time of the request (10^6 bytes). Peak RSS is the server process's V
 (/proc/<pid>/status) after the upload and after the download, against its VmHWM before the first
 upload (the server is started fresh for each store, and warmed up with one small upload and
 download). moto keeps every object in its own memory: its RSS is the test server's, reported for
-completeness, not assistd's.
+completeness, not assistd's; so is the CPU time each process spent during the upload (both share
+the machine's cores, so a slow S3 server shows here as upload MB/s).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import openai
+from common import process_cpu_seconds
 
 from assistd.testing.s3 import MotoS3
 from assistd.testing.server import LiveServer
@@ -91,9 +93,13 @@ def measure(store: str, sizes: list[int], files: dict[int, Path], moto: MotoS3 |
         download(client, warm.id, warm.bytes)
         client.files.delete(warm.id)
         base = vm_mib(pid, "VmHWM")
+        moto_pid = moto.process.pid if moto and moto.process else None
         for size in sizes:
+            cpu = (process_cpu_seconds(pid), process_cpu_seconds(moto_pid) if moto_pid else None)
             file_id, up = upload(client, files[size])
             hwm_up = vm_mib(pid, "VmHWM")
+            server_cpu = (process_cpu_seconds(pid) or 0) - (cpu[0] or 0)
+            moto_cpu = (process_cpu_seconds(moto_pid) or 0) - (cpu[1] or 0) if moto_pid else None
             down = download(client, file_id, size)
             hwm_down = vm_mib(pid, "VmHWM")
             client.files.delete(file_id)
@@ -103,6 +109,7 @@ def measure(store: str, sizes: list[int], files: dict[int, Path], moto: MotoS3 |
                     store,
                     f"{size / MB:,.0f} MB",
                     f"{size / MB / up:,.0f}",
+                    f"{server_cpu:.1f}" + (f" / {moto_cpu:.1f}" if moto_cpu is not None else ""),
                     f"{size / MB / down:,.0f}",
                     f"{base:,.0f}",
                     f"{hwm_up:,.0f} ({hwm_up - base:+,.0f})",
@@ -127,6 +134,7 @@ def main() -> int:
         "store",
         "file",
         "upload MB/s",
+        "upload CPU s: assistd / moto",
         "download MB/s",
         "server VmHWM before (MiB)",
         "after upload",

@@ -154,3 +154,53 @@ def test_a_bucket_that_cannot_be_written_stops_the_server_at_start(
     with pytest.raises(RuntimeError) as caught:
         LiveServer(tmp_path, env=env, startup_timeout=30).start()
     assert "assistd-missing-bucket" in str(caught.value) and "cannot be written" in str(caught.value)
+
+
+def vm_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.slow
+def test_a_large_upload_to_s3_keeps_the_server_memory_bounded(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Callable[..., LiveServer],
+    moto_s3: MotoS3,
+) -> None:
+    """200 MB through the API: the server's peak RSS grows by about part size x (concurrency + 1), not the file."""
+    bucket = f"assistd-big-{uuid.uuid4().hex[:8]}"
+    moto_s3.create_bucket(bucket)
+    size = 200 * MIB
+    env = {**moto_s3.assistd_env(bucket, PREFIX), "ASSISTD_MAX_UPLOAD_BYTES": str(size + MIB)}
+    server = launch(request, tmp_path_factory, "sqlite", env=env)
+    assert server.process is not None
+    with OpenAI(base_url=server.base_url, api_key="x", max_retries=0) as client:  # warm up the upload path
+        client.files.delete(client.files.create(file=("warm.bin", os.urandom(9 * MIB)), purpose="user_data").id)
+    before = vm_hwm_mib(server.process.pid)
+    boundary = "assistd-big"
+    block = os.urandom(MIB)
+
+    def body() -> Iterator[bytes]:
+        yield (
+            f'--{boundary}\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+            f'--{boundary}\r\ncontent-disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+        ).encode()
+        for _ in range(size // MIB):
+            yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = httpx.post(
+        f"{server.base_url}/files",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["bytes"] == size
+    growth = vm_hwm_mib(server.process.pid) - before
+    assert growth < 100, f"the server's peak RSS grew {growth:.0f} MiB for a {size // MIB} MiB upload"
+    (key,) = [k for k in moto_s3.keys(bucket) if k.startswith(PREFIX)]
+    assert moto_s3.object_size(bucket, key) == size
