@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from assistd.settings import Settings
+from assistd.storage.blobs import BlobWriter
 from assistd.storage.factory import BlobStoreConfigError, open_blob_store, s3_problem
 from assistd.storage.s3 import MIB, S3BlobStore, S3Settings
 from assistd.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
@@ -200,3 +201,24 @@ def test_configuration_problems_are_named_before_anything_is_contacted() -> None
     half = Settings(blob_store="s3", s3_bucket="b", s3_access_key_id="AKIA")  # type: ignore[arg-type]
     problem = s3_problem(half)
     assert problem is not None and "ASSISTD_S3_SECRET_ACCESS_KEY" in problem
+
+
+def test_abort_when_the_server_is_gone_does_not_raise(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """abort runs while another error is handled (a refused upload): its own failure must not replace it."""
+    with MotoS3(log_dir=tmp_path_factory.mktemp("moto-gone")) as moto:
+        bucket = new_bucket(moto)
+        store = store_for(moto, bucket)
+
+        async def start() -> BlobWriter:
+            writer = store.writer()
+            for _ in range(2 * PART // MIB):
+                await writer.write(os.urandom(MIB))
+            return writer
+
+        loop = asyncio.new_event_loop()
+        try:
+            writer = loop.run_until_complete(start())
+            moto.stop()
+            loop.run_until_complete(writer.abort())
+        finally:
+            loop.close()

@@ -9,6 +9,7 @@ The object's key is `<prefix><key>`; keys are our own uuid hex, so objects never
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from assistd.storage.blobs import CHUNK, BlobWriter, check_key
 if TYPE_CHECKING:
     from obstore import AsyncWritableFile
     from obstore.store import ClientConfig, S3Config
+
+log = logging.getLogger("assistd.storage")
 
 MIB = 1024 * 1024
 # Not a blob key (those are hex): written and deleted by check().
@@ -96,7 +99,12 @@ class _S3Writer:
             return
         self._done = True
         # Leaving the writer's context with an exception is obstore's abort: AbortMultipartUpload.
-        await self._file.__aexit__(_Aborted, _Aborted(), None)
+        # It runs while another error is being handled (a refused upload, a client gone): a failure
+        # here must not replace that error, and leaves at most hidden parts (docs/deployment.md).
+        try:
+            await self._file.__aexit__(_Aborted, _Aborted(), None)
+        except Exception as exc:
+            log.warning("could not abort the upload of blob %s: %s", self.key, str(exc).splitlines()[0])
 
 
 class _Aborted(Exception):
