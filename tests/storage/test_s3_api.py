@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -145,6 +146,43 @@ def test_file_search_reads_the_file_from_the_bucket(
     assert keys_with_book
     sdk.files.delete(book.id)
     assert not [k for k in objects(moto_s3, s3_server) if k in keys_with_book]
+
+
+@pytest.mark.skipif(
+    shutil.which("bwrap") is None or os.geteuid() != 0,
+    reason="the sandbox needs bubblewrap and a server running as root",
+)
+def test_code_interpreter_reads_its_input_from_the_bucket_and_writes_its_output_there(
+    sdk: OpenAI, s3_server: S3Server, moto_s3: MotoS3, fake: FakeUpstream, sandbox_python: Path
+) -> None:
+    data = sdk.files.create(file=("numbers.txt", b"3\n4\n5\n"), purpose="assistants")
+    thread = sdk.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Square them.",
+                "attachments": [{"file_id": data.id, "tools": [{"type": "code_interpreter"}]}],
+            }
+        ]
+    )
+    code = (
+        "nums = [int(x) for x in open('/mnt/data/numbers.txt').read().split()]\n"
+        "open('/mnt/data/squares.txt', 'w').write(' '.join(str(n * n) for n in nums))\n"
+        "print(sum(nums))"
+    )
+    model = f"s3-ci-{uuid.uuid4().hex[:8]}"
+    link = "sandbox:/mnt/data/squares.txt"
+    fake.script(model, Reply.call("code_interpreter", {"code": code}), Reply.say(f"[squares]({link})"))
+    assistant = sdk.beta.assistants.create(model=model, tools=[{"type": "code_interpreter"}])
+    before = set(objects(moto_s3, s3_server))
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed", run.last_error
+    (message,) = [m for m in sdk.beta.threads.messages.list(thread.id) if m.role == "assistant"]
+    (note,) = message.content[0].text.annotations  # type: ignore[union-attr]
+    made = note.file_path.file_id  # type: ignore[union-attr]
+    assert sdk.files.content(made).read() == b"9 16 25"
+    (output,) = set(objects(moto_s3, s3_server)) - before  # the output file is an object in the bucket
+    assert moto_s3.object_size(s3_server.bucket, output) == len(b"9 16 25")
 
 
 def test_a_bucket_that_cannot_be_written_stops_the_server_at_start(
