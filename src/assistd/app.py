@@ -56,7 +56,8 @@ from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
 from assistd.settings import Settings
-from assistd.storage.blobs import BlobStore, DirectoryBlobStore
+from assistd.storage.blobs import BlobStore
+from assistd.storage.factory import open_blob_store
 
 if TYPE_CHECKING:  # the `sandbox` extra: imported by make_sandbox when installed
     from assistd.sandbox.manager import SandboxConfig
@@ -103,8 +104,8 @@ async def open_services(settings: Settings) -> Services:
         await migrate.upgrade(migration_engine)
     finally:
         await migration_engine.dispose()
+    blobs = await open_blob_store(settings)
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
-    blobs = DirectoryBlobStore(settings.blob_dir)
     keys = KeyStore(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)

@@ -15,6 +15,7 @@ from assistd import __version__, logs
 from assistd.errors import APIError
 from assistd.extras import missing, missing_message
 from assistd.settings import Settings
+from assistd.storage.factory import s3_problem
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -212,5 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command in ("serve", "keys") and (problem := _missing_database_driver(settings)):
         print(problem, file=sys.stderr)
+        return 2
+    if args.command == "serve" and (problem := s3_problem(settings)):
+        print(f"assistd: {problem}", file=sys.stderr)
         return 2
     return int(args.func(args, settings))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Literal
 
-Extra = Literal["local", "retrieval", "sandbox", "postgres"]
+Extra = Literal["local", "retrieval", "sandbox", "postgres", "s3"]
 
 # The top-level modules each extra installs (what the code imports).
 MODULES: dict[Extra, tuple[str, ...]] = {
@@ -17,6 +17,7 @@ MODULES: dict[Extra, tuple[str, ...]] = {
     "retrieval": ("numpy", "onnxruntime", "tokenizers", "pypdfium2", "docx", "pptx"),
     "sandbox": ("jupyter_client", "zmq", "pyseccomp"),
     "postgres": ("asyncpg",),
+    "s3": ("obstore",),
 }
 
 WHAT: dict[Extra, str] = {
@@ -24,6 +25,7 @@ WHAT: dict[Extra, str] = {
     "retrieval": "File search (vector store ingestion and search)",
     "sandbox": "code_interpreter",
     "postgres": "PostgreSQL",
+    "s3": "Object storage (ASSISTD_BLOB_STORE=s3)",
 }
 
 DOCS: dict[Extra, str] = {
@@ -31,6 +33,7 @@ DOCS: dict[Extra, str] = {
     "retrieval": "docs/file-search.md",
     "sandbox": "docs/code-interpreter.md",
     "postgres": "docs/deployment.md",
+    "s3": "docs/deployment.md",
 }
 
 

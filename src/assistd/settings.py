@@ -33,6 +33,20 @@ class Settings(BaseSettings):
     # so they close first and never send on a connection the server is closing (docs/configuration.md).
     keep_alive_seconds: int = Field(default=75, ge=1)
 
+    # Where file bytes live (docs/deployment.md, "Object storage"): the data directory, or an
+    # S3-compatible bucket (the `s3` extra) that every replica shares.
+    blob_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_session_token: SecretStr | None = None
+    s3_path_style: bool | None = None  # unset: path-style with an endpoint URL, virtual-hosted on AWS
+    s3_part_size_mb: int = Field(default=8, ge=5, le=5120)
+    s3_upload_concurrency: int = Field(default=4, ge=1, le=64)
+
     # Model backends (docs/runs.md)
     config: Path | None = None
     upstream_base_url: str | None = None

@@ -136,7 +136,8 @@ def client(bare: BareServer) -> Iterator[OpenAI]:
 def test_the_optional_packages_are_really_absent(bare: BareServer) -> None:
     probe = (
         "import importlib.util as u, assistd; "
-        "print(assistd.__file__, [m for m in ('numpy', 'zmq', 'jupyter_client', 'llama_cpp') if u.find_spec(m)])"
+        "print(assistd.__file__, [m for m in ('numpy', 'zmq', 'jupyter_client', 'llama_cpp', 'obstore') "
+        "if u.find_spec(m)])"
     )
     found = subprocess.run([str(bare.python), "-c", probe], capture_output=True, text=True, env=bare.env, check=True)
     where, absent = found.stdout.strip().split(" ", 1)
@@ -231,4 +232,14 @@ def test_a_postgresql_url_without_the_postgres_extra_is_refused_naming_it(bare: 
     )
     assert result.returncode == 2
     assert "assistd[postgres]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_s3_blob_store_without_the_s3_extra_is_refused_naming_it(bare: BareServer, tmp_path: Path) -> None:
+    env = {**bare.env, "ASSISTD_DATA_DIR": str(tmp_path), "ASSISTD_BLOB_STORE": "s3", "ASSISTD_S3_BUCKET": "files"}
+    result = subprocess.run(
+        [str(bare.python.parent / "assistd"), "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "assistd[s3]" in result.stderr
     assert "Traceback" not in result.stderr

@@ -25,6 +25,13 @@ class BlobStore(Protocol):
     async def size(self, key: str) -> int: ...
 
 
+def check_key(key: str) -> str:
+    """Keys are our own uuid hex; refuse anything path-like before it reaches a path or an object name."""
+    if not key.isalnum():
+        raise ValueError(f"bad blob key {key!r}")
+    return key
+
+
 class _DirectoryWriter:
     """Writes to a temporary name, renames into place on commit: readers never see half a file."""
 
@@ -69,8 +76,7 @@ class DirectoryBlobStore:
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not key.isalnum():  # keys are our own uuid hex; refuse anything path-like
-            raise ValueError(f"bad blob key {key!r}")
+        check_key(key)
         return self.root / key[:2] / key
 
     def writer(self) -> BlobWriter:
