@@ -4,7 +4,6 @@ migrated SQLite database, and backends on one event loop (two of them play two r
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -17,20 +16,16 @@ from assistd.db.database import Database, create_engine
 from assistd.sandbox.base import Execution, InputFile
 from assistd.sandbox.gateway import GatewayConfig, GatewaySandbox
 from assistd.sandbox.gateway_client import GatewayOptions
-from assistd.testing.kernel_gateway import KernelGateway, build
+from assistd.testing.kernel_gateway import KernelGateway, build, default_venv
 
 T = TypeVar("T")
 MiB = 1 << 20
-
-GATEWAY_VENV = Path(
-    os.environ.get("ASSISTD_TEST_KERNEL_GATEWAY", Path.home() / ".cache" / "assistd-tests" / "kernel-gateway")
-)
 
 
 @pytest.fixture(scope="session")
 def kernel_gateway_jupyter() -> Path:
     """The kernel gateway's own environment (built here the first time; later runs reuse it)."""
-    return build(GATEWAY_VENV)
+    return build(default_venv())
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,13 @@ from types import TracebackType
 
 from assistd.testing.server import free_port
 
+
+def default_venv() -> Path:
+    """Where tests keep the gateway's environment: built once per machine, reused by later runs."""
+    cache = Path.home() / ".cache" / "assistd-tests" / "kernel-gateway"
+    return Path(os.environ.get("ASSISTD_TEST_KERNEL_GATEWAY", cache))
+
+
 REQUIREMENTS = ("jupyter_kernel_gateway==3.0.1", "ipykernel==7.4.0", "matplotlib==3.11.2")
 MARKER = "assistd-kernel-gateway.json"
 
