@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from assistd.sandbox.output import CellOutput
 
 MAX_MESSAGES = 10_000
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # one message from the kernel (a returned file comes in 1 MiB lines)
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 Ending = Literal["ok", "error", "timeout", "stopped", "dead", "dead_timeout"]
 
@@ -131,6 +134,16 @@ class KernelChannels:
         self.kernel_id = kernel_id
         self.ws = ws
         self.session = uuid.uuid4().hex
+        self._socket = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+
+    def _quickack(self) -> None:
+        """Acknowledge the gateway's packets at once. Jupyter gateways do not set TCP_NODELAY on their
+        websockets, so each message after the first of a reply waits for our ACK, which Linux delays by
+        ~40 ms: measured 45 ms per cell without this, 4 ms with it. Quick-ack mode does not stick, so
+        it is set again before each read."""
+        if self._socket is not None and _QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     @property
     def open(self) -> bool:
@@ -172,6 +185,7 @@ class KernelChannels:
 
     async def _next(self, timeout: float) -> dict[str, Any] | None:
         """The next message, None when `timeout` passed first; KernelGone when the socket closed."""
+        self._quickack()
         try:
             frame = await asyncio.wait_for(self.ws.recv(), max(0.001, timeout))
         except TimeoutError:
