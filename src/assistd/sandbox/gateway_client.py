@@ -153,7 +153,7 @@ class KernelChannels:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), 2)
 
-    async def _send_execute(self, code: str, *, silent: bool) -> str:
+    async def _send_execute(self, code: str, *, silent: bool, expression: str | None = None) -> str:
         msg_id = uuid.uuid4().hex
         message = {
             "header": {
@@ -170,7 +170,7 @@ class KernelChannels:
                 "code": code,
                 "silent": silent,
                 "store_history": not silent,
-                "user_expressions": {},
+                "user_expressions": {"r": expression} if expression is not None else {},
                 "allow_stdin": False,
                 "stop_on_error": False,
             },
@@ -201,14 +201,20 @@ class KernelChannels:
         return message if isinstance(message, dict) else {}
 
     async def helper(self, code: str, token: str, timeout: float, max_chars: int) -> list[Any]:
-        """Run the backend's own code (silently: no history, no execution count) and return the JSON
-        values it printed after `token`. HelperFailed if it raised, printed too much or took too long."""
-        msg_id = await self._send_execute(code, silent=True)
+        """Run the backend's own code and return the JSON values it printed after `token`. HelperFailed
+        if it raised, printed too much or took too long.
+
+        The code goes as a user expression of an empty silent cell (no history, no execution count):
+        expressions are evaluated as they are, while a cell's source first goes through IPython's input
+        transformers, which take ~0.5 s per MiB (an input file's chunk). So `code` must be one
+        expression (gateway_code's snippets are one `exec(...)` call)."""
+        msg_id = await self._send_execute("", silent=True, expression=code.strip())
         deadline = time.monotonic() + timeout
         buffer: list[str] = []
         size = 0
         failure: str | None = None
-        while True:
+        replied = idle = False
+        while not (replied and idle):
             message = await self._next(deadline - time.monotonic())
             if message is None:
                 raise HelperFailed("the kernel did not answer in time")
@@ -216,15 +222,19 @@ class KernelChannels:
                 continue
             kind, content = _kind(message)
             if kind == "status" and content.get("execution_state") == "idle":
-                break
-            if kind == "stream" and content.get("name") == "stdout":
+                idle = True
+            elif kind == "execute_reply":
+                replied = True
+                result = (content.get("user_expressions") or {}).get("r")
+                if not isinstance(result, dict) or result.get("status") != "ok":
+                    error = result if isinstance(result, dict) else content
+                    failure = f"{error.get('ename')}: {error.get('evalue')}"
+            elif kind == "stream" and content.get("name") == "stdout":
                 text = str(content.get("text", ""))
                 size += len(text)
                 if size > max_chars:
                     raise HelperFailed("the kernel printed more than expected")
                 buffer.append(text)
-            elif kind == "error":
-                failure = f"{content.get('ename')}: {content.get('evalue')}"
         if failure is not None:
             raise HelperFailed(failure)
         values = []

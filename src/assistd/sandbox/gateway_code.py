@@ -2,8 +2,9 @@
 in, list and read back the files a cell wrote.
 
 A gateway kernel shares no filesystem with the server, so files travel through the kernel as code
-(base64 in) and printed output (base64 out). Each snippet runs with `exec` in a namespace of its
-own (nothing is left in the user's variables) and prints its results as lines starting with a
+(base64 in) and printed output (base64 out). Each snippet is one `exec` call (sent as a user
+expression, see KernelChannels.helper) in a namespace of its own (nothing is left in the user's
+variables) and prints its results as lines starting with a
 per-call token, so text printed by threads the model's code started is ignored. The kernel runs
 whatever the model wrote, so what comes back is untrusted: the host checks sizes again.
 
@@ -144,7 +145,7 @@ def _wrap(body: str, values: dict[str, object]) -> str:
     """A snippet that runs `body` in a namespace of its own, with `values` bound (as JSON literals)."""
     bindings = "".join(f"{name} = json.loads({json.dumps(json.dumps(value))})\n" for name, value in values.items())
     source = "import json\n" + bindings + _WALK + body
-    return f"exec({source!r}, {{'__name__': '__assistd__'}})\n"
+    return f"exec({source!r}, {{'__name__': '__assistd__'}})"
 
 
 def prepare(token: str, root: str, mark: str) -> str:
