@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from assistd.sandbox.base import SandboxUnavailable
 from assistd.sandbox.gateway import GatewaySandbox
 from assistd.stores import sandbox_sessions
 from assistd.testing.kernel_gateway import KernelGateway
+from assistd.testing.server import free_port
 
 from .conftest import execute, gateway_config, input_file
 
@@ -205,3 +209,27 @@ def test_closing_a_session_deletes_its_kernel_and_its_files(
     assert run(sandbox_sessions.lookup(database, key)) is None
     assert not (data_root / key).exists()
     assert record is not None
+
+
+def test_a_wrong_token_or_no_gateway_is_unavailable_with_a_message(
+    run: Run, kernel_gateway: KernelGateway, database: Any, data_root: Path
+) -> None:
+    config = gateway_config(kernel_gateway, data_root)
+    unset = GatewaySandbox(dataclasses.replace(config, options=dataclasses.replace(config.options, url="")), database)
+    assert "ASSISTD_SANDBOX_GATEWAY_URL" in (unset.unavailable() or "")
+    with pytest.raises(SandboxUnavailable, match="ASSISTD_SANDBOX_GATEWAY_URL"):
+        run(unset.execute("thread_unset", "1", []))
+
+    wrong = GatewaySandbox(
+        dataclasses.replace(config, options=dataclasses.replace(config.options, token="nope")), database
+    )
+    with pytest.raises(SandboxUnavailable, match="refused the token"):
+        run(wrong.execute("thread_wrong_token", "1", []))
+    run(wrong.aclose())
+
+    down = dataclasses.replace(config.options, url=f"http://127.0.0.1:{free_port()}", connect_timeout=2)
+    nowhere = GatewaySandbox(dataclasses.replace(config, options=down), database)
+    with pytest.raises(SandboxUnavailable, match="could not be reached"):
+        run(nowhere.execute("thread_no_gateway", "1", []))
+    run(nowhere.aclose())
+    assert run(sandbox_sessions.lookup(database, "thread_wrong_token")) is None
