@@ -4,6 +4,7 @@ migrated SQLite database, and backends on one event loop (two of them play two r
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from assistd.sandbox.gateway_client import GatewayOptions
 from assistd.testing.kernel_gateway import KernelGateway, build, default_venv
 
 T = TypeVar("T")
+BACKENDS = os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")
 MiB = 1 << 20
 
 
@@ -45,11 +47,17 @@ def run(runner: asyncio.Runner) -> Callable[[Coroutine[Any, Any, T]], T]:
     return runner.run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=BACKENDS)
 def database(
-    run: Callable[[Coroutine[Any, Any, Any]], Any], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('gateway-db') / 'assistd.db'}"
+    """The database holding the thread → kernel mapping (SQLite and PostgreSQL, as the servers use)."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").new_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('gateway-db') / 'assistd.db'}"
 
     async def migrated() -> None:
         engine = create_engine(url, pool_size=1)
