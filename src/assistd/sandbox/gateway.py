@@ -107,6 +107,9 @@ class GatewaySandbox:
             if remove_files and "{session}" in self.config.data_path:
                 with contextlib.suppress(GatewayError, KernelGone, HelperFailed):
                     if channel is None or not channel.open or channel.kernel_id != record.kernel_id:
+                        if channel is not None:
+                            await channel.aclose()
+                            channel = None
                         channel = await self._gateway().channels(record.kernel_id)
                     token = _token()
                     await channel.helper(gateway_code.remove(token, self._root(session)), token, 30, HELPER_CHARS)

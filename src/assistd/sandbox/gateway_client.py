@@ -105,6 +105,8 @@ class GatewayClient:
             await self._request("POST", f"/api/kernels/{quote(kernel_id, safe='')}/interrupt")
 
     async def channels(self, kernel_id: str) -> KernelChannels:
+        if not await self.exists(kernel_id):  # a plain 404 (a refused websocket handshake costs more)
+            raise KernelGone(kernel_id)
         url = f"{self._ws_base}/api/kernels/{quote(kernel_id, safe='')}/channels"
         try:
             ws = await connect(
@@ -152,6 +154,9 @@ class KernelChannels:
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), 2)
+        transport = self.ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()  # the closing handshake did not finish: drop the socket anyway
 
     async def _send_execute(self, code: str, *, silent: bool, expression: str | None = None) -> str:
         msg_id = uuid.uuid4().hex

@@ -64,7 +64,7 @@ class KernelGateway:
 
     def start(self) -> KernelGateway:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "PYTHONPATH"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "PYTHON"))}
         env["JUPYTER_RUNTIME_DIR"] = str(self.work_dir / "runtime")
         env["JUPYTER_DATA_DIR"] = str(self.work_dir / "data")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
