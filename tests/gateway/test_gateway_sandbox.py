@@ -233,3 +233,22 @@ def test_a_wrong_token_or_no_gateway_is_unavailable_with_a_message(
         run(nowhere.execute("thread_no_gateway", "1", []))
     run(nowhere.aclose())
     assert run(sandbox_sessions.lookup(database, "thread_wrong_token")) is None
+
+
+def test_an_interrupt_while_inputs_are_being_placed_stops_the_cell(
+    run: Run, backend: GatewaySandbox, session: str
+) -> None:
+    execute(run, backend, session, "1")
+    big = input_file("big.bin", b"\x00" * (3 << 20))  # placed in 1 MiB chunks before the cell is sent
+
+    async def cancelled_early() -> tuple[Any, float]:
+        started = time.monotonic()
+        task = asyncio.create_task(backend.execute(session, "while True:\n    pass", [big]))
+        await asyncio.sleep(0.05)
+        await backend.interrupt(session)
+        result = await asyncio.wait_for(task, 40)
+        return result, time.monotonic() - started
+
+    result, took = run(cancelled_early())
+    assert result.status == "stopped", (result.status, result.notice)
+    assert took < 15  # not the 30 s cell timeout

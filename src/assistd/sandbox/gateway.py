@@ -127,7 +127,12 @@ class GatewaySandbox:
             raise SandboxUnavailable(reason)
         try:
             async with self._lock(session):
-                return await self._execute(session, code, inputs)
+                # from here on an interrupt (the run was cancelled) stops the cell, even one not sent yet
+                self._stops[session] = asyncio.Event()
+                try:
+                    return await self._execute(session, code, inputs)
+                finally:
+                    self._stops.pop(session, None)
         except GatewayError as exc:
             raise SandboxUnavailable(f"The Python sandbox is unavailable: {exc}.") from exc
 
@@ -150,13 +155,9 @@ class GatewaySandbox:
                 if not any(GONE in n for n in notices):
                     notices.append(f"The Python session was reset because {GONE}: {LOST}.")
         stop = self._stops.setdefault(session, asyncio.Event())
-        stop.clear()
-        try:
-            output, how = await channel.run(
-                code, self.config.cell_timeout, self.config.interrupt_grace, self.config.max_logs_chars, stop
-            )
-        finally:
-            self._stops.pop(session, None)
+        output, how = await channel.run(
+            code, self.config.cell_timeout, self.config.interrupt_grace, self.config.max_logs_chars, stop
+        )
         written: list[OutputFile] = []
         skipped: list[str] = []
         status: Literal["ok", "error", "timeout", "stopped", "reset"]
