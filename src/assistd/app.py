@@ -112,7 +112,7 @@ async def open_services(settings: Settings) -> Services:
     models = model_router(settings)
     signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
-    sandbox = make_sandbox(settings)
+    sandbox = make_sandbox(settings, db)
     executor = Executor(
         db,
         models,
@@ -158,8 +158,11 @@ async def open_services(settings: Settings) -> Services:
     )
 
 
-def make_sandbox(settings: Settings) -> Sandbox:
-    """code_interpreter's sandbox, or, without the `sandbox` extra, one that says how to install it."""
+def make_sandbox(settings: Settings, db: Database) -> Sandbox:
+    """code_interpreter's sandbox: kernels on a gateway, or on this host; without the `sandbox` extra
+    (for the local backend), one that says how to install it."""
+    if settings.sandbox_backend == "gateway":
+        return gateway_sandbox(settings, db)
     try:
         from assistd.sandbox.manager import SessionManager
     except ImportError as exc:
@@ -169,6 +172,28 @@ def make_sandbox(settings: Settings) -> Sandbox:
         log.warning("code_interpreter is unavailable", extra={"reason": reason})
         return MissingSandbox(reason)
     return SessionManager(sandbox_config(settings))
+
+
+def gateway_sandbox(settings: Settings, db: Database) -> Sandbox:
+    from assistd.sandbox.gateway import GatewayConfig, GatewaySandbox
+    from assistd.sandbox.gateway_client import GatewayOptions
+
+    token = settings.sandbox_gateway_token
+    options = GatewayOptions(
+        url=settings.sandbox_gateway_url or "",
+        token=token.get_secret_value() if token is not None else None,
+        kernel_name=settings.sandbox_gateway_kernel_name,
+        connect_timeout=settings.sandbox_gateway_connect_timeout_seconds,
+        start_timeout=settings.sandbox_gateway_start_timeout_seconds,
+    )
+    mib = 1024 * 1024
+    config = GatewayConfig(
+        options=options,
+        data_path=settings.sandbox_gateway_data_path,
+        cell_timeout=settings.sandbox_cell_timeout_seconds,
+        max_file_bytes=settings.sandbox_max_file_mb * mib,
+    )
+    return GatewaySandbox(config, db)
 
 
 def sandbox_config(settings: Settings) -> SandboxConfig:

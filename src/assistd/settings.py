@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     sandbox_pool_size: int = Field(default=1, ge=0)
     sandbox_max_running: int = Field(default=2, ge=1)
     sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    # Where kernels run: this host (bubblewrap) or a Jupyter Kernel/Enterprise Gateway (docs/code-interpreter.md)
+    sandbox_backend: Literal["local", "gateway"] = "local"
+    sandbox_gateway_url: str | None = None
+    sandbox_gateway_token: SecretStr | None = None
+    sandbox_gateway_kernel_name: str = ""
+    sandbox_gateway_data_path: str = "/mnt/data"
+    sandbox_gateway_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    sandbox_gateway_start_timeout_seconds: float = Field(default=60.0, gt=0)
 
     # Runs
     run_expires_seconds: int = Field(default=600, ge=1)

@@ -253,3 +253,17 @@ chunks = Table(
     Column("tokens", Integer, nullable=False),
     Column("embedding", LargeBinary, nullable=False),
 )
+
+# code_interpreter sessions on a kernel gateway (sandbox/gateway.py): which kernel holds a thread's
+# Python session, so every replica reaches the same one. `placed` lists the input file ids already
+# copied into that kernel's working directory. No foreign key: the key is the sandbox's session key
+# (a thread id), and the row goes when the session is closed.
+sandbox_sessions = Table(
+    "sandbox_sessions",
+    metadata,
+    Column("session_key", id_type(), primary_key=True),
+    Column("kernel_id", String(128), nullable=False),
+    Column("placed", json_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

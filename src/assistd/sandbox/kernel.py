@@ -9,65 +9,27 @@ goes idle, the wall-clock deadline passes (interrupt, then kill) or the process 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import os
 import queue
-import re
 import secrets
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
-from assistd.sandbox.files import is_image
 from assistd.sandbox.limits import CgroupSet
+from assistd.sandbox.output import CellOutput
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MAX_IMAGES = 10
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_MESSAGES = 10_000
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # ZMQ drops a larger message from the kernel instead of buffering it
 
 
 class KernelDied(Exception):
     """The kernel process ended (memory limit, exit(), a crash)."""
-
-
-@dataclass
-class CellOutput:
-    logs: list[str] = field(default_factory=list)
-    images: list[bytes] = field(default_factory=list)
-    logs_size: int = 0
-    truncated: bool = False
-    error: bool = False
-
-    def add_text(self, text: str, cap: int) -> None:
-        if self.logs_size >= cap:
-            self.truncated = True
-            return
-        room = cap - self.logs_size
-        if len(text) > room:
-            text, self.truncated = text[:room], True
-        self.logs.append(text)
-        self.logs_size += len(text)
-
-    def add_image(self, encoded: Any) -> None:
-        if not isinstance(encoded, str) or len(self.images) >= MAX_IMAGES:
-            return
-        if len(encoded) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-            return
-        try:
-            data = base64.b64decode(encoded, validate=False)
-        except (binascii.Error, ValueError):
-            return
-        if is_image(data):
-            self.images.append(data)
 
 
 def connection_info(ipc_dir: str) -> dict[str, Any]:
@@ -180,19 +142,7 @@ class Kernel:
             kind, content = msg["header"]["msg_type"], msg.get("content") or {}
             if kind == "status" and content.get("execution_state") == "idle":
                 return out, interrupted or ("error" if out.error else "ok")
-            if kind == "stream":
-                out.add_text(str(content.get("text", "")), logs_cap)
-            elif kind in ("execute_result", "display_data"):
-                data = content.get("data") or {}
-                if "image/png" in data or "image/jpeg" in data:
-                    out.add_image(data.get("image/png") or data.get("image/jpeg"))
-                elif "text/plain" in data:
-                    text = str(data["text/plain"])
-                    out.add_text(text if text.endswith("\n") else text + "\n", logs_cap)
-            elif kind == "error":
-                out.error = True
-                traceback = "\n".join(str(line) for line in content.get("traceback") or [])
-                out.add_text(ANSI.sub("", traceback) + "\n", logs_cap)
+            out.add_message(kind, content, logs_cap)
 
     def stop(self) -> None:
         """Interrupt the running cell (as its timeout would), e.g. because its run was cancelled."""
