@@ -4,6 +4,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from assistd.adapters.stream import AssistantsStream
 from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, services
 from assistd.api.routing import Endpoint, Router
 from assistd.api.streaming import QueueSink, event_stream
@@ -52,7 +53,7 @@ def _stream(
     """Execute the run here, in its own task, and stream its events (DESIGN.md "Runs")."""
     svc = services(request)
     sink = QueueSink(include_content)
-    svc.worker.spawn(run_id, sink)
+    svc.worker.spawn(run_id, AssistantsStream(sink))
     return event_stream(sink, list(prelude), svc.settings.stream_keepalive_seconds)
 
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from assistd import jsonio
+from assistd.adapters.assistants import NO_USAGE, public_details, wire_usage
+from assistd.protocol.events import EXECUTION_OVER, RUN_DELETED, RUN_END_EVENTS
 from assistd.protocol.runs import Run, RunStep
-from assistd.runs.events import EXECUTION_OVER, RUN_DELETED, RUN_END_EVENTS
-from assistd.runs.store import NO_USAGE, public_details, wire_usage
 
 
 def sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:

@@ -1,0 +1,1 @@
+"""One module per aggregate holding its SQL, returning frozen records built by `Record.from_row`."""
