@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from sqlalchemy import update
+
+from assistd.db import tables as t
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter, MessageClosed, RunChanged, StepClosed
 from assistd.engine.signals import RunSignals
@@ -75,9 +78,15 @@ def sources(target: RunStatus) -> list[RunStatus]:
 
 
 async def move(conn: Connection, run_id: str, target: RunStatus, **values: object) -> bool:
-    """The one compare-and-set. True when the run moved; False when it was in no status that leads to
-    `target` (another process advanced it first, or the move is illegal)."""
-    return await run_store.move(conn, run_id, sources(target), target.value, dict(values))
+    """The one compare-and-set, and the only UPDATE of runs.status in the code base. True when the run
+    moved; False when it was in no status that leads to `target` (another process advanced it first,
+    or the move is illegal)."""
+    result = await conn.execute(
+        update(t.runs)
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]))
+        .values(status=target.value, **values)
+    )
+    return bool(result.rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +257,3 @@ class Lifecycle:
         moved = await move(conn, run_id, target, **values)
         run = await run_store.load_run(conn, run_id)
         return Closed(moved, run, tuple(steps), tuple(messages))
-
-
-def statuses(values: Iterable[RunStatus]) -> list[str]:
-    return [value.value for value in values]

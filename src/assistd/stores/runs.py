@@ -1,7 +1,7 @@
 """Runs and run steps in the database: their SQL, and the frozen records read from their rows.
 
-Status changes go through `move`, a compare-and-set UPDATE that only engine/lifecycle.py calls: the
-lifecycle owns which transitions are legal; this module only knows how to write one.
+A run's status is written by engine/lifecycle.py alone (its one compare-and-set UPDATE lives there, so
+that a grep shows the single writer); everything else about runs and steps is here.
 """
 
 from __future__ import annotations
@@ -134,15 +134,6 @@ async def active_run_id(conn: Connection, thread_id: str) -> str | None:
 
 async def set_metadata(conn: Connection, run_id: str, metadata: dict[str, str]) -> None:
     await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(metadata=metadata))
-
-
-async def move(conn: Connection, run_id: str, sources: Iterable[str], target: str, values: Json) -> bool:
-    """Compare-and-set: the run takes `target` only if it is in one of `sources`. True when it moved.
-    Called by engine/lifecycle.py only: it decides which `sources` may lead to `target`."""
-    result = await conn.execute(
-        update(t.runs).where(t.runs.c.id == run_id, t.runs.c.status.in_(list(sources))).values(status=target, **values)
-    )
-    return bool(result.rowcount)
 
 
 def claimable(now: float) -> ColumnElement[bool]:
