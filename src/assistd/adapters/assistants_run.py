@@ -14,6 +14,8 @@ import mimetypes
 import time
 from dataclasses import dataclass, field
 
+from pydantic import TypeAdapter
+
 from assistd import ids
 from assistd.adapters.assistants import to_message, to_step
 from assistd.adapters.prompt import build_prompt
@@ -23,6 +25,23 @@ from assistd.engine.events import Emitter
 from assistd.engine.lifecycle import Parts
 from assistd.engine.output import Prompt, Recorder, Window
 from assistd.engine.usage import usage_counters
+from assistd.protocol.events import (
+    ImageFileRef,
+    ImagePartDelta,
+    MessageContentDelta,
+    MessageDelta,
+    MessageDeltaEvent,
+    MessageEvent,
+    MessageEventName,
+    RunStepDelta,
+    StepDeltaEvent,
+    StepDetailsDelta,
+    StepEvent,
+    TextDelta,
+    TextPartDelta,
+    ToolCallDelta,
+    ToolCallsDelta,
+)
 from assistd.providers.base import Usage
 from assistd.storage.blobs import BlobStore
 from assistd.stores import messages as message_store
@@ -34,6 +53,8 @@ from assistd.tools.base import ToolCall, stored_details
 from assistd.tools.citations import CitationStream
 
 MAX_INLINE_IMAGE = 20 * 1024 * 1024
+# A tool's delta (tools/ speak JSON, below the wire models) checked into its typed wire form.
+TOOL_CALL_DELTA: TypeAdapter[ToolCallDelta] = TypeAdapter(ToolCallDelta)
 
 
 @dataclass
@@ -118,16 +139,17 @@ class AssistantsRecorder:
             if first:
                 await self._open_message()
             call.text.append(fragment)
-            part: Json = {"index": len(call.images), "type": "text", "text": {"value": fragment}}
+            text = TextDelta(value=fragment)
             if first:
-                part["text"]["annotations"] = []
+                text.annotations = []
             if note is not None:
-                part["text"]["annotations"] = [{"index": len(call.citations.annotations) - 1, **note}]
-            await self._message_delta(part)
+                text.annotations = [{"index": len(call.citations.annotations) - 1, **note}]
+            await self._message_delta(TextPartDelta(index=len(call.images), text=text))
 
-    async def _message_delta(self, part: Json) -> None:
-        delta = {"id": self.call.message_id, "object": "thread.message.delta", "delta": {"content": [part]}}
-        await self.stream.wire("thread.message.delta", delta)
+    async def _message_delta(self, part: TextPartDelta | ImagePartDelta) -> None:
+        assert self.call.message_id is not None
+        delta = MessageDelta(id=self.call.message_id, delta=MessageContentDelta(content=[part]))
+        await self.stream.send(MessageDeltaEvent(data=delta))
 
     async def _open_message(self) -> None:
         run, call = self.run, self.call
@@ -154,12 +176,15 @@ class AssistantsRecorder:
             await run_store.insert_step(conn, _values(step))
             await message_store.insert_run_message(conn, _values(message))
         call.message_id, call.message_step_id = message.id, step.id
-        await self.stream.wire("thread.run.step.created", to_step(step))
-        await self.stream.wire("thread.run.step.in_progress", to_step(step))
-        await self.stream.wire("thread.message.created", to_message(message))
-        await self.stream.wire("thread.message.in_progress", to_message(message))
+        await self._step_opened(step)
+        await self.stream.send(MessageEvent(event="thread.message.created", data=to_message(message)))
+        await self.stream.send(MessageEvent(event="thread.message.in_progress", data=to_message(message)))
         for index, file_id in enumerate(call.images):
-            await self._message_delta({"index": index, "type": "image_file", "image_file": {"file_id": file_id}})
+            await self._message_delta(ImagePartDelta(index=index, image_file=ImageFileRef(file_id=file_id)))
+
+    async def _step_opened(self, step: StepRecord) -> None:
+        await self.stream.send(StepEvent(event="thread.run.step.created", data=to_step(step)))
+        await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=to_step(step)))
 
     def _step(self, kind: str, details: Json) -> StepRecord:
         run = self.run
@@ -190,12 +215,11 @@ class AssistantsRecorder:
             async with self.db.write() as conn:
                 await run_store.insert_step(conn, _values(step))
             self.call.tool_step_id = step.id
-            await self.stream.wire("thread.run.step.created", to_step(step))
-            await self.stream.wire("thread.run.step.in_progress", to_step(step))
+            await self._step_opened(step)
         for delta in deltas:
-            details = {"type": "tool_calls", "tool_calls": [{"index": position, **delta}]}
-            body = {"id": self.call.tool_step_id, "object": "thread.run.step.delta", "delta": {"step_details": details}}
-            await self.stream.wire("thread.run.step.delta", body)
+            typed = TOOL_CALL_DELTA.validate_python({"index": position, **delta})
+            details = StepDetailsDelta(step_details=ToolCallsDelta(tool_calls=[typed]))
+            await self.stream.send(StepDeltaEvent(data=RunStepDelta(id=self.call.tool_step_id, delta=details)))
 
     async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
         if self.call.message_id is not None:
@@ -210,7 +234,7 @@ class AssistantsRecorder:
         async with self.db.write() as conn:
             await run_store.update_step(conn, self.call.tool_step_id, values)
             step = await run_store.load_step(conn, self.call.tool_step_id)
-        await self.stream.wire("thread.run.step.completed", to_step(step, include_content=True))
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step, include_content=True)))
 
     async def before_action(self) -> None:
         if self.call.message_id is not None:
@@ -267,9 +291,9 @@ class AssistantsRecorder:
             await run_store.update_step(conn, call.message_step_id, step_values)
             message = await message_store.load_run_message(conn, call.message_id)
             step = await run_store.load_step(conn, call.message_step_id)
-        event = "thread.message.incomplete" if incomplete else "thread.message.completed"
-        await self.stream.wire(event, to_message(message))
-        await self.stream.wire("thread.run.step.completed", to_step(step))
+        event: MessageEventName = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        await self.stream.send(MessageEvent(event=event, data=to_message(message)))
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 
     async def _close_text_before_tools(self) -> None:
         call = self.call
@@ -282,8 +306,8 @@ class AssistantsRecorder:
             await run_store.update_step(conn, call.message_step_id, {"status": "completed", "completed_at": at})
             message = await message_store.load_run_message(conn, call.message_id)
             step = await run_store.load_step(conn, call.message_step_id)
-        await self.stream.wire("thread.message.completed", to_message(message))
-        await self.stream.wire("thread.run.step.completed", to_step(step))
+        await self.stream.send(MessageEvent(event="thread.message.completed", data=to_message(message)))
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 
 
 def _values(record: RunMessageRecord | StepRecord) -> Json:

@@ -21,7 +21,9 @@ from assistd.engine.events import (
     StepClosed,
 )
 from assistd.protocol import events as wire
-from assistd.protocol.runs import Run
+from assistd.protocol.events import MessageEvent, RunEvent, StepEvent, StreamEvent, ThreadEvent
+from assistd.protocol.runs import Run, RunStep
+from assistd.protocol.threads import Thread
 
 
 class EventSink(Protocol):
@@ -42,27 +44,39 @@ class AssistantsStream:
         self.ended = False
         self.thread_id: str | None = None
 
-    async def wire(self, event: str, data: BaseModel | dict[str, Any]) -> None:
-        if event in wire.RUN_END_EVENTS:
+    async def send(self, event: StreamEvent) -> None:
+        if event.event in wire.RUN_END_EVENTS:
             self.ended = True
-        if isinstance(data, Run):
-            self.thread_id = data.thread_id
-        await self.sink.emit(event, data)
+        if isinstance(event, RunEvent):
+            self.thread_id = event.data.thread_id
+        await self.sink.emit(event.event, event.data)
 
     async def emit(self, event: LifecycleEvent) -> None:
         match event:
             case RunChanged(run=run):
-                await self.wire(f"thread.run.{run.status}", to_run(run))
+                await self.send(RunEvent.of(to_run(run)))
             case StepClosed(step=step):
-                await self.wire(f"thread.run.step.{step.status}", to_step(step))
+                await self.send(StepEvent.of(to_step(step)))
             case MessageClosed(message=message):
-                await self.wire("thread.message.incomplete", to_message(message))
+                await self.send(MessageEvent(event="thread.message.incomplete", data=to_message(message)))
             case RunDeleted(run_id=run_id):
-                await self.wire(wire.RUN_DELETED, wire.RunDeleted(run_id=run_id))
+                await self.sink.emit(wire.RUN_DELETED, wire.RunDeleted(run_id=run_id))
             case ExecutionOver():
-                await self.wire(wire.EXECUTION_OVER, {})
+                await self.sink.emit(wire.EXECUTION_OVER, {})
 
 
 def assistants_stream(emitter: Emitter) -> AssistantsStream:
     """The stream a run's output goes to: the emitter itself when it is one (a streaming request)."""
     return emitter if isinstance(emitter, AssistantsStream) else AssistantsStream()
+
+
+def run_opened(run: Run, thread: Thread | None = None) -> list[StreamEvent]:
+    """A new run's first events (a stream starts with them; the executor's follow)."""
+    opened: list[StreamEvent] = [ThreadEvent(data=thread)] if thread is not None else []
+    return [*opened, RunEvent(event="thread.run.created", data=run), RunEvent(event="thread.run.queued", data=run)]
+
+
+def run_resumed(run: Run, step: RunStep | None) -> list[StreamEvent]:
+    """A run's first events once its tool outputs are in: the step they completed, the run queued again."""
+    completed: list[StreamEvent] = [StepEvent(event="thread.run.step.completed", data=step)] if step else []
+    return [*completed, RunEvent(event="thread.run.queued", data=run)]
