@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistd.engine.lifecycle import TERMINAL
 from assistd.protocol.messages import Message
 from assistd.protocol.runs import (
-    TERMINAL_STATUSES,
     CompletionTokensDetails,
     PromptTokensDetails,
     Run,
@@ -36,7 +36,7 @@ def wire_usage(stored: dict[str, int]) -> RunUsage:
 
 
 def to_run(run: RunRecord) -> Run:
-    terminal = run.status in TERMINAL_STATUSES
+    terminal = run.status in TERMINAL
     return Run(
         id=run.id,
         created_at=run.created_at,

@@ -10,7 +10,7 @@ import logging
 
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter, LifecycleEvent, RunChanged, RunDeleted
-from assistd.engine.lifecycle import END_EVENTS, Lifecycle, Parts, RunStatus
+from assistd.engine.lifecycle import ENDS_EXECUTION, Lifecycle, Parts, RunStatus
 from assistd.engine.loop import Loop, Settings
 from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, PromptTooLong, Recorder, RunAdapter, Stopped
 from assistd.engine.signals import RunSignals
@@ -36,7 +36,7 @@ class EndWatch:
     async def emit(self, event: LifecycleEvent) -> None:
         if isinstance(event, RunChanged):
             self.thread_id = event.run.thread_id
-            if event.run.status in END_EVENTS:
+            if event.run.status in ENDS_EXECUTION:
                 self.ended = True
         await self.emitter.emit(event)
 

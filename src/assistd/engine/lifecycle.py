@@ -48,8 +48,8 @@ S = RunStatus
 ACTIVE: frozenset[RunStatus] = frozenset({S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION, S.CANCELLING})
 TERMINAL: frozenset[RunStatus] = frozenset({S.CANCELLED, S.FAILED, S.COMPLETED, S.INCOMPLETE, S.EXPIRED})
 
-# The statuses after which a run's stream ends: a final one, or a wait for tool outputs.
-END_EVENTS: frozenset[RunStatus] = TERMINAL | {S.REQUIRES_ACTION}
+# The statuses in which nobody executes a run: a final one, or a wait for tool outputs (its stream ends).
+ENDS_EXECUTION: frozenset[RunStatus] = TERMINAL | {S.REQUIRES_ACTION}
 
 # status -> the statuses it may move to. A cancel that arrives as the run completes loses: the run
 # still completes from `cancelling`. Terminal statuses move nowhere.
@@ -87,6 +87,11 @@ async def move(conn: Connection, run_id: str, target: RunStatus, **values: objec
         .values(status=target.value, **values)
     )
     return bool(result.rowcount)
+
+
+async def active_run_id(conn: Connection, thread_id: str) -> str | None:
+    """The thread's active run, if any (a thread has at most one)."""
+    return await run_store.run_in_status(conn, thread_id, [status.value for status in ACTIVE])
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from assistd.db import tables as t
 from assistd.db.database import Connection, Database
 from assistd.engine.events import NullEmitter
 from assistd.engine.executor import Executor
-from assistd.engine.lifecycle import Lifecycle, RunStatus
+from assistd.engine.lifecycle import Lifecycle, RunStatus, active_run_id
 from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.assistants import Assistant
 from assistd.protocol.common import ListPage, ListParams
@@ -165,7 +165,7 @@ class RunService:
         async with self.db.write() as conn:
             if not await store.lock_thread(conn, project_id, thread_id):
                 raise not_found("thread", thread_id)
-            active = await store.active_run_id(conn, thread_id)
+            active = await active_run_id(conn, thread_id)
             if active is not None:
                 raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
             if extra:

@@ -10,6 +10,7 @@ from sqlalchemy import Row, delete, update
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.engine.lifecycle import active_run_id
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
@@ -19,7 +20,6 @@ from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
 from assistd.services.vector_stores import VectorStoreService
-from assistd.stores.runs import active_run_id
 
 
 def to_thread(row: Row[Any]) -> Thread:

@@ -28,8 +28,6 @@ NO_USAGE: dict[str, int] = {
     "reasoning_tokens": 0,
 }
 
-ACTIVE_STATUS_VALUES = ("queued", "in_progress", "requires_action", "cancelling")
-
 
 def usage_totals(stored: dict[str, int] | None) -> dict[str, int]:
     """A run's stored usage as counters to add to (every counter present, old rows included)."""
@@ -125,10 +123,9 @@ async def statuses(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
     return {row.id: row.status for row in rows}
 
 
-async def active_run_id(conn: Connection, thread_id: str) -> str | None:
-    query = (
-        select(t.runs.c.id).where(t.runs.c.thread_id == thread_id, t.runs.c.status.in_(ACTIVE_STATUS_VALUES)).limit(1)
-    )
+async def run_in_status(conn: Connection, thread_id: str, statuses: Iterable[str]) -> str | None:
+    """A run of the thread in one of `statuses` (engine/lifecycle.py `active_run_id` asks for the active ones)."""
+    query = select(t.runs.c.id).where(t.runs.c.thread_id == thread_id, t.runs.c.status.in_(list(statuses))).limit(1)
     return (await conn.execute(query)).scalar()
 
 

@@ -78,7 +78,7 @@ def settings_of(tools: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
 
 
 def result_entries(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    """Stored with the step: content always kept; it is shown only with include[] (store.to_step)."""
+    """Stored with the step: content always kept; it is shown only with include[] (adapters/assistants.py `to_step`)."""
     return [
         {
             "file_id": h.file_id,
