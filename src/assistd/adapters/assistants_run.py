@@ -177,14 +177,16 @@ class AssistantsRecorder:
             await message_store.insert_run_message(conn, _values(message))
         call.message_id, call.message_step_id = message.id, step.id
         await self._step_opened(step)
-        await self.stream.send(MessageEvent(event="thread.message.created", data=to_message(message)))
-        await self.stream.send(MessageEvent(event="thread.message.in_progress", data=to_message(message)))
+        opened = to_message(message)
+        await self.stream.send(MessageEvent(event="thread.message.created", data=opened))
+        await self.stream.send(MessageEvent(event="thread.message.in_progress", data=opened))
         for index, file_id in enumerate(call.images):
             await self._message_delta(ImagePartDelta(index=index, image_file=ImageFileRef(file_id=file_id)))
 
     async def _step_opened(self, step: StepRecord) -> None:
-        await self.stream.send(StepEvent(event="thread.run.step.created", data=to_step(step)))
-        await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=to_step(step)))
+        shown = to_step(step)
+        await self.stream.send(StepEvent(event="thread.run.step.created", data=shown))
+        await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=shown))
 
     def _step(self, kind: str, details: Json) -> StepRecord:
         run = self.run

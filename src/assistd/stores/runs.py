@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, or_, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
@@ -32,6 +32,14 @@ NO_USAGE: dict[str, int] = {
 def usage_totals(stored: dict[str, int] | None) -> dict[str, int]:
     """A run's stored usage as counters to add to (every counter present, old rows included)."""
     return {**NO_USAGE, **(stored or {})}
+
+
+def _columns_match(record: type, table: Table) -> None:
+    """`from_row` reads a row by position (five times faster than by name): a record's fields must be
+    its table's columns, in order. Checked once, at import, so a migration that adds a column fails loudly."""
+    names = [f.name for f in fields(record)]
+    if names != list(table.c.keys()):
+        raise RuntimeError(f"{record.__name__} fields differ from the {table.name} table's columns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,7 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> RunRecord:
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return cls(*row)  # type: ignore[call-arg]  # the table's columns, in order (checked below)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,7 @@ class StepRecord:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> StepRecord:
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return cls(*row)  # type: ignore[call-arg]  # the table's columns, in order (checked below)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -225,3 +233,7 @@ async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> bool
     anyway), so that two runs cannot both become its active run. False when there is no such thread."""
     query = select(t.threads.c.id).where(t.threads.c.id == thread_id, t.threads.c.project_id == project_id)
     return (await conn.execute(query.with_for_update())).first() is not None
+
+
+_columns_match(RunRecord, t.runs)
+_columns_match(StepRecord, t.run_steps)
