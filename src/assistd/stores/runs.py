@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, or_, select, update
+from sqlalchemy import Row, Table, delete, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
@@ -139,13 +139,6 @@ async def run_in_status(conn: Connection, thread_id: str, statuses: Iterable[str
 
 async def set_metadata(conn: Connection, run_id: str, metadata: dict[str, str]) -> None:
     await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(metadata=metadata))
-
-
-def claimable(now: float) -> ColumnElement[bool]:
-    return and_(
-        t.runs.c.status == "queued",
-        or_(t.runs.c.lease_owner.is_(None), t.runs.c.lease_expires_at < now),
-    )
 
 
 async def run_resources(conn: Connection, assistant_id: str, thread_id: str) -> tuple[Json, Json]:
