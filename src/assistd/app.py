@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assistd.adapters.assistants_run import AssistantsAdapter
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
 from assistd.api import files as files_api
@@ -28,6 +29,11 @@ from assistd.api.routing import Router
 from assistd.console import console_routes
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
+from assistd.engine.executor import Executor
+from assistd.engine.lifecycle import Lifecycle
+from assistd.engine.loop import Loop
+from assistd.engine.signals import RunSignals
+from assistd.engine.worker import Worker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
 from assistd.extras import belongs_to, missing, missing_message
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
@@ -38,13 +44,7 @@ from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedd
 from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
-from assistd.runs.code_tool import CodeTool
-from assistd.runs.control import RunSignals
-from assistd.runs.executor import Executor
-from assistd.runs.file_search import Retriever
 from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
-from assistd.runs.searcher import SearchFailed
-from assistd.runs.worker import Worker
 from assistd.sandbox.base import Sandbox
 from assistd.sandbox.limits import Limits
 from assistd.sandbox.missing import MissingSandbox
@@ -54,10 +54,14 @@ from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyStore
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
-from assistd.services.vector_stores import VectorStoreService
+from assistd.services.vector_stores import VectorStoreService, begin_search
 from assistd.settings import Settings
 from assistd.storage.blobs import BlobStore
 from assistd.storage.factory import open_blob_store
+from assistd.tools import Toolbox
+from assistd.tools.base import ToolFailed
+from assistd.tools.code_interpreter import CodeInterpreterTool
+from assistd.tools.file_search import FileSearchTool, Retriever
 
 if TYPE_CHECKING:  # the `sandbox` extra: imported by make_sandbox when installed
     from assistd.sandbox.manager import SandboxConfig
@@ -113,15 +117,7 @@ async def open_services(settings: Settings) -> Services:
     signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
-    executor = Executor(
-        db,
-        models,
-        blobs,
-        signals,
-        settings.lease_seconds,
-        retriever=_retriever(db, embedder, no_embedder),
-        code=CodeTool(sandbox, db, blobs, files),
-    )
+    executor = _executor(db, blobs, files, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = IngestionWorker(
         db,
@@ -138,7 +134,7 @@ async def open_services(settings: Settings) -> Services:
     threads = ThreadService(
         db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True), signals=signals
     )
-    runs = RunService(db, assistants, threads, models, executor, signals, worker.notify, settings.run_expires_seconds)
+    runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
     return Services(
         settings=settings,
         db=db,
@@ -276,13 +272,48 @@ def parse_limits(settings: Settings) -> ParseLimits:
     )
 
 
+def _executor(
+    db: Database,
+    blobs: BlobStore,
+    files: FileService,
+    models: ModelRouter,
+    signals: RunSignals,
+    settings: Settings,
+    retriever: Retriever,
+    sandbox: Sandbox,
+) -> Executor:
+    """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
+
+    async def save_file(project_id: str, blob_key: str, size: int, filename: str, purpose: str) -> str:
+        made = await files.create(
+            project_id, blob_key=blob_key, size=size, filename=filename, purpose=purpose, expires_at=None
+        )
+        return made.id
+
+    toolbox = Toolbox(
+        [
+            FileSearchTool(db, retriever, begin_search),
+            CodeInterpreterTool(sandbox, db, blobs, save_file),
+        ]
+    )
+    return Executor(
+        db,
+        models,
+        signals,
+        Lifecycle(db, signals),
+        Loop(toolbox, signals),
+        AssistantsAdapter(db, blobs, toolbox),
+        settings.lease_seconds,
+    )
+
+
 def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Retriever:
     """What the file_search tool searches with: hybrid search over the run's stores. Without an
     embedder, searching fails the run with what to install (no file could have been ingested)."""
 
     async def retrieve(store_ids: list[str], queries: list[str], max_results: int, threshold: float) -> list[SearchHit]:
         if embedder is None:
-            raise SearchFailed("server_error", no_embedder)
+            raise ToolFailed("server_error", no_embedder)
         return await search(db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold)
 
     return retrieve

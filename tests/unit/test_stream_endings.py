@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from assistd.api.streaming import QueueSink, _events
+from assistd.protocol.events import EXECUTION_OVER, RUN_DELETED, RunDeleted
 from assistd.protocol.runs import Run
-from assistd.runs.events import EXECUTION_OVER, RUN_DELETED, RunDeleted
 
 
 def queued_run() -> Run:

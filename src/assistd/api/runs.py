@@ -4,10 +4,12 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from assistd.adapters.stream import AssistantsStream, run_opened, run_resumed
 from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, services
 from assistd.api.routing import Endpoint, Router
 from assistd.api.streaming import QueueSink, event_stream
 from assistd.protocol.common import ListPage, ListParams
+from assistd.protocol.events import StreamEvent
 from assistd.protocol.runs import Run, RunCreate, RunStep, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
 from assistd.services.runs import check_include
 
@@ -42,18 +44,15 @@ async def create(request: Request) -> Response:
     if not body.stream:
         return json_response(await svc.runs.create(project_id(request), thread_id, body))
     run = await svc.runs.create(project_id(request), thread_id, body, owner=svc.worker.owner)
-    prelude: list[tuple[str, BaseModel]] = [("thread.run.created", run), ("thread.run.queued", run)]
-    return _stream(request, run.id, prelude, include_content=content)
+    return _stream(request, run.id, run_opened(run), include_content=content)
 
 
-def _stream(
-    request: Request, run_id: str, prelude: list[tuple[str, BaseModel]], *, include_content: bool = False
-) -> Response:
+def _stream(request: Request, run_id: str, prelude: list[StreamEvent], *, include_content: bool = False) -> Response:
     """Execute the run here, in its own task, and stream its events (DESIGN.md "Runs")."""
     svc = services(request)
     sink = QueueSink(include_content)
-    svc.worker.spawn(run_id, sink)
-    return event_stream(sink, list(prelude), svc.settings.stream_keepalive_seconds)
+    svc.worker.spawn(run_id, AssistantsStream(sink))
+    return event_stream(sink, prelude, svc.settings.stream_keepalive_seconds)
 
 
 async def create_thread_and_run(request: Request) -> Response:
@@ -63,9 +62,7 @@ async def create_thread_and_run(request: Request) -> Response:
         _, run = await svc.runs.create_thread_and_run(project_id(request), body)
         return json_response(run)
     thread, run = await svc.runs.create_thread_and_run(project_id(request), body, owner=svc.worker.owner)
-    return _stream(
-        request, run.id, [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
-    )
+    return _stream(request, run.id, run_opened(run, thread))
 
 
 async def list_(request: Request) -> Response:
@@ -101,8 +98,7 @@ async def submit_tool_outputs(request: Request) -> Response:
     run, step = await svc.runs.submit_tool_outputs(project_id(request), thread_id, run_id, body, owner=owner)
     if not body.stream:
         return json_response(run)
-    prelude: list[tuple[str, BaseModel]] = [("thread.run.step.completed", step)] if step is not None else []
-    return _stream(request, run.id, [*prelude, ("thread.run.queued", run)])
+    return _stream(request, run.id, run_resumed(run, step))
 
 
 async def list_steps(request: Request) -> Response:

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 from assistd import jsonio
+from assistd.adapters.assistants import NO_USAGE, public_details, wire_usage
+from assistd.protocol.events import EXECUTION_OVER, RUN_DELETED, RUN_END_EVENTS, StreamEvent
 from assistd.protocol.runs import Run, RunStep
-from assistd.runs.events import EXECUTION_OVER, RUN_DELETED, RUN_END_EVENTS
-from assistd.runs.store import NO_USAGE, public_details, wire_usage
 
 
 def sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
@@ -106,11 +106,11 @@ async def _events(
         sink.closed = True
 
 
-def event_stream(
-    sink: QueueSink, prelude: list[tuple[str, BaseModel | dict[str, Any]]], keepalive: float
-) -> StreamingResponse:
+def event_stream(sink: QueueSink, prelude: list[StreamEvent], keepalive: float) -> StreamingResponse:
+    """The response streaming a run: `prelude` (the request's own events), then the executor's."""
+    opening: list[tuple[str, BaseModel | dict[str, Any]]] = [(event.event, event.data) for event in prelude]
     return StreamingResponse(
-        _events(sink, prelude, keepalive),
+        _events(sink, opening, keepalive),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )

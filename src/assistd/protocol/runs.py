@@ -11,8 +11,6 @@ from assistd.protocol.messages import MessageCreate
 from assistd.protocol.threads import ThreadCreate
 from assistd.protocol.tools import CompactModel, ResponseFormat, Tool, ToolResources
 
-ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
-TERMINAL_STATUSES = ("cancelled", "failed", "completed", "incomplete", "expired")
 RunStatus = Literal[
     "queued",
     "in_progress",

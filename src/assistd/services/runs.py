@@ -6,16 +6,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row
 
 from assistd import ids
+from assistd.adapters.assistants import to_run, to_step
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.engine.events import NullEmitter
+from assistd.engine.executor import Executor
+from assistd.engine.lifecycle import Lifecycle, RunStatus, active_run_id
 from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.assistants import Assistant
 from assistd.protocol.common import ListPage, ListParams
 from assistd.protocol.runs import (
-    ACTIVE_STATUSES,
     FILE_SEARCH_CONTENT_INCLUDE,
     Run,
     RunCreate,
@@ -28,13 +31,13 @@ from assistd.protocol.runs import (
 from assistd.protocol.threads import Thread, ThreadCreate
 from assistd.protocol.tools import normalize_response_format, normalize_tool
 from assistd.providers.routing import ModelRouter
-from assistd.runs import store
-from assistd.runs.control import RunSignals
-from assistd.runs.events import NullSink
-from assistd.runs.executor import Executor
 from assistd.services.assistants import AssistantService
 from assistd.services.common import get_row, now, paginate
 from assistd.services.threads import ThreadService, message_row
+from assistd.stores import messages as message_store
+from assistd.stores import runs as store
+from assistd.stores.runs import RunRecord, StepRecord
+from assistd.tools.base import calls_from_details, stored_details
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
 
@@ -56,16 +59,8 @@ def _truncation(body: RunOptions) -> dict[str, Any]:
     return {"type": strategy.type, "last_messages": strategy.last_messages}
 
 
-async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> Any:
-    """The thread row, locked for this transaction on PostgreSQL (SQLite has one writer anyway)."""
-    row = (
-        await conn.execute(
-            select(t.threads).where(t.threads.c.id == thread_id, t.threads.c.project_id == project_id).with_for_update()
-        )
-    ).first()
-    if row is None:
-        raise not_found("thread", thread_id)
-    return row
+def _run(row: Row[Any]) -> Run:
+    return to_run(RunRecord.from_row(row))
 
 
 class RunService:
@@ -76,7 +71,6 @@ class RunService:
         threads: ThreadService,
         router: ModelRouter,
         executor: Executor,
-        signals: RunSignals,
         notify: Callable[[], None],
         expires_seconds: int,
     ) -> None:
@@ -85,7 +79,7 @@ class RunService:
         self.threads = threads
         self.router = router
         self.executor = executor
-        self.signals = signals
+        self.lifecycle: Lifecycle = executor.lifecycle
         self.notify = notify
         self.expires_seconds = expires_seconds
 
@@ -134,7 +128,7 @@ class RunService:
             "thread_id": thread_id,
             "assistant_id": assistant.id,
             "created_at": created,
-            "status": "queued",
+            "status": RunStatus.QUEUED.value,  # a new run: the lifecycle's first status
             "model": model,
             "instructions": instructions,
             "tools": tools,
@@ -169,18 +163,19 @@ class RunService:
         for i, message in enumerate(extra):
             await self.threads.check_message(project_id, message, f"additional_messages[{i}].")
         async with self.db.write() as conn:
-            await lock_thread(conn, project_id, thread_id)
-            active = await store.active_run_id(conn, thread_id)
+            if not await store.lock_thread(conn, project_id, thread_id):
+                raise not_found("thread", thread_id)
+            active = await active_run_id(conn, thread_id)
             if active is not None:
                 raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
             if extra:
-                await conn.execute(t.messages.insert(), [message_row(thread_id, m, now()) for m in extra])
-            await conn.execute(t.runs.insert().values(**row, **self._lease(owner)))
+                await message_store.insert_run_messages(conn, [message_row(thread_id, m, now()) for m in extra])
+            await store.insert_run(conn, {**row, **self._lease(owner)})
             created = await store.load_run(conn, row["id"])
         if owner is None:
             self.notify()
         assert created is not None
-        return store.to_run(created)
+        return to_run(created)
 
     async def create_thread_and_run(
         self, project_id: str, body: ThreadAndRunCreate, *, owner: str | None = None
@@ -194,22 +189,22 @@ class RunService:
         thread = await self.threads.create(project_id, thread_body)
         row |= {"thread_id": thread.id, **self._lease(owner)}
         async with self.db.write() as conn:
-            await conn.execute(t.runs.insert().values(**row))
+            await store.insert_run(conn, row)
             created = await store.load_run(conn, row["id"])
         if owner is None:
             self.notify()
         assert created is not None
-        return thread, store.to_run(created)
+        return thread, to_run(created)
 
     # --- read -----------------------------------------------------------------------------------
 
-    async def _run(self, conn: Connection, project_id: str, thread_id: str, run_id: str) -> Any:
+    async def _run(self, conn: Connection, project_id: str, thread_id: str, run_id: str) -> RunRecord:
         await self.threads.thread_row(conn, project_id, thread_id)
-        return await get_row(conn, t.runs, "run", run_id, t.runs.c.thread_id == thread_id)
+        return RunRecord.from_row(await get_row(conn, t.runs, "run", run_id, t.runs.c.thread_id == thread_id))
 
     async def get(self, project_id: str, thread_id: str, run_id: str) -> Run:
         async with self.db.read() as conn:
-            return store.to_run(await self._run(conn, project_id, thread_id, run_id))
+            return to_run(await self._run(conn, project_id, thread_id, run_id))
 
     async def list(self, project_id: str, thread_id: str, params: ListParams) -> ListPage[Run]:
         async with self.db.read() as conn:
@@ -222,15 +217,15 @@ class RunService:
                 order=params.order,
                 after=params.after,
                 before=params.before,
-                to_model=store.to_run,
+                to_model=_run,
             )
 
     async def update(self, project_id: str, thread_id: str, run_id: str, body: RunUpdate) -> Run:
         async with self.db.write() as conn:
             await self._run(conn, project_id, thread_id, run_id)
             if body.metadata is not None:
-                await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(metadata=body.metadata))
-            return store.to_run(await self._run(conn, project_id, thread_id, run_id))
+                await store.set_metadata(conn, run_id, body.metadata)
+            return to_run(await self._run(conn, project_id, thread_id, run_id))
 
     async def list_steps(
         self, project_id: str, thread_id: str, run_id: str, params: ListParams, *, include_content: bool = False
@@ -245,7 +240,7 @@ class RunService:
                 order=params.order,
                 after=params.after,
                 before=params.before,
-                to_model=lambda row: store.to_step(row, include_content),
+                to_model=lambda row: to_step(StepRecord.from_row(row), include_content),
             )
 
     async def get_step(
@@ -254,25 +249,15 @@ class RunService:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
             row = await get_row(conn, t.run_steps, "run step", step_id, t.run_steps.c.run_id == run_id)
-            return store.to_step(row, include_content)
+            return to_step(StepRecord.from_row(row), include_content)
 
     # --- act ------------------------------------------------------------------------------------
 
     async def cancel(self, project_id: str, thread_id: str, run_id: str) -> Run:
-        async with self.db.write() as conn:
+        async def check(conn: Connection) -> None:
             await self._run(conn, project_id, thread_id, run_id)
-            # Lock the row: the worker's queued → in_progress must not slip between this read and the update.
-            row = (await conn.execute(select(t.runs).where(t.runs.c.id == run_id).with_for_update())).one()
-            if row.status not in ACTIVE_STATUSES or row.status == "cancelling":
-                if row.status == "cancelling":
-                    return store.to_run(row)
-                raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.")
-            await store.transition(conn, run_id, [row.status], "cancelling")
-            snapshot = store.to_run(await self._run(conn, project_id, thread_id, run_id))
-        if not self.signals.cancel(run_id) and row.status in ("queued", "requires_action"):
-            # Nobody is executing it: finish the cancel now (a worker that claims it meanwhile sees `cancelling`).
-            await self.executor.end_early(run_id, NullSink(), "cancelled")
-        return snapshot
+
+        return to_run(await self.lifecycle.cancel(run_id, check, NullEmitter()))
 
     async def submit_tool_outputs(
         self, project_id: str, thread_id: str, run_id: str, body: SubmitToolOutputs, *, owner: str | None = None
@@ -280,8 +265,9 @@ class RunService:
         """Returns the run (queued again) and the tool step the outputs completed."""
         async with self.db.write() as conn:
             row = await self._run(conn, project_id, thread_id, run_id)
-            if row.status != "requires_action":
+            if row.status != RunStatus.REQUIRES_ACTION:
                 raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')
+            assert row.required_action is not None
             pending = [c["id"] for c in row.required_action["submit_tool_outputs"]["tool_calls"]]
             outputs: dict[str, str] = {}
             for i, item in enumerate(body.tool_outputs):
@@ -306,38 +292,18 @@ class RunService:
                     param="tool_outputs",
                     code="invalid_value",
                 )
-            step = (
-                await conn.execute(
-                    select(t.run_steps).where(
-                        t.run_steps.c.run_id == run_id,
-                        t.run_steps.c.type == "tool_calls",
-                        t.run_steps.c.status == "in_progress",
-                    )
-                )
-            ).first()
+            step = await store.open_tool_step(conn, run_id)
             if step is not None:
-                calls = [
-                    {**c, "function": {**c["function"], "output": outputs.get(c["id"], c["function"].get("output"))}}
-                    if c["type"] == "function"
-                    else c
-                    for c in step.step_details["tool_calls"]
-                ]
-                await conn.execute(
-                    update(t.run_steps)
-                    .where(t.run_steps.c.id == step.id)
-                    .values(
-                        status="completed", completed_at=now(), step_details={"type": "tool_calls", "tool_calls": calls}
-                    )
-                )
-            moved = await store.transition(
-                conn, run_id, ["requires_action"], "queued", required_action=None, **self._lease(owner)
-            )
-            if not moved:
+                calls = calls_from_details(step.step_details)
+                for call in calls:
+                    if call.type == "function":
+                        call.details["output"] = outputs.get(call.id, call.details.get("output"))
+                values = {"status": "completed", "completed_at": now(), "step_details": stored_details(calls)}
+                await store.update_step(conn, step.id, values)
+            if not await self.lifecycle.requeue(conn, run_id, self._lease(owner)):
                 raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')
             updated = await self._run(conn, project_id, thread_id, run_id)
-            completed = None
-            if step is not None:
-                completed = await get_row(conn, t.run_steps, "run step", step.id)
+            completed = await store.load_step(conn, step.id) if step is not None else None
         if owner is None:
             self.notify()
-        return store.to_run(updated), store.to_step(completed) if completed is not None else None
+        return to_run(updated), to_step(completed) if completed is not None else None

@@ -10,12 +10,12 @@ from sqlalchemy import Row, delete, update
 from assistd import ids
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.engine.lifecycle import active_run_id
+from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
 from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
-from assistd.runs.control import RunSignals
-from assistd.runs.store import active_run_id
 from assistd.services.common import get_row, now, paginate
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
@@ -163,7 +163,7 @@ class ThreadService:
 
     async def delete(self, project_id: str, thread_id: str) -> Deleted:
         """The thread goes with everything in it, an active run included: that run stops at once (its
-        executor closes a stream of it as cancelled, runs/executor.py `_close_deleted`)."""
+        executor closes a stream of it as cancelled, engine/executor.py `_close_deleted`)."""
         async with self.db.write() as conn:
             await self.thread_row(conn, project_id, thread_id)
             active = await active_run_id(conn, thread_id)

@@ -1,1 +1,1 @@
-"""Stores: the SQL behind each kind of object, one module per table group."""
+"""One module per aggregate holding its SQL, returning frozen records built by `Record.from_row`."""

@@ -8,42 +8,23 @@ outputs are never cut apart: they are kept whole, history goes first.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from sqlalchemy import Row, select
-
-from assistd.db import tables as t
 from assistd.db.database import Connection
+from assistd.engine.output import Prompt, PromptTooLarge, Window
+from assistd.providers import tokens
 from assistd.providers.base import ChatRequest
-from assistd.runs import code_interpreter, file_search, tokens
+from assistd.stores import messages as message_store
+from assistd.stores import runs as run_store
+from assistd.stores.messages import RunMessageRecord
+from assistd.stores.runs import RunRecord
+from assistd.tools import Toolbox, code_interpreter, file_search
+from assistd.tools.base import calls_from_details
 
 HISTORY_PAGE = 200
 COMPLETION_RESERVE = 1024
 
 ImageLoader = Callable[[str], Awaitable[str | None]]
-
-
-class PromptTooLarge(Exception):
-    """The prompt does not fit in `max_prompt_tokens`."""
-
-
-@dataclass
-class Prompt:
-    request: ChatRequest
-    tokens: int
-
-
-def function_tools(tools: list[dict[str, Any]], code_function: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The run's tools as chat-completions tools: functions as given, the built-in tools as functions
-    of ours (code_interpreter's names the run's files, so it comes built: `code_function`)."""
-    offered = [{"type": "function", "function": tool["function"]} for tool in tools if tool["type"] == "function"]
-    if any(tool["type"] == file_search.NAME for tool in tools):
-        offered.append(file_search.FUNCTION)
-    if code_function is not None and any(tool["type"] == code_interpreter.NAME for tool in tools):
-        offered.append(code_function)
-    return offered
 
 
 def _tool_choice(choice: Any, run_items: list[dict[str, Any]]) -> Any:
@@ -78,61 +59,41 @@ async def _chat_content(content: list[dict[str, Any]], load_image: ImageLoader) 
     return parts
 
 
-async def _history_message(row: Row[Any], load_image: ImageLoader) -> dict[str, Any]:
+async def _history_message(row: RunMessageRecord, load_image: ImageLoader) -> dict[str, Any]:
     if row.role == "assistant":
         text = "\n".join(p["text"]["value"] for p in row.content if p["type"] == "text")
         return {"role": "assistant", "content": text}
     return {"role": "user", "content": await _chat_content(row.content, load_image)}
 
 
-async def _run_items(conn: Connection, run_id: str, search_budget: int) -> list[dict[str, Any]]:
-    """The current run's steps so far, as chat messages, in order."""
-    steps = (
-        await conn.execute(select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id))
-    ).all()
+async def _run_items(conn: Connection, run_id: str, toolbox: Toolbox, search_budget: int) -> list[dict[str, Any]]:
+    """The current run's steps so far, as chat messages, in order: each tool replays its calls (the
+    arguments the model sent, the result text it read)."""
+    steps = await run_store.run_steps(conn, run_id)
     message_ids = [s.step_details["message_creation"]["message_id"] for s in steps if s.type == "message_creation"]
-    texts: dict[str, str] = {}
-    if message_ids:
-        rows = (
-            await conn.execute(select(t.messages.c.id, t.messages.c.content).where(t.messages.c.id.in_(message_ids)))
-        ).all()
-        texts = {r.id: "\n".join(p["text"]["value"] for p in r.content if p["type"] == "text") for r in rows}
+    texts = await message_store.run_message_texts(conn, message_ids)
     items: list[dict[str, Any]] = []
-    searches = 0  # the n-th file_search call of the run: the first number of its citation markers
+    numbers: dict[str, int] = {}  # per tool: how many of its calls the run made (file_search's citation markers)
     for step in steps:
         if step.type == "message_creation":
             text = texts.get(step.step_details["message_creation"]["message_id"], "")
             if text:
                 items.append({"role": "assistant", "content": text})
             continue
-        calls = step.step_details["tool_calls"]
-        if any(c["type"] == "function" and c["function"].get("output") is None for c in calls):
-            searches += sum(1 for c in calls if c["type"] == file_search.NAME)
+        calls = calls_from_details(step.step_details)
+        replays = []
+        for c in calls:
+            replays.append(toolbox.by_type(c.type).replay(c, numbers.get(c.type, 0), search_budget))
+            numbers[c.type] = numbers.get(c.type, 0) + 1
+        if any(replay is None for replay in replays):
             continue  # outputs not submitted yet: nothing to show the model
         shown, outputs = [], []
-        for c in calls:
-            if c["type"] == "function":
-                shown.append(
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
-                    }
-                )
-                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]})
-            elif c["type"] == file_search.NAME:
-                arguments = orjson.dumps({"queries": c.get("_queries", [])}).decode()
-                shown.append(
-                    {"id": c["id"], "type": "function", "function": {"name": file_search.NAME, "arguments": arguments}}
-                )
-                content = file_search.results_text(searches, c[file_search.NAME].get("results") or [], search_budget)
-                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": content})
-                searches += 1
-            elif c["type"] == code_interpreter.NAME:
-                arguments = orjson.dumps({"code": c[code_interpreter.NAME]["input"]}).decode()
-                function = {"name": code_interpreter.NAME, "arguments": arguments}
-                shown.append({"id": c["id"], "type": "function", "function": function})
-                outputs.append({"role": "tool", "tool_call_id": c["id"], "content": code_interpreter.model_output(c)})
+        for c, replay in zip(calls, replays, strict=True):
+            assert replay is not None
+            arguments, output = replay
+            name = c.details["name"] if c.type == "function" else c.type
+            shown.append({"id": c.id, "type": "function", "function": {"name": name, "arguments": arguments}})
+            outputs.append({"role": "tool", "tool_call_id": c.id, "content": output})
         if shown:
             items.append({"role": "assistant", "content": None, "tool_calls": shown})
             items.extend(outputs)
@@ -140,23 +101,19 @@ async def _run_items(conn: Connection, run_id: str, search_budget: int) -> list[
 
 
 async def build_prompt(
-    conn: Connection,
-    run: Row[Any],
-    *,
-    upstream_model: str,
-    context_window: int,
-    prompt_tokens_used: int,
-    completion_tokens_used: int,
-    load_image: ImageLoader,
-    code_function: dict[str, Any] | None = None,
+    conn: Connection, run: RunRecord, window: Window, load_image: ImageLoader, toolbox: Toolbox
 ) -> Prompt:
-    tools = function_tools(run.tools, code_function)
+    """`window.tools`: the functions the tools show the model (in order: the run's functions, then ours)."""
+    tools = window.tools
+    context_window = window.context_window
+    prompt_tokens_used = window.prompt_tokens_used
+    completion_tokens_used = window.completion_tokens_used
     instructions = run.instructions or ""
     if any(tool["type"] == file_search.NAME for tool in run.tools):
         instructions = f"{instructions}\n\n{file_search.CITE_INSTRUCTIONS}".strip()
     system = [{"role": "system", "content": instructions}] if instructions else []
     # Search results may fill at most half the window (and 16k tokens, as OpenAI's large models got).
-    run_items = await _run_items(conn, run.id, min(16_000, context_window // 2))
+    run_items = await _run_items(conn, run.id, toolbox, min(16_000, context_window // 2))
 
     completion_budget = None
     if run.max_completion_tokens is not None:
@@ -179,12 +136,7 @@ async def build_prompt(
     cursor: str | None = None
     done = False
     while not done:
-        query = select(t.messages).where(
-            t.messages.c.thread_id == run.thread_id, (t.messages.c.run_id != run.id) | t.messages.c.run_id.is_(None)
-        )
-        if cursor is not None:
-            query = query.where(t.messages.c.id < cursor)
-        rows = (await conn.execute(query.order_by(t.messages.c.id.desc()).limit(HISTORY_PAGE))).all()
+        rows = await message_store.history_page(conn, run.thread_id, run.id, cursor, HISTORY_PAGE)
         for row in rows:
             if keep_at_most is not None and len(history) >= keep_at_most:
                 done = True
@@ -205,7 +157,7 @@ async def build_prompt(
     history.reverse()
 
     request = ChatRequest(
-        model=upstream_model,
+        model=window.upstream_model,
         messages=[*system, *history, *run_items],
         tools=tools,
         tool_choice=_tool_choice(run.tool_choice, run_items) if tools else None,

@@ -16,19 +16,17 @@ import socket
 import time
 import uuid
 
-from sqlalchemy import select
-
 from assistd.db import tables as t
 from assistd.db.database import Database
+from assistd.engine.events import Emitter, ExecutionOver, NullEmitter
+from assistd.engine.executor import Executor
+from assistd.engine.lifecycle import RunStatus
 from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
-from assistd.runs.events import EXECUTION_OVER, EventSink, NullSink
-from assistd.runs.executor import Executor
+from assistd.stores import runs as run_store
 
 log = logging.getLogger("assistd.worker")
 
-INTERRUPTED = "The run was interrupted: the server executing it stopped. Create a new run to continue."
-
-RUNS = JobTable(table=t.runs, key=("id",), ready=lambda: t.runs.c.status == "queued", order_by="id")
+RUNS = JobTable(table=t.runs, key=("id",), ready=lambda: t.runs.c.status == RunStatus.QUEUED.value, order_by="id")
 
 
 def worker_id() -> str:
@@ -73,44 +71,40 @@ class Worker:
         this one, restarted) recovers them at once, as it would a crashed one's."""
         await self.jobs.stop(grace)
 
-    def spawn(self, run_id: str, sink: EventSink | None = None) -> None:
+    def spawn(self, run_id: str, emitter: Emitter | None = None) -> None:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
-        self.jobs.adopt((run_id,), self._execute(run_id, sink or NullSink()))
+        self.jobs.adopt((run_id,), self._execute(run_id, emitter or NullEmitter()))
 
     async def _claimed(self, key: JobKey) -> None:
-        await self._execute(key[0], NullSink())
+        await self._execute(key[0], NullEmitter())
 
-    async def _execute(self, run_id: str, sink: EventSink) -> None:
+    async def _execute(self, run_id: str, emitter: Emitter) -> None:
         try:
-            await self.executor.execute(run_id, self.owner, sink)
+            await self.executor.execute(run_id, self.owner, emitter)
         finally:
-            await sink.emit(EXECUTION_OVER, {})
+            await emitter.emit(ExecutionOver())
 
     async def maintain(self) -> None:
         """Expire runs past `expires_at` that nobody is executing; recover runs whose executor is gone;
         pass on cancels made through another replica to the runs executing here."""
         c = t.runs.c
-        expired = await self.queue.lapsed(
-            (c.status.in_(["queued", "requires_action"])) & (c.expires_at < int(time.time()))
-        )
-        orphans = await self.queue.lapsed(c.status.in_(["in_progress", "cancelling"]))
+        lifecycle = self.executor.lifecycle
+        waiting = [RunStatus.QUEUED.value, RunStatus.REQUIRES_ACTION.value]
+        expired = await self.queue.lapsed(c.status.in_(waiting) & (c.expires_at < int(time.time())))
+        orphans = await self.queue.lapsed(c.status.in_([RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value]))
         for (run_id,), _ in expired:
-            await self.executor.end_early(run_id, NullSink(), "expired")
+            await lifecycle.expire(run_id, NullEmitter())
         running = set(self.executor.signals.running())
         for (run_id,), row in orphans:
             if run_id in running:
                 continue
-            # At info: a recovered run that fails logs its own warning (executor.fail), once.
+            # At info: a recovered run that fails logs its own warning (lifecycle.fail), once.
             log.info("recovering an orphaned run", extra={"run_id": run_id, "status": row.status})
-            if row.status == "cancelling":
-                await self.executor.end_early(run_id, NullSink(), "cancelled")
-            else:
-                await self.executor.fail(run_id, NullSink(), "server_error", INTERRUPTED)
+            await lifecycle.recover(run_id, row.status, NullEmitter())
         if running:
             async with self.db.read() as conn:
-                rows = (await conn.execute(select(c.id, c.status).where(c.id.in_(running)))).all()
-            status = {row.id: row.status for row in rows}
+                status = await run_store.statuses(conn, running)
             for run_id in running:
                 # Cancelled through another replica, or its thread deleted there (the row is gone).
-                if status.get(run_id, "cancelling") == "cancelling":
+                if status.get(run_id, RunStatus.CANCELLING) == RunStatus.CANCELLING:
                     self.executor.signals.cancel(run_id)

@@ -1,0 +1,123 @@
+"""The Assistants protocol over the engine: stored runs, steps and messages as wire objects.
+
+Records (stores/) become the `thread.run`, `thread.run.step` and `thread.message` objects here, and
+only here: routes, services and the run executor all map through these functions. Private per-call
+state kept in a step's stored details (keys starting with `_`) never leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistd.engine.lifecycle import TERMINAL
+from assistd.protocol.messages import Message
+from assistd.protocol.runs import (
+    CompletionTokensDetails,
+    PromptTokensDetails,
+    Run,
+    RunStep,
+    RunUsage,
+)
+from assistd.stores.messages import RunMessageRecord
+from assistd.stores.runs import NO_USAGE, RunRecord, StepRecord, usage_totals
+
+__all__ = ["NO_USAGE", "public_details", "to_message", "to_run", "to_step", "wire_usage"]
+
+
+def wire_usage(stored: dict[str, int]) -> RunUsage:
+    counters = usage_totals(stored)
+    return RunUsage(
+        prompt_tokens=counters["prompt_tokens"],
+        completion_tokens=counters["completion_tokens"],
+        total_tokens=counters["total_tokens"],
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=counters["cached_tokens"]),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=counters["reasoning_tokens"]),
+    )
+
+
+def to_run(run: RunRecord) -> Run:
+    terminal = run.status in TERMINAL
+    return Run(
+        id=run.id,
+        created_at=run.created_at,
+        thread_id=run.thread_id,
+        assistant_id=run.assistant_id,
+        status=run.status,
+        required_action=run.required_action if run.status == "requires_action" else None,
+        last_error=run.last_error,
+        expires_at=None if terminal else run.expires_at,
+        started_at=run.started_at,
+        cancelled_at=run.cancelled_at,
+        failed_at=run.failed_at,
+        completed_at=run.completed_at,
+        incomplete_details=run.incomplete_details,
+        model=run.model,
+        instructions=run.instructions or "",
+        tools=run.tools,
+        metadata=run.metadata,
+        # Terminal runs always report usage (spec §5); one that ended before any model call used none.
+        usage=wire_usage(run.usage or NO_USAGE) if terminal else None,
+        temperature=run.temperature,
+        top_p=run.top_p,
+        max_prompt_tokens=run.max_prompt_tokens,
+        max_completion_tokens=run.max_completion_tokens,
+        truncation_strategy=run.truncation_strategy,
+        tool_choice=run.tool_choice,
+        parallel_tool_calls=run.parallel_tool_calls,
+        response_format=run.response_format,
+    )
+
+
+def public_details(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """Private keys (a call's raw arguments, queries, written files) never leave; file_search result
+    content only with include[]."""
+    if details.get("type") != "tool_calls":
+        return details
+    calls = []
+    for call in details["tool_calls"]:
+        call = {k: v for k, v in call.items() if not k.startswith("_")}
+        if call["type"] == "file_search" and not include_content:
+            search = dict(call["file_search"])
+            search["results"] = [{k: v for k, v in r.items() if k != "content"} for r in search.get("results") or []]
+            call["file_search"] = search
+        calls.append(call)
+    return {"type": "tool_calls", "tool_calls": calls}
+
+
+def to_step(step: StepRecord, include_content: bool = False) -> RunStep:
+    return RunStep(
+        id=step.id,
+        created_at=step.created_at,
+        assistant_id=step.assistant_id,
+        thread_id=step.thread_id,
+        run_id=step.run_id,
+        type=step.type,
+        status=step.status,
+        step_details=public_details(step.step_details, include_content),
+        last_error=step.last_error,
+        expires_at=step.expires_at if step.status == "in_progress" else None,
+        expired_at=step.expired_at,
+        cancelled_at=step.cancelled_at,
+        failed_at=step.failed_at,
+        completed_at=step.completed_at,
+        metadata=step.metadata,
+        usage=None if step.usage is None else wire_usage(step.usage),
+    )
+
+
+def to_message(message: RunMessageRecord) -> Message:
+    return Message(
+        id=message.id,
+        created_at=message.created_at,
+        thread_id=message.thread_id,
+        status=message.status,
+        incomplete_details=message.incomplete_details,
+        completed_at=message.completed_at,
+        incomplete_at=message.incomplete_at,
+        role=message.role,
+        content=message.content,
+        assistant_id=message.assistant_id,
+        run_id=message.run_id,
+        attachments=message.attachments,
+        metadata=message.metadata,
+    )

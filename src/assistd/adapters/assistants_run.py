@@ -1,0 +1,316 @@
+"""The Assistants run as the loop's `Recorder`: a run's output becomes messages and run steps in the
+thread, and `thread.*` stream events as it streams.
+
+Per model call: answer text opens a message and its message_creation step (images the run's code
+made since its last message are shown first); citation markers in the text become file_citation
+annotations, `sandbox:` links file_path ones (tools/citations.py); tool calls share one tool_calls
+step whose details stream as deltas.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import time
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+
+from assistd import ids
+from assistd.adapters.assistants import to_message, to_step
+from assistd.adapters.prompt import build_prompt
+from assistd.adapters.stream import assistants_stream
+from assistd.db.database import Connection, Database
+from assistd.engine.events import Emitter
+from assistd.engine.lifecycle import Parts
+from assistd.engine.output import Prompt, Recorder, Window
+from assistd.engine.usage import usage_counters
+from assistd.protocol.events import (
+    ImageFileRef,
+    ImagePartDelta,
+    MessageContentDelta,
+    MessageDelta,
+    MessageDeltaEvent,
+    MessageEvent,
+    MessageEventName,
+    RunStepDelta,
+    StepDeltaEvent,
+    StepDetailsDelta,
+    StepEvent,
+    TextDelta,
+    TextPartDelta,
+    ToolCallDelta,
+    ToolCallsDelta,
+)
+from assistd.providers.base import Usage
+from assistd.storage.blobs import BlobStore
+from assistd.stores import messages as message_store
+from assistd.stores import runs as run_store
+from assistd.stores.messages import RunMessageRecord
+from assistd.stores.runs import Json, RunRecord, StepRecord
+from assistd.tools import Toolbox, code_interpreter, file_search
+from assistd.tools.base import ToolCall, stored_details
+from assistd.tools.citations import CitationStream
+
+MAX_INLINE_IMAGE = 20 * 1024 * 1024
+# A tool's delta (tools/ speak JSON, below the wire models) checked into its typed wire form.
+TOOL_CALL_DELTA: TypeAdapter[ToolCallDelta] = TypeAdapter(ToolCallDelta)
+
+
+@dataclass
+class _Call:
+    """One model call's output as stored and shown."""
+
+    citations: CitationStream
+    images: list[str]  # image files the run's code made, shown first
+    message_id: str | None = None
+    message_step_id: str | None = None
+    text: list[str] = field(default_factory=list)
+    tool_step_id: str | None = None
+
+    def content(self) -> list[Json]:
+        """The message's content so far: images, then the text and the citations found in it."""
+        parts: list[Json] = [{"type": "image_file", "image_file": {"file_id": f}} for f in self.images]
+        if self.text or not parts:
+            text = {"value": "".join(self.text), "annotations": list(self.citations.annotations)}
+            parts.append({"type": "text", "text": text})
+        return parts
+
+
+class AssistantsAdapter:
+    """Makes the recorder of each run (the engine's `RunAdapter`)."""
+
+    def __init__(self, db: Database, blobs: BlobStore, toolbox: Toolbox) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.toolbox = toolbox
+
+    def recorder(self, run: RunRecord, emitter: Emitter) -> Recorder:
+        return AssistantsRecorder(self, run, emitter)
+
+    async def image_url(self, file_id: str) -> str | None:
+        async with self.db.read() as conn:
+            found = await run_store.image_file(conn, file_id)
+        if found is None or found.bytes > MAX_INLINE_IMAGE:
+            return None
+        data = b"".join([chunk async for chunk in self.blobs.read(found.blob_key)])
+        mime = mimetypes.guess_type(found.filename)[0] or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+class AssistantsRecorder:
+    def __init__(self, adapter: AssistantsAdapter, run: RunRecord, emitter: Emitter) -> None:
+        self.db = adapter.db
+        self.adapter = adapter
+        self.run = run
+        self.stream = assistants_stream(emitter)
+        self.call = _Call(CitationStream(lambda c, r: None), [])
+        self._next: _Call = self.call
+
+    # --- the conversation ---------------------------------------------------------------------
+
+    async def prompt(self, window: Window) -> Prompt:
+        async with self.db.read() as conn:
+            prompt = await build_prompt(conn, self.run, window, self.adapter.image_url, self.adapter.toolbox)
+            steps = await run_store.run_steps(conn, self.run.id)
+        searches = file_search.calls_in_order(steps)
+        written = code_interpreter.written_files(steps)
+        self._next = _Call(
+            CitationStream(file_search.resolver(searches), written.get), code_interpreter.pending_images(steps)
+        )
+        return prompt
+
+    async def begin_call(self) -> None:
+        self.call = self._next
+
+    # --- text -----------------------------------------------------------------------------------
+
+    async def text(self, fragment: str) -> None:
+        await self._emit_text(self.call.citations.feed(fragment))
+
+    async def end_text(self) -> None:
+        await self._emit_text(self.call.citations.flush())
+
+    async def _emit_text(self, pieces: list[tuple[str, Json | None]]) -> None:
+        """Text fragments as deltas; a citation marker goes whole, with its annotation, in one delta."""
+        call = self.call
+        for fragment, note in pieces:
+            first = call.message_id is None
+            if first:
+                await self._open_message()
+            call.text.append(fragment)
+            text = TextDelta(value=fragment)
+            if first:
+                text.annotations = []
+            if note is not None:
+                text.annotations = [{"index": len(call.citations.annotations) - 1, **note}]
+            await self._message_delta(TextPartDelta(index=len(call.images), text=text))
+
+    async def _message_delta(self, part: TextPartDelta | ImagePartDelta) -> None:
+        assert self.call.message_id is not None
+        delta = MessageDelta(id=self.call.message_id, delta=MessageContentDelta(content=[part]))
+        await self.stream.send(MessageDeltaEvent(data=delta))
+
+    async def _open_message(self) -> None:
+        run, call = self.run, self.call
+        at = int(time.time())
+        message = RunMessageRecord(
+            id=ids.new_id(ids.MESSAGE),
+            thread_id=run.thread_id,
+            created_at=at,
+            role="assistant",
+            status="in_progress",
+            content=[],
+            attachments=[],
+            metadata={},
+            incomplete_details=None,
+            completed_at=None,
+            incomplete_at=None,
+            assistant_id=run.assistant_id,
+            run_id=run.id,
+        )
+        step = self._step(
+            "message_creation", {"type": "message_creation", "message_creation": {"message_id": message.id}}
+        )
+        async with self.db.write() as conn:
+            await run_store.insert_step(conn, _values(step))
+            await message_store.insert_run_message(conn, _values(message))
+        call.message_id, call.message_step_id = message.id, step.id
+        await self._step_opened(step)
+        opened = to_message(message)
+        await self.stream.send(MessageEvent(event="thread.message.created", data=opened))
+        await self.stream.send(MessageEvent(event="thread.message.in_progress", data=opened))
+        for index, file_id in enumerate(call.images):
+            await self._message_delta(ImagePartDelta(index=index, image_file=ImageFileRef(file_id=file_id)))
+
+    async def _step_opened(self, step: StepRecord) -> None:
+        shown = to_step(step)
+        await self.stream.send(StepEvent(event="thread.run.step.created", data=shown))
+        await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=shown))
+
+    def _step(self, kind: str, details: Json) -> StepRecord:
+        run = self.run
+        return StepRecord(
+            id=ids.new_id(ids.STEP),
+            run_id=run.id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            created_at=int(time.time()),
+            type=kind,
+            status="in_progress",
+            step_details=details,
+            last_error=None,
+            expires_at=run.expires_at,
+            expired_at=None,
+            cancelled_at=None,
+            failed_at=None,
+            completed_at=None,
+            metadata={},
+            usage=None,
+        )
+
+    # --- tool calls -----------------------------------------------------------------------------
+
+    async def tool_deltas(self, call: ToolCall, position: int, deltas: list[Json]) -> None:
+        if self.call.tool_step_id is None:
+            step = self._step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+            async with self.db.write() as conn:
+                await run_store.insert_step(conn, _values(step))
+            self.call.tool_step_id = step.id
+            await self._step_opened(step)
+        for delta in deltas:
+            typed = TOOL_CALL_DELTA.validate_python({"index": position, **delta})
+            details = StepDetailsDelta(step_details=ToolCallsDelta(tool_calls=[typed]))
+            await self.stream.send(StepDeltaEvent(data=RunStepDelta(id=self.call.tool_step_id, delta=details)))
+
+    async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
+        if self.call.message_id is not None:
+            await self._close_text_before_tools()
+        values = {
+            "status": "completed",
+            "completed_at": int(time.time()),
+            "usage": usage_counters(usage),
+            "step_details": stored_details(calls),
+        }
+        assert self.call.tool_step_id is not None
+        async with self.db.write() as conn:
+            await run_store.update_step(conn, self.call.tool_step_id, values)
+            step = await run_store.load_step(conn, self.call.tool_step_id)
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step, include_content=True)))
+
+    async def before_action(self) -> None:
+        if self.call.message_id is not None:
+            await self._close_text_before_tools()
+
+    def required_action(self, calls: list[ToolCall]) -> Json:
+        functions = [c for c in calls if c.type == "function"]  # the ones the client must answer
+        shown = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.details["name"], "arguments": c.details["arguments"]},
+            }
+            for c in functions
+        ]
+        return {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": shown}}
+
+    def keep_calls(self, calls: list[ToolCall], usage: Usage) -> Parts:
+        step_id = self.call.tool_step_id
+
+        async def keep(conn: Connection) -> None:
+            assert step_id is not None
+            await run_store.update_step(
+                conn, step_id, {"step_details": stored_details(calls), "usage": usage_counters(usage)}
+            )
+
+        return keep
+
+    # --- the message ----------------------------------------------------------------------------
+
+    def partial(self) -> Parts:
+        call = self.call
+
+        async def save(conn: Connection) -> None:
+            if call.message_id is not None and call.text:
+                await message_store.update_run_message(conn, call.message_id, {"content": call.content()})
+
+        return save
+
+    async def answered(self, usage: Usage, incomplete: bool) -> None:
+        call = self.call
+        at = int(time.time())
+        if call.message_id is None:  # the model said nothing: still answer with an (empty) message
+            await self._open_message()
+        assert call.message_id is not None and call.message_step_id is not None
+        values: Json = {"content": call.content()}
+        if incomplete:
+            values |= {"status": "incomplete", "incomplete_at": at, "incomplete_details": {"reason": "max_tokens"}}
+        else:
+            values |= {"status": "completed", "completed_at": at}
+        step_values = {"status": "completed", "completed_at": at, "usage": usage_counters(usage)}
+        async with self.db.write() as conn:
+            await message_store.update_run_message(conn, call.message_id, values)
+            await run_store.update_step(conn, call.message_step_id, step_values)
+            message = await message_store.load_run_message(conn, call.message_id)
+            step = await run_store.load_step(conn, call.message_step_id)
+        event: MessageEventName = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        await self.stream.send(MessageEvent(event=event, data=to_message(message)))
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
+
+    async def _close_text_before_tools(self) -> None:
+        call = self.call
+        assert call.message_id is not None and call.message_step_id is not None
+        at = int(time.time())
+        async with self.db.write() as conn:
+            await message_store.update_run_message(
+                conn, call.message_id, {"content": call.content(), "status": "completed", "completed_at": at}
+            )
+            await run_store.update_step(conn, call.message_step_id, {"status": "completed", "completed_at": at})
+            message = await message_store.load_run_message(conn, call.message_id)
+            step = await run_store.load_step(conn, call.message_step_id)
+        await self.stream.send(MessageEvent(event="thread.message.completed", data=to_message(message)))
+        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
+
+
+def _values(record: RunMessageRecord | StepRecord) -> Json:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}

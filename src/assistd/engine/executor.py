@@ -1,0 +1,148 @@
+"""Executes one run: start it, let the loop advance it, and turn the loop's outcome into the run's
+next status (engine/lifecycle.py). Whatever happens, the run ends: an unexpected error fails it, and
+a run whose thread was deleted under it is closed as such (its rows went with the thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from assistd.db.database import Connection, Database
+from assistd.engine.events import Emitter, LifecycleEvent, RunChanged, RunDeleted
+from assistd.engine.lifecycle import ENDS_EXECUTION, Lifecycle, Parts, RunStatus
+from assistd.engine.loop import Loop, Settings
+from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, PromptTooLong, Recorder, RunAdapter, Stopped
+from assistd.engine.signals import RunSignals
+from assistd.engine.usage import usage_totals
+from assistd.providers.routing import ModelRouter
+from assistd.stores import messages as message_store
+from assistd.stores import runs as run_store
+from assistd.stores.runs import RunRecord
+from assistd.tools.base import ToolContext
+
+log = logging.getLogger("assistd.runs")
+
+
+class EndWatch:
+    """Passes events on, noting whether the run reached a status that ends its stream, and the thread of
+    the run it showed (none: the run had not started here)."""
+
+    def __init__(self, emitter: Emitter) -> None:
+        self.emitter = emitter
+        self.ended = False
+        self.thread_id: str | None = None
+
+    async def emit(self, event: LifecycleEvent) -> None:
+        if isinstance(event, RunChanged):
+            self.thread_id = event.run.thread_id
+            if event.run.status in ENDS_EXECUTION:
+                self.ended = True
+        await self.emitter.emit(event)
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        router: ModelRouter,
+        signals: RunSignals,
+        lifecycle: Lifecycle,
+        loop: Loop,
+        adapter: RunAdapter,
+        lease_seconds: float,
+    ) -> None:
+        self.db = db
+        self.router = router
+        self.signals = signals
+        self.lifecycle = lifecycle
+        self.loop = loop
+        self.adapter = adapter
+        self.lease_seconds = lease_seconds
+
+    async def execute(self, run_id: str, owner: str, emitter: Emitter) -> None:
+        """Execute a run `owner` holds the lease of. The run worker's leased queue (engine/queue.py)
+        renews that lease while this runs, passes on cancels made through other replicas, and
+        releases it after."""
+        cancel = self.signals.register(run_id)
+        watch = EndWatch(emitter)
+        try:
+            await self._execute(run_id, watch, emitter, cancel)
+            if not watch.ended and await self._deleted(run_id):
+                await self._close_deleted(run_id, watch)
+        except Exception as exc:  # the run must end, whatever happened
+            if await self._deleted(run_id):  # its thread was deleted under it: not an internal error
+                await self._close_deleted(run_id, watch)
+            else:
+                log.exception("run execution failed", extra={"run_id": run_id})
+                message = f"The run failed unexpectedly: {type(exc).__name__}."
+                await self.lifecycle.fail(run_id, "server_error", message, watch)
+        finally:
+            self.signals.unregister(run_id)
+
+    async def _deleted(self, run_id: str) -> bool:
+        async with self.db.read() as conn:
+            return not await run_store.run_exists(conn, run_id)
+
+    async def _close_deleted(self, run_id: str, watch: EndWatch) -> None:
+        """The run's thread was deleted while it ran (its rows went with it): drop what the run wrote
+        after the deletion, and let its stream close it."""
+        if watch.thread_id is not None:  # else the run had not started: it wrote nothing
+            async with self.db.write() as conn:
+                await message_store.delete_run_messages(conn, watch.thread_id, run_id)
+                await run_store.delete_steps(conn, run_id)
+        log.info("run ended: its thread was deleted", extra={"run_id": run_id})
+        if not watch.ended:
+            await watch.emit(RunDeleted(run_id))
+
+    async def _execute(self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event) -> None:
+        run = await self.lifecycle.start(run_id, watch)
+        if run is None:
+            return
+        self.signals.expire_at(run_id, run.expires_at)  # an in_progress run expires whatever it waits for
+        resolved = self.router.resolve(run.model)
+        if resolved is None:
+            message = f"No model backend serves the model '{run.model}'."
+            await self.lifecycle.fail(run_id, "invalid_prompt", message, watch)
+            return
+        totals = usage_totals(run.usage)
+        recorder = self.adapter.recorder(run, emitter)
+        context = ToolContext(run.id, run.project_id, run.thread_id, run.assistant_id, run.tools)
+        settings = Settings(run.id, run.expires_at, run.max_completion_tokens, context)
+        outcome = await self.loop.run(settings, resolved, recorder, totals, cancel)
+        await self._conclude(run, outcome, recorder, totals, watch)
+
+    async def _conclude(
+        self, run: RunRecord, outcome: Outcome, recorder: Recorder, totals: dict[str, int], watch: EndWatch
+    ) -> None:
+        lifecycle = self.lifecycle
+        match outcome:
+            case Answered(incomplete=True):
+                reason = {"reason": "max_completion_tokens"}
+                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, incomplete_details=reason)
+            case Answered():
+                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch)
+            case PromptTooLong():
+                reason = {"reason": "max_prompt_tokens"}
+                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, incomplete_details=reason)
+            case NeedsAction(calls=calls, usage=usage):
+                await recorder.before_action()
+                required = recorder.required_action(calls)
+                await lifecycle.require_action(run.id, required, totals, watch, recorder.keep_calls(calls, usage))
+            case Stopped(reason=reason, partial=partial, calls=calls, usage=usage):
+                parts = [recorder.keep_calls(calls, usage)] if calls is not None and usage is not None else []
+                if partial:
+                    parts.append(recorder.partial())
+                await lifecycle.stop(run.id, reason, watch, _all(parts))
+            case Failed(code=code, message=message, with_usage=with_usage, partial=partial):
+                parts = [recorder.partial()] if partial else []
+                counted = totals if with_usage else None
+                await lifecycle.fail(run.id, code, message, watch, _all(parts), usage=counted)
+
+
+def _all(parts: list[Parts]) -> Parts:
+    async def write(conn: Connection) -> None:
+        for part in parts:
+            await part(conn)
+
+    return write

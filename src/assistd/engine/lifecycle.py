@@ -1,0 +1,264 @@
+"""The run lifecycle: the status enum, the table of legal transitions, and the operations.
+
+This module is the only writer of a run's status. Each operation is ONE compare-and-set UPDATE
+(`... WHERE id=? AND status IN (sources)`, the sources read off the table) so that two processes
+can never both advance a run; the operations that end a run close its open steps and messages in
+the same transaction, and emit the terminal events (engine/events.py) after it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from sqlalchemy import update
+
+from assistd.db import tables as t
+from assistd.db.database import Connection, Database
+from assistd.engine.events import Emitter, MessageClosed, RunChanged, StepClosed
+from assistd.engine.signals import RunSignals
+from assistd.errors import InvalidRequest
+from assistd.stores import messages as message_store
+from assistd.stores import runs as run_store
+from assistd.stores.messages import RunMessageRecord
+from assistd.stores.runs import Json, RunRecord, StepRecord
+
+log = logging.getLogger("assistd.runs")
+
+INTERRUPTED = "The run was interrupted: the server executing it stopped. Create a new run to continue."
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    REQUIRES_ACTION = "requires_action"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    EXPIRED = "expired"
+
+
+S = RunStatus
+ACTIVE: frozenset[RunStatus] = frozenset({S.QUEUED, S.IN_PROGRESS, S.REQUIRES_ACTION, S.CANCELLING})
+TERMINAL: frozenset[RunStatus] = frozenset({S.CANCELLED, S.FAILED, S.COMPLETED, S.INCOMPLETE, S.EXPIRED})
+
+# The statuses in which nobody executes a run: a final one, or a wait for tool outputs (its stream ends).
+ENDS_EXECUTION: frozenset[RunStatus] = TERMINAL | {S.REQUIRES_ACTION}
+
+# status -> the statuses it may move to. A cancel that arrives as the run completes loses: the run
+# still completes from `cancelling`. Terminal statuses move nowhere.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    S.QUEUED: frozenset({S.IN_PROGRESS, S.CANCELLING, S.CANCELLED, S.EXPIRED, S.FAILED}),
+    S.IN_PROGRESS: frozenset(
+        {S.REQUIRES_ACTION, S.CANCELLING, S.CANCELLED, S.EXPIRED, S.COMPLETED, S.INCOMPLETE, S.FAILED}
+    ),
+    S.REQUIRES_ACTION: frozenset({S.QUEUED, S.CANCELLING, S.CANCELLED, S.EXPIRED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.EXPIRED, S.COMPLETED, S.INCOMPLETE, S.FAILED}),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+StopReason = Literal["cancelled", "expired"]
+# A hook an operation runs first in its transaction: the parts (messages, steps) the caller writes with it.
+Parts = Callable[[Connection], Awaitable[None]]
+
+
+def allowed(source: str, target: RunStatus) -> bool:
+    return target in TRANSITIONS.get(RunStatus(source), frozenset())
+
+
+def sources(target: RunStatus) -> list[RunStatus]:
+    """Every status that may move to `target`: the WHERE of its compare-and-set."""
+    return [status for status, targets in TRANSITIONS.items() if target in targets]
+
+
+async def move(conn: Connection, run_id: str, target: RunStatus, **values: object) -> bool:
+    """The one compare-and-set, and the only UPDATE of runs.status in the code base. True when the run
+    moved; False when it was in no status that leads to `target` (another process advanced it first,
+    or the move is illegal)."""
+    result = await conn.execute(
+        update(t.runs)
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]))
+        .values(status=target.value, **values)
+    )
+    return bool(result.rowcount)
+
+
+async def active_run_id(conn: Connection, thread_id: str) -> str | None:
+    """The thread's active run, if any (a thread has at most one)."""
+    return await run_store.run_in_status(conn, thread_id, [status.value for status in ACTIVE])
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """What an ending transaction did: whether the run moved, the run after it, the parts it closed."""
+
+    moved: bool
+    run: RunRecord | None
+    steps: tuple[StepRecord, ...] = ()
+    messages: tuple[RunMessageRecord, ...] = ()
+
+    async def announce(self, emitter: Emitter) -> None:
+        """The open messages and steps end with the run: the stream says so before the run's last event."""
+        if not self.moved or self.run is None:
+            return
+        for message in self.messages:
+            await emitter.emit(MessageClosed(message))
+        for step in self.steps:
+            await emitter.emit(StepClosed(step))
+        await emitter.emit(RunChanged(self.run))
+
+
+async def _nothing(conn: Connection) -> None:
+    return None
+
+
+class Lifecycle:
+    """The operations, over the database. `signals` reaches runs executing in this process."""
+
+    def __init__(self, db: Database, signals: RunSignals) -> None:
+        self.db = db
+        self.signals = signals
+
+    async def start(self, run_id: str, emitter: Emitter) -> RunRecord | None:
+        """queued -> in_progress. Returns the run when this process now executes it; None when it does
+        not (gone, taken, or already ended: a run found `cancelling` is closed as cancelled here)."""
+        async with self.db.write() as conn:
+            run = await run_store.load_run(conn, run_id)
+            if run is None or run.status != S.QUEUED:
+                moved = False
+            else:
+                moved = await move(conn, run_id, S.IN_PROGRESS, started_at=run.started_at or int(time.time()))
+                run = await run_store.load_run(conn, run_id)
+        if run is not None and run.status == S.CANCELLING:
+            await self.stop(run_id, "cancelled", emitter)
+            return None
+        if not moved or run is None:
+            return None
+        await emitter.emit(RunChanged(run))
+        return run
+
+    async def require_action(
+        self, run_id: str, required: Json, usage: dict[str, int], emitter: Emitter, parts: Parts = _nothing
+    ) -> None:
+        """in_progress -> requires_action, with the tool calls `parts` stores; a run cancelled meanwhile
+        ends cancelled instead."""
+        async with self.db.write() as conn:
+            await parts(conn)
+            moved = await move(conn, run_id, S.REQUIRES_ACTION, required_action=required, usage=usage)
+            run = await run_store.load_run(conn, run_id)
+        if run is None:
+            return
+        if moved:
+            await emitter.emit(RunChanged(run))
+        elif run.status == S.CANCELLING:
+            await self.stop(run_id, "cancelled", emitter)
+
+    async def requeue(self, conn: Connection, run_id: str, lease: Json) -> bool:
+        """requires_action -> queued once the tool outputs are in (in the caller's transaction)."""
+        return await move(conn, run_id, S.QUEUED, required_action=None, **lease)
+
+    async def cancel(self, run_id: str, check: Parts, emitter: Emitter) -> RunRecord:
+        """A cancel request: -> cancelling; the run executing it (here, or on another replica through
+        the worker's poll) ends it. Nobody executes a queued or requires_action run: it is closed as
+        cancelled at once (a worker that claims it meanwhile sees `cancelling`). Returns the run as the
+        request leaves it (`cancelling`). `check` runs first in the transaction (the run is the caller's)."""
+        async with self.db.write() as conn:
+            await check(conn)
+            # Locked: the worker's queued -> in_progress must not slip between this read and the update.
+            run = await run_store.load_run(conn, run_id, lock=True)
+            assert run is not None
+            if run.status == S.CANCELLING:
+                return run
+            if not allowed(run.status, S.CANCELLING):
+                raise InvalidRequest(f"Cannot cancel run with status '{run.status}'.")
+            await move(conn, run_id, S.CANCELLING)
+            snapshot = await run_store.load_run(conn, run_id)
+            assert snapshot is not None
+        if not self.signals.cancel(run_id) and run.status in (S.QUEUED, S.REQUIRES_ACTION):
+            await self.stop(run_id, "cancelled", emitter)
+        return snapshot
+
+    async def finish(
+        self,
+        run_id: str,
+        target: Literal[RunStatus.COMPLETED, RunStatus.INCOMPLETE],
+        usage: dict[str, int],
+        emitter: Emitter,
+        incomplete_details: Json | None = None,
+    ) -> None:
+        """The run's answer is in: completed, or incomplete at a token limit."""
+        values: dict[str, object] = {"usage": usage}
+        if target == S.COMPLETED:
+            values["completed_at"] = int(time.time())
+        if incomplete_details is not None:
+            values["incomplete_details"] = incomplete_details
+        async with self.db.write() as conn:
+            moved = await move(conn, run_id, target, **values)
+            run = await run_store.load_run(conn, run_id)
+        if moved and run is not None:
+            await emitter.emit(RunChanged(run))
+
+    async def fail(
+        self,
+        run_id: str,
+        code: str,
+        message: str,
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        usage: dict[str, int] | None = None,
+    ) -> None:
+        """-> failed with `last_error`; the open steps carry the error too. `usage`: the run's totals
+        including the call that failed, when it produced any. Logs the one warning line per failed run."""
+        error = {"code": code, "message": message}
+        extra: dict[str, object] = {"usage": usage} if usage is not None else {}
+        async with self.db.write() as conn:
+            await parts(conn)
+            await run_store.mark_open_steps(conn, run_id, {"last_error": error})
+            closed = await self._close(
+                conn, run_id, S.FAILED, failed_at=int(time.time()), last_error=error, required_action=None, **extra
+            )
+        if closed.moved:
+            log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
+        await closed.announce(emitter)
+
+    async def expire(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
+        """-> expired: past `expires_at`, whatever it was waiting for."""
+        async with self.db.write() as conn:
+            await parts(conn)
+            closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
+        await closed.announce(emitter)
+
+    async def cancelled(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
+        """-> cancelled: the end of a cancel (by whoever executes the run, or at once when nobody does)."""
+        async with self.db.write() as conn:
+            await parts(conn)
+            closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()))
+        await closed.announce(emitter)
+
+    async def stop(self, run_id: str, reason: StopReason, emitter: Emitter, parts: Parts = _nothing) -> None:
+        if reason == "expired":
+            await self.expire(run_id, emitter, parts)
+        else:
+            await self.cancelled(run_id, emitter, parts)
+
+    async def recover(self, run_id: str, status: str, emitter: Emitter) -> None:
+        """A run whose executor is gone (its lease lapsed): a cancel it was working on completes, any
+        other work fails with `last_error` (resuming a half-made model call is not safe)."""
+        if status == S.CANCELLING:
+            await self.cancelled(run_id, emitter)
+        else:
+            await self.fail(run_id, "server_error", INTERRUPTED, emitter)
+
+    async def _close(self, conn: Connection, run_id: str, target: RunStatus, **values: object) -> Closed:
+        reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]
+        steps = await run_store.close_open_steps(conn, run_id, target.value)
+        messages = await message_store.close_run_messages(conn, run_id, reason)
+        moved = await move(conn, run_id, target, **values)
+        run = await run_store.load_run(conn, run_id)
+        return Closed(moved, run, tuple(steps), tuple(messages))

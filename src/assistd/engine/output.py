@@ -1,0 +1,128 @@
+"""The boundary between the model-call loop and the protocol a run is shown in.
+
+The loop (engine/loop.py) knows model calls, tool calls and token budgets. What a protocol makes of
+them — the conversation the model reads, the messages and steps a run's output is stored as, the
+stream events clients see — is a `Recorder`, given by an adapter (adapters/assistants_run.py for the
+Assistants API; the Responses API adds its own in Step 12). The loop ends with a typed `Outcome`;
+engine/executor.py turns it into a lifecycle transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from assistd.engine.events import Emitter
+from assistd.engine.lifecycle import Parts, StopReason
+from assistd.providers.base import ChatRequest, Usage
+from assistd.stores.runs import Json, RunRecord
+from assistd.tools.base import ToolCall
+
+
+class PromptTooLarge(Exception):
+    """The prompt does not fit in `max_prompt_tokens`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    request: ChatRequest
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What the model may read in the next call: the tools it is shown and the token budgets."""
+
+    upstream_model: str
+    context_window: int
+    prompt_tokens_used: int
+    completion_tokens_used: int
+    tools: list[Json]
+
+
+class Recorder(Protocol):
+    """A run's output as one protocol records and shows it. One model call at a time: `begin_call`
+    starts a fresh message / tool step."""
+
+    async def prompt(self, window: Window) -> Prompt:
+        """The next model request: the conversation so far (raises PromptTooLarge)."""
+        ...
+
+    async def begin_call(self) -> None: ...
+
+    async def text(self, fragment: str) -> None:
+        """Streamed answer text."""
+        ...
+
+    async def end_text(self) -> None:
+        """The model call's text is complete (text held back, such as a citation marker, goes out)."""
+        ...
+
+    async def tool_deltas(self, call: ToolCall, position: int, deltas: list[Json]) -> None:
+        """Public deltas of the model call's `position`-th tool call (the first opens the tool step)."""
+        ...
+
+    async def answered(self, usage: Usage, incomplete: bool) -> None:
+        """The call answered in text: the message and its step complete (incomplete at the token limit)."""
+        ...
+
+    async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
+        """Server-side tools ran: text before them and the tool step complete."""
+        ...
+
+    async def before_action(self) -> None:
+        """The run is about to wait for the client's tool outputs: text before the calls completes."""
+        ...
+
+    def required_action(self, calls: list[ToolCall]) -> Json:
+        """What the client is asked to do with the calls it must run."""
+        ...
+
+    def keep_calls(self, calls: list[ToolCall], usage: Usage) -> Parts:
+        """Stores the calls on their step (in the transaction that ends or pauses the run)."""
+        ...
+
+    def partial(self) -> Parts:
+        """Stores the text streamed so far (in the transaction that ends the run)."""
+        ...
+
+
+class RunAdapter(Protocol):
+    """A protocol's side of executing runs: the recorder of each run it shows."""
+
+    def recorder(self, run: RunRecord, emitter: Emitter) -> Recorder: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    incomplete: bool  # stopped at max_completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTooLong:
+    """The conversation no longer fits in max_prompt_tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsAction:
+    calls: list[ToolCall]  # every call of the model call (the client answers the function calls)
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    reason: StopReason
+    partial: bool = False
+    calls: list[ToolCall] | None = None  # the calls the tools worked on when the stop came
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    code: str
+    message: str
+    with_usage: bool = False  # the run's totals include the call that failed
+    partial: bool = False
+
+
+Outcome = Answered | PromptTooLong | NeedsAction | Stopped | Failed

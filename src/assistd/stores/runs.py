@@ -1,0 +1,232 @@
+"""Runs and run steps in the database: their SQL, and the frozen records read from their rows.
+
+A run's status is written by engine/lifecycle.py alone (its one compare-and-set UPDATE lives there, so
+that a grep shows the single writer); everything else about runs and steps is here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Row, Table, delete, select, update
+
+from assistd.db import tables as t
+from assistd.db.database import Connection
+
+# JSON columns hold what the wire format defines (tools, details, errors): typed at the edges.
+Json = dict[str, Any]
+
+# Usage is stored flat (these counters; rows written before the details existed lack the last two).
+NO_USAGE: dict[str, int] = {
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "total_tokens": 0,
+    "cached_tokens": 0,
+    "reasoning_tokens": 0,
+}
+
+
+def usage_totals(stored: dict[str, int] | None) -> dict[str, int]:
+    """A run's stored usage as counters to add to (every counter present, old rows included)."""
+    return {**NO_USAGE, **(stored or {})}
+
+
+def _columns_match(record: type, table: Table) -> None:
+    """`from_row` reads a row by position (five times faster than by name): a record's fields must be
+    its table's columns, in order. Checked once, at import, so a migration that adds a column fails loudly."""
+    names = [f.name for f in fields(record)]
+    if names != list(table.c.keys()):
+        raise RuntimeError(f"{record.__name__} fields differ from the {table.name} table's columns")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored: read once, never changed in place (a transition reads the new row)."""
+
+    id: str
+    project_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: int
+    status: str
+    model: str
+    instructions: str | None
+    tools: list[Json]
+    metadata: dict[str, str]
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: Json | None
+    tool_choice: str | Json
+    parallel_tool_calls: bool
+    response_format: str | Json | None
+    reasoning_effort: str | None
+    required_action: Json | None
+    last_error: Json | None
+    incomplete_details: Json | None
+    usage: dict[str, int] | None
+    expires_at: int | None
+    started_at: int | None
+    cancelled_at: int | None
+    failed_at: int | None
+    completed_at: int | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> RunRecord:
+        return cls(*row)  # type: ignore[call-arg]  # the table's columns, in order (checked below)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A run step as stored. `step_details` may hold private per-call state (see tools/base.py)."""
+
+    id: str
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: int
+    type: str
+    status: str
+    step_details: Json
+    last_error: Json | None
+    expires_at: int | None
+    expired_at: int | None
+    cancelled_at: int | None
+    failed_at: int | None
+    completed_at: int | None
+    metadata: dict[str, str] | None
+    usage: dict[str, int] | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> StepRecord:
+        return cls(*row)  # type: ignore[call-arg]  # the table's columns, in order (checked below)
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+async def insert_run(conn: Connection, values: Json) -> None:
+    await conn.execute(t.runs.insert().values(**values))
+
+
+async def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord | None:
+    """`lock`: hold the row for this transaction (PostgreSQL; SQLite has one writer anyway)."""
+    query = select(t.runs).where(t.runs.c.id == run_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return None if row is None else RunRecord.from_row(row)
+
+
+async def run_exists(conn: Connection, run_id: str) -> bool:
+    return (await conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id))).first() is not None
+
+
+async def statuses(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
+    rows = (await conn.execute(select(t.runs.c.id, t.runs.c.status).where(t.runs.c.id.in_(list(run_ids))))).all()
+    return {row.id: row.status for row in rows}
+
+
+async def run_in_status(conn: Connection, thread_id: str, statuses: Iterable[str]) -> str | None:
+    """A run of the thread in one of `statuses` (engine/lifecycle.py `active_run_id` asks for the active ones)."""
+    query = select(t.runs.c.id).where(t.runs.c.thread_id == thread_id, t.runs.c.status.in_(list(statuses))).limit(1)
+    return (await conn.execute(query)).scalar()
+
+
+async def set_metadata(conn: Connection, run_id: str, metadata: dict[str, str]) -> None:
+    await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(metadata=metadata))
+
+
+async def run_resources(conn: Connection, assistant_id: str, thread_id: str) -> tuple[Json, Json]:
+    """The `tool_resources` of the run's assistant and of its thread (a run uses both, spec §10)."""
+    assistant = (
+        await conn.execute(select(t.assistants.c.tool_resources).where(t.assistants.c.id == assistant_id))
+    ).scalar()
+    thread = (await conn.execute(select(t.threads.c.tool_resources).where(t.threads.c.id == thread_id))).scalar()
+    return assistant or {}, thread or {}
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+async def run_steps(conn: Connection, run_id: str) -> list[StepRecord]:
+    query = select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id)
+    return [StepRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def load_step(conn: Connection, step_id: str) -> StepRecord:
+    return StepRecord.from_row((await conn.execute(select(t.run_steps).where(t.run_steps.c.id == step_id))).one())
+
+
+async def open_tool_step(conn: Connection, run_id: str) -> StepRecord | None:
+    """The tool_calls step a run in `requires_action` waits on."""
+    query = select(t.run_steps).where(
+        t.run_steps.c.run_id == run_id, t.run_steps.c.type == "tool_calls", t.run_steps.c.status == "in_progress"
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else StepRecord.from_row(row)
+
+
+async def insert_step(conn: Connection, values: Json) -> None:
+    await conn.execute(t.run_steps.insert().values(**values))
+
+
+async def update_step(conn: Connection, step_id: str, values: Json) -> None:
+    await conn.execute(update(t.run_steps).where(t.run_steps.c.id == step_id).values(**values))
+
+
+async def mark_open_steps(conn: Connection, run_id: str, values: Json) -> None:
+    await conn.execute(
+        update(t.run_steps)
+        .where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+        .values(**values)
+    )
+
+
+async def close_open_steps(conn: Connection, run_id: str, step_status: str) -> list[StepRecord]:
+    """The run ended early: its in-progress steps take the run's fate. Returns them as they now are."""
+    stamp = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[step_status]
+    query = select(t.run_steps.c.id).where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+    step_ids = list((await conn.execute(query)).scalars())
+    if not step_ids:
+        return []
+    await conn.execute(
+        update(t.run_steps)
+        .where(t.run_steps.c.id.in_(step_ids))
+        .values(status=step_status, **{stamp: int(time.time())})
+    )
+    rows = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id.in_(step_ids)))).all()
+    return [StepRecord.from_row(row) for row in rows]
+
+
+async def delete_steps(conn: Connection, run_id: str) -> None:
+    await conn.execute(delete(t.run_steps).where(t.run_steps.c.run_id == run_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    bytes: int
+    blob_key: str
+    filename: str
+
+
+async def image_file(conn: Connection, file_id: str) -> ImageFile | None:
+    """A File a message shows as an image, for the model to see (the files table, read for a run)."""
+    query = select(t.files.c.bytes, t.files.c.blob_key, t.files.c.filename).where(t.files.c.id == file_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else ImageFile(row.bytes, row.blob_key, row.filename)
+
+
+async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> bool:
+    """Lock the thread a run is created on, for this transaction (PostgreSQL; SQLite has one writer
+    anyway), so that two runs cannot both become its active run. False when there is no such thread."""
+    query = select(t.threads.c.id).where(t.threads.c.id == thread_id, t.threads.c.project_id == project_id)
+    return (await conn.execute(query.with_for_update())).first() is not None
+
+
+_columns_match(RunRecord, t.runs)
+_columns_match(StepRecord, t.run_steps)

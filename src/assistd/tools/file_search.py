@@ -1,0 +1,217 @@
+"""The file_search tool as the model sees it, and its results as run steps and prompt text.
+
+Running a run's file_search calls: the assistant's and thread's stores, waiting for ingestion, hybrid search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import select
+
+from assistd.db import tables as t
+from assistd.db.database import Connection, Database
+from assistd.providers import tokens
+from assistd.stores.runs import StepRecord, run_resources
+from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
+from assistd.tools.citations import Resolver, marker
+
+NAME = "file_search"
+DEFAULT_MAX_RESULTS = 20
+DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
+
+FUNCTION = {
+    "type": "function",
+    "function": {
+        "name": NAME,
+        "description": (
+            "Search the files the user gave you (documents, books, notes) for passages relevant to the "
+            "conversation. Use it whenever the answer may be in those files."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "queries": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "One or more search queries.",
+                }
+            },
+            "required": ["queries"],
+        },
+    },
+}
+
+CITE_INSTRUCTIONS = (
+    "Results from file_search start with a marker such as 【0:1†notes.txt】. When your answer uses a "
+    "result, cite it by writing its marker exactly as given, right after the sentence it supports."
+)
+
+
+class Hit(Protocol):
+    @property
+    def file_id(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+
+
+# (store ids, queries, max results, score threshold) → ranked hits
+Retriever = Callable[[list[str], list[str], int, float], Awaitable[Sequence[Hit]]]
+
+
+def settings_of(tools: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """max_num_results and ranking_options of the run's file_search tool."""
+    for tool in tools:
+        if tool["type"] == NAME:
+            options = tool.get(NAME) or {}
+            ranking = options.get("ranking_options") or DEFAULT_RANKING
+            return int(options.get("max_num_results") or DEFAULT_MAX_RESULTS), dict(ranking)
+    return DEFAULT_MAX_RESULTS, dict(DEFAULT_RANKING)
+
+
+def result_entries(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Stored with the step: content always kept; it is shown only with include[] (adapters/assistants.py `to_step`)."""
+    return [
+        {
+            "file_id": h.file_id,
+            "file_name": h.filename,
+            "score": round(float(h.score), 6),
+            "content": [{"type": "text", "text": h.text}],
+        }
+        for h in hits
+    ]
+
+
+def results_text(call_index: int, results: list[dict[str, Any]], budget: int | None = None) -> str:
+    """What the model reads as the tool's output: each result under its citation marker, best first,
+    as many as fit in `budget` tokens (OpenAI kept 16k tokens of results for large models, 4k for small)."""
+    if not results:
+        return "No results."
+    parts: list[str] = []
+    used = 0
+    for i, result in enumerate(results):
+        text = "".join(c.get("text", "") for c in result.get("content") or [])
+        part = f"{marker(call_index, i, result['file_name'])}\n{text}"
+        cost = tokens.count_text(part)
+        if budget is not None and parts and used + cost > budget:
+            break
+        parts.append(part)
+        used += cost
+    return "\n\n".join(parts)
+
+
+def calls_in_order(steps: Sequence[StepRecord]) -> list[ToolCall]:
+    """The run's file_search calls, in the order they were made (their index is the marker's first number)."""
+    return run_calls(steps, NAME)
+
+
+def resolver(calls: list[ToolCall]) -> Resolver:
+    def resolve(call: int, result: int) -> str | None:
+        if 0 <= call < len(calls):
+            results = calls[call].details.get("results") or []
+            if 0 <= result < len(results):
+                return str(results[result]["file_id"])
+        return None
+
+    return resolve
+
+
+INGESTION_WAIT_SECONDS = 60.0
+
+# Marks the stores about to be searched as active; returns the first one past its expiry. Given by
+# app.py (the vector stores' rules), so that tools never import services.
+BeginSearch = Callable[[Connection, Sequence[str]], Awaitable[str | None]]
+
+
+class FileSearchTool:
+    """The built-in search: the model's queries stay private to the step; clients see the results."""
+
+    name = NAME
+    client_side = False
+
+    def __init__(self, db: Database, retriever: Retriever | None, begin_search: BeginSearch) -> None:
+        self.begin_search = begin_search
+        self.db = db
+        self.retriever = retriever
+
+    async def schemas(self, context: ToolContext) -> list[Json]:
+        return [FUNCTION] if any(tool["type"] == NAME for tool in context.tools) else []
+
+    def begin(self, call_id: str, name: str, arguments: str, context: ToolContext) -> tuple[ToolCall, list[Json]]:
+        _, ranking = settings_of(context.tools)
+        call = ToolCall(call_id, NAME, {"ranking_options": ranking, "results": []}, {"arguments": arguments})
+        return call, [{"id": call_id, "type": NAME, NAME: {"ranking_options": ranking, "results": []}}]
+
+    def feed(self, call: ToolCall, name: str | None, arguments: str) -> list[Json]:
+        call.private["arguments"] = call.arguments + arguments
+        return []
+
+    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
+        arguments = orjson.dumps({"queries": call.private.get("queries", [])}).decode()
+        return arguments, results_text(number, call.details.get("results") or [], budget)
+
+    async def run(self, calls: list[ToolCall], context: ToolContext, delta: DeltaSink, cancel: asyncio.Event) -> None:
+        """Fill each file_search call's results (and its private queries)."""
+        max_results, ranking = settings_of(context.tools)
+        store_ids, thread_stores = await self._run_stores(context)
+        expired = await self._expired_store(store_ids)
+        if expired is not None:
+            raise ToolFailed("invalid_prompt", f"Vector store {expired} has expired.")
+        await self._await_ingestion(thread_stores, cancel)
+        for call in calls:
+            try:
+                queries = orjson.loads(call.arguments or "{}").get("queries")
+            except (orjson.JSONDecodeError, AttributeError):
+                queries = None
+            if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+                raise ToolFailed("server_error", "The model produced invalid arguments for file_search.")
+            hits = []
+            if self.retriever is not None and store_ids and queries:
+                hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
+            call.details["results"] = result_entries(hits)
+            call.private["queries"] = queries
+
+    async def _run_stores(self, context: ToolContext) -> tuple[list[str], list[str]]:
+        """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
+        async with self.db.read() as conn:
+            assistant, thread = await run_resources(conn, context.assistant_id, context.thread_id)
+
+        def ids_of(resources: Any) -> list[str]:
+            return list(((resources or {}).get(NAME) or {}).get("vector_store_ids") or [])
+
+        thread_ids = ids_of(thread)
+        return list(dict.fromkeys(ids_of(assistant) + thread_ids)), thread_ids
+
+    async def _expired_store(self, store_ids: list[str]) -> str | None:
+        """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
+        async with self.db.write() as conn:
+            return await self.begin_search(conn, store_ids)
+
+    async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
+        """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
+        if not store_ids:
+            return
+        deadline = time.monotonic() + INGESTION_WAIT_SECONDS
+        while time.monotonic() < deadline and not cancel.is_set():
+            async with self.db.read() as conn:
+                pending = (
+                    await conn.execute(
+                        select(t.vector_store_files.c.id)
+                        .where(
+                            t.vector_store_files.c.vector_store_id.in_(store_ids),
+                            t.vector_store_files.c.status == "in_progress",
+                        )
+                        .limit(1)
+                    )
+                ).first()
+            if pending is None:
+                return
+            await asyncio.sleep(0.25)
