@@ -1,0 +1,1 @@
+"""The SQL of assistd: one module per aggregate, returning frozen records (stores/common.py)."""
