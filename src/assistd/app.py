@@ -51,7 +51,7 @@ from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
-from assistd.services.keys import KeyRing, KeyStore
+from assistd.services.keys import KeyRing, KeyService
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -69,7 +69,7 @@ class Services:
     settings: Settings
     db: Database
     blobs: BlobStore
-    keys: KeyStore
+    keys: KeyService
     files: FileService
     assistants: AssistantService
     threads: ThreadService
@@ -105,7 +105,7 @@ async def open_services(settings: Settings) -> Services:
         await migration_engine.dispose()
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     blobs = DirectoryBlobStore(settings.blob_dir)
-    keys = KeyStore(db)
+    keys = KeyService(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
     models = model_router(settings)
