@@ -39,6 +39,7 @@ from assistd.runs.searcher import FileSearcher, SearchFailed
 from assistd.sandbox.base import MOUNT_POINT, InputFile, SandboxUnavailable
 from assistd.services.threads import to_message
 from assistd.storage.blobs import BlobStore
+from assistd.stores.messages import MessageRecord
 
 log = logging.getLogger("assistd.runs")
 
@@ -479,7 +480,10 @@ class Executor:
             )
             message = (await conn.execute(select(t.messages).where(t.messages.c.id == call.message_id))).one()
             step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.message_step_id))).one()
-        await sink.emit("thread.message.incomplete" if incomplete else "thread.message.completed", to_message(message))
+        await sink.emit(
+            "thread.message.incomplete" if incomplete else "thread.message.completed",
+            to_message(MessageRecord.from_row(message)),
+        )
         await sink.emit("thread.run.step.completed", store.to_step(step))
         if incomplete:
             await self._finish(
@@ -647,7 +651,7 @@ class Executor:
             )
             message = (await conn.execute(select(t.messages).where(t.messages.c.id == call.message_id))).one()
             step = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id == call.message_step_id))).one()
-        await sink.emit("thread.message.completed", to_message(message))
+        await sink.emit("thread.message.completed", to_message(MessageRecord.from_row(message)))
         await sink.emit("thread.run.step.completed", store.to_step(step))
 
     async def _finish(self, run_id: str, sink: EventSink, status: str, totals: dict[str, int], **values: Any) -> None:

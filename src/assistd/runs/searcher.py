@@ -7,13 +7,11 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import file_search
 from assistd.runs.store import run_resources
-from assistd.services.vector_stores import begin_search
+from assistd.stores.vector_stores import any_ingesting, begin_search
 
 INGESTION_WAIT_SECONDS = 60.0
 
@@ -66,7 +64,7 @@ class FileSearcher:
     async def _expired_store(self, store_ids: list[str]) -> str | None:
         """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
         async with self.db.write() as conn:
-            return await begin_search(conn, store_ids)
+            return await begin_search(conn, store_ids, int(time.time()))
 
     async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
         """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
@@ -75,16 +73,7 @@ class FileSearcher:
         deadline = time.monotonic() + INGESTION_WAIT_SECONDS
         while time.monotonic() < deadline and not cancel.is_set():
             async with self.db.read() as conn:
-                pending = (
-                    await conn.execute(
-                        select(t.vector_store_files.c.id)
-                        .where(
-                            t.vector_store_files.c.vector_store_id.in_(store_ids),
-                            t.vector_store_files.c.status == "in_progress",
-                        )
-                        .limit(1)
-                    )
-                ).first()
-            if pending is None:
+                pending = await any_ingesting(conn, store_ids)
+            if not pending:
                 return
             await asyncio.sleep(0.25)

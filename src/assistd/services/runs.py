@@ -33,8 +33,10 @@ from assistd.runs.control import RunSignals
 from assistd.runs.events import NullSink
 from assistd.runs.executor import Executor
 from assistd.services.assistants import AssistantService
-from assistd.services.common import get_row, now, paginate
-from assistd.services.threads import ThreadService, message_row
+from assistd.services.common import list_page, now
+from assistd.services.threads import ThreadService, new_message
+from assistd.stores.common import get_row, paginate
+from assistd.stores.messages import insert_messages
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
 
@@ -174,7 +176,7 @@ class RunService:
             if active is not None:
                 raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
             if extra:
-                await conn.execute(t.messages.insert(), [message_row(thread_id, m, now()) for m in extra])
+                await insert_messages(conn, [new_message(thread_id, m, now()) for m in extra])
             await conn.execute(t.runs.insert().values(**row, **self._lease(owner)))
             created = await store.load_run(conn, row["id"])
         if owner is None:
@@ -214,7 +216,7 @@ class RunService:
     async def list(self, project_id: str, thread_id: str, params: ListParams) -> ListPage[Run]:
         async with self.db.read() as conn:
             await self.threads.thread_row(conn, project_id, thread_id)
-            return await paginate(
+            page = await paginate(
                 conn,
                 t.runs,
                 [t.runs.c.thread_id == thread_id],
@@ -222,8 +224,9 @@ class RunService:
                 order=params.order,
                 after=params.after,
                 before=params.before,
-                to_model=store.to_run,
+                from_row=store.to_run,
             )
+        return list_page(page, lambda run: run)
 
     async def update(self, project_id: str, thread_id: str, run_id: str, body: RunUpdate) -> Run:
         async with self.db.write() as conn:
@@ -237,7 +240,7 @@ class RunService:
     ) -> ListPage[RunStep]:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
-            return await paginate(
+            page = await paginate(
                 conn,
                 t.run_steps,
                 [t.run_steps.c.run_id == run_id],
@@ -245,8 +248,9 @@ class RunService:
                 order=params.order,
                 after=params.after,
                 before=params.before,
-                to_model=lambda row: store.to_step(row, include_content),
+                from_row=lambda row: store.to_step(row, include_content),
             )
+        return list_page(page, lambda step: step)
 
     async def get_step(
         self, project_id: str, thread_id: str, run_id: str, step_id: str, *, include_content: bool = False
