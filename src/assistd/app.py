@@ -119,7 +119,7 @@ async def open_services(settings: Settings) -> Services:
         signals,
         settings.lease_seconds,
         retriever=_retriever(db, embedder, no_embedder),
-        code=CodeTool(sandbox, db, blobs, files),
+        code=CodeTool(sandbox, db, blobs),
     )
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = IngestionWorker(

@@ -7,20 +7,18 @@ attachments for code_interpreter join the thread's). Outputs become Files with p
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.runs import code_interpreter
 from assistd.runs.store import run_resources
 from assistd.sandbox.base import MOUNT_POINT, InputFile, Sandbox
 from assistd.sandbox.files import safe_name
-from assistd.services.files import FileService
 from assistd.storage.blobs import BlobStore
+from assistd.stores import files as file_store
 
 OUTPUT_PURPOSE = "assistants_output"
 
@@ -45,27 +43,16 @@ def input_names(rows: list[tuple[str, str]]) -> dict[str, str]:
 
 
 class CodeTool:
-    def __init__(self, sandbox: Sandbox, db: Database, blobs: BlobStore, files: FileService) -> None:
+    def __init__(self, sandbox: Sandbox, db: Database, blobs: BlobStore) -> None:
         self.sandbox = sandbox
         self.db = db
         self.blobs = blobs
-        self.files = files
 
     async def inputs(self, run: Any) -> list[InputFile]:
         async with self.db.read() as conn:
             assistant, thread = await run_resources(conn, run)
             wanted = list(dict.fromkeys(_file_ids(assistant) + _file_ids(thread)))
-            rows = []
-            if wanted:
-                found = (
-                    await conn.execute(
-                        select(t.files.c.id, t.files.c.filename, t.files.c.blob_key).where(
-                            t.files.c.id.in_(wanted), t.files.c.project_id == run.project_id
-                        )
-                    )
-                ).all()
-                by_id = {r.id: r for r in found}
-                rows = [by_id[i] for i in wanted if i in by_id]
+            rows = await file_store.of_project(conn, run.project_id, wanted)
         names = input_names([(r.id, r.filename) for r in rows])
         return [InputFile(r.id, names[r.id], self._reader(r.blob_key)) for r in rows]
 
@@ -100,9 +87,17 @@ class CodeTool:
         except BaseException:
             await writer.abort()
             raise
-        made = await self.files.create(
-            project_id, blob_key=key, size=len(data), filename=filename, purpose=OUTPUT_PURPOSE, expires_at=None
-        )
+        async with self.db.write() as conn:
+            made = await file_store.create(
+                conn,
+                project_id,
+                blob_key=key,
+                size=len(data),
+                filename=filename,
+                purpose=OUTPUT_PURPOSE,
+                expires_at=None,
+                at=int(time.time()),
+            )
         return made.id
 
 
