@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from assistd import ids
 from assistd.db.database import Database
 from assistd.protocol.assistants import Assistant, AssistantCreate, AssistantUpdate
@@ -73,7 +71,7 @@ class AssistantService:
         return list_page(page, to_assistant)
 
     async def update(self, project_id: str, assistant_id: str, body: AssistantUpdate) -> Assistant:
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         for name in ("name", "description", "instructions", "reasoning_effort"):
             if body.given(name):
                 changes[name] = getattr(body, name)

@@ -151,7 +151,7 @@ class ThreadService:
             return to_thread(await self.thread_row(conn, project_id, thread_id))
 
     async def update(self, project_id: str, thread_id: str, body: ThreadUpdate) -> Thread:
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if body.metadata is not None:
             changes["metadata"] = body.metadata
         if body.given("tool_resources"):

@@ -149,7 +149,7 @@ class VectorStoreService:
         return ListPage[VectorStore](data=data, first_id=page.first_id, last_id=page.last_id, has_more=page.has_more)
 
     async def update(self, project_id: str, store_id: str, body: VectorStoreUpdate) -> VectorStore:
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if body.given("name"):
             changes["name"] = body.name or ""
         if body.given("expires_after"):
