@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Table, select
 
@@ -28,9 +28,16 @@ class Record:
     columns are exactly the record's fields, so a column a record misses fails loudly in every test."""
 
     __slots__ = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()  # the dataclass's field names, in order
+
+    if TYPE_CHECKING:  # each record's dataclass __init__, with its fields
+
+        def __init__(self, *values: Any, **named: Any) -> None: ...
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
+        if row._fields == cls.__match_args__:  # the usual case, and the fastest: a third of the time by name
+            return cls(*row)
         return cls(**row._mapping)
 
 
