@@ -51,10 +51,10 @@ from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
-from assistd.services.keys import KeyRing, KeyStore
+from assistd.services.keys import KeyRing, KeyService
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
-from assistd.services.vector_stores import VectorStoreService, begin_search
+from assistd.services.vector_stores import VectorStoreService
 from assistd.settings import Settings
 from assistd.storage.blobs import BlobStore
 from assistd.storage.factory import open_blob_store
@@ -74,7 +74,7 @@ class Services:
     settings: Settings
     db: Database
     blobs: BlobStore
-    keys: KeyStore
+    keys: KeyService
     files: FileService
     assistants: AssistantService
     threads: ThreadService
@@ -110,14 +110,14 @@ async def open_services(settings: Settings) -> Services:
         await migration_engine.dispose()
     blobs = await open_blob_store(settings)
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
-    keys = KeyStore(db)
+    keys = KeyService(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
     models = model_router(settings)
     signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
-    executor = _executor(db, blobs, files, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
+    executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = IngestionWorker(
         db,
@@ -275,7 +275,6 @@ def parse_limits(settings: Settings) -> ParseLimits:
 def _executor(
     db: Database,
     blobs: BlobStore,
-    files: FileService,
     models: ModelRouter,
     signals: RunSignals,
     settings: Settings,
@@ -284,16 +283,10 @@ def _executor(
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
-    async def save_file(project_id: str, blob_key: str, size: int, filename: str, purpose: str) -> str:
-        made = await files.create(
-            project_id, blob_key=blob_key, size=size, filename=filename, purpose=purpose, expires_at=None
-        )
-        return made.id
-
     toolbox = Toolbox(
         [
-            FileSearchTool(db, retriever, begin_search),
-            CodeInterpreterTool(sandbox, db, blobs, save_file),
+            FileSearchTool(db, retriever),
+            CodeInterpreterTool(sandbox, db, blobs),
         ]
     )
     return Executor(

@@ -18,7 +18,7 @@ from assistd.protocol.runs import (
     RunStep,
     RunUsage,
 )
-from assistd.stores.messages import RunMessageRecord
+from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import NO_USAGE, RunRecord, StepRecord, usage_totals
 
 __all__ = ["NO_USAGE", "public_details", "to_message", "to_run", "to_step", "wire_usage"]
@@ -105,7 +105,7 @@ def to_step(step: StepRecord, include_content: bool = False) -> RunStep:
     )
 
 
-def to_message(message: RunMessageRecord) -> Message:
+def to_message(message: MessageRecord) -> Message:
     return Message(
         id=message.id,
         created_at=message.created_at,

@@ -46,7 +46,7 @@ from assistd.providers.base import Usage
 from assistd.storage.blobs import BlobStore
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
-from assistd.stores.messages import RunMessageRecord
+from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import Json, RunRecord, StepRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
 from assistd.tools.base import ToolCall, stored_details
@@ -154,7 +154,7 @@ class AssistantsRecorder:
     async def _open_message(self) -> None:
         run, call = self.run, self.call
         at = int(time.time())
-        message = RunMessageRecord(
+        message = MessageRecord(
             id=ids.new_id(ids.MESSAGE),
             thread_id=run.thread_id,
             created_at=at,
@@ -312,5 +312,5 @@ class AssistantsRecorder:
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 
 
-def _values(record: RunMessageRecord | StepRecord) -> Json:
+def _values(record: MessageRecord | StepRecord) -> Json:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}

@@ -16,7 +16,7 @@ from assistd.providers import tokens
 from assistd.providers.base import ChatRequest
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
-from assistd.stores.messages import RunMessageRecord
+from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
 from assistd.tools.base import calls_from_details
@@ -59,7 +59,7 @@ async def _chat_content(content: list[dict[str, Any]], load_image: ImageLoader) 
     return parts
 
 
-async def _history_message(row: RunMessageRecord, load_image: ImageLoader) -> dict[str, Any]:
+async def _history_message(row: MessageRecord, load_image: ImageLoader) -> dict[str, Any]:
     if row.role == "assistant":
         text = "\n".join(p["text"]["value"] for p in row.content if p["type"] == "text")
         return {"role": "assistant", "content": text}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from assistd.stores.messages import RunMessageRecord
+from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord, StepRecord
 
 
@@ -32,7 +32,7 @@ class StepClosed:
 class MessageClosed:
     """A message the run left open became incomplete with it."""
 
-    message: RunMessageRecord
+    message: MessageRecord
 
 
 @dataclass(frozen=True, slots=True)

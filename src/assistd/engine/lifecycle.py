@@ -24,7 +24,7 @@ from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
-from assistd.stores.messages import RunMessageRecord
+from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import Json, RunRecord, StepRecord
 
 log = logging.getLogger("assistd.runs")
@@ -101,7 +101,7 @@ class Closed:
     moved: bool
     run: RunRecord | None
     steps: tuple[StepRecord, ...] = ()
-    messages: tuple[RunMessageRecord, ...] = ()
+    messages: tuple[MessageRecord, ...] = ()
 
     async def announce(self, emitter: Emitter) -> None:
         """The open messages and steps end with the run: the stream says so before the run's last event."""

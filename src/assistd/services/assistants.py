@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row, delete, update
-
 from assistd import ids
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.protocol.assistants import Assistant, AssistantCreate, AssistantUpdate
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.tools import normalize_response_format, normalize_tool
-from assistd.services.common import get_row, now, paginate
+from assistd.services.common import list_page, now
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
 from assistd.services.vector_stores import VectorStoreService
+from assistd.stores import assistants as store
+from assistd.stores.assistants import AssistantRecord
 
-KIND = "assistant"
 
-
-def to_assistant(row: Row[Any]) -> Assistant:
+def to_assistant(row: AssistantRecord) -> Assistant:
     return Assistant(
         id=row.id,
         created_at=row.created_at,
@@ -46,46 +41,37 @@ class AssistantService:
 
     async def create(self, project_id: str, body: AssistantCreate) -> Assistant:
         resources = await check_tool_resources(self.files, self.stores, project_id, body.tool_resources)
-        row = {
-            "id": ids.new_id(ids.ASSISTANT),
-            "project_id": project_id,
-            "created_at": now(),
-            "name": body.name,
-            "description": body.description,
-            "model": body.model,
-            "instructions": body.instructions,
-            "tools": [normalize_tool(tool) for tool in body.tools or []],
-            "tool_resources": resources,
-            "metadata": body.metadata or {},
-            "temperature": body.temperature if body.temperature is not None else 1.0,
-            "top_p": body.top_p if body.top_p is not None else 1.0,
-            "response_format": normalize_response_format(body.response_format),
-            "reasoning_effort": body.reasoning_effort,
-        }
+        record = AssistantRecord(
+            id=ids.new_id(ids.ASSISTANT),
+            project_id=project_id,
+            created_at=now(),
+            name=body.name,
+            description=body.description,
+            model=body.model,
+            instructions=body.instructions,
+            tools=[normalize_tool(tool) for tool in body.tools or []],
+            tool_resources=resources,
+            metadata=body.metadata or {},
+            temperature=body.temperature if body.temperature is not None else 1.0,
+            top_p=body.top_p if body.top_p is not None else 1.0,
+            response_format=normalize_response_format(body.response_format),
+            reasoning_effort=body.reasoning_effort,
+        )
         async with self.db.write() as conn:
-            await conn.execute(t.assistants.insert().values(**row))
-        return Assistant(**{k: v for k, v in row.items() if k != "project_id"})
+            await store.insert(conn, record)
+        return to_assistant(record)
 
     async def get(self, project_id: str, assistant_id: str) -> Assistant:
         async with self.db.read() as conn:
-            row = await get_row(conn, t.assistants, KIND, assistant_id, t.assistants.c.project_id == project_id)
-        return to_assistant(row)
+            return to_assistant(await store.get(conn, project_id, assistant_id))
 
     async def list(self, project_id: str, params: ListParams) -> ListPage[Assistant]:
         async with self.db.read() as conn:
-            return await paginate(
-                conn,
-                t.assistants,
-                [t.assistants.c.project_id == project_id],
-                limit=params.limit,
-                order=params.order,
-                after=params.after,
-                before=params.before,
-                to_model=to_assistant,
-            )
+            page = await store.page(conn, project_id, params)
+        return list_page(page, to_assistant)
 
     async def update(self, project_id: str, assistant_id: str, body: AssistantUpdate) -> Assistant:
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         for name in ("name", "description", "instructions", "reasoning_effort"):
             if body.given(name):
                 changes[name] = getattr(body, name)
@@ -107,13 +93,13 @@ class AssistantService:
                 self.files, self.stores, project_id, body.tool_resources
             )
         async with self.db.write() as conn:
-            row = await get_row(conn, t.assistants, KIND, assistant_id, t.assistants.c.project_id == project_id)
+            record = await store.get(conn, project_id, assistant_id)
             if changes:
-                await conn.execute(update(t.assistants).where(t.assistants.c.id == assistant_id).values(**changes))
-        return to_assistant(row).model_copy(update=changes)
+                await store.update_fields(conn, assistant_id, changes)
+        return to_assistant(record).model_copy(update=changes)
 
     async def delete(self, project_id: str, assistant_id: str) -> Deleted:
         async with self.db.write() as conn:
-            await get_row(conn, t.assistants, KIND, assistant_id, t.assistants.c.project_id == project_id)
-            await conn.execute(delete(t.assistants).where(t.assistants.c.id == assistant_id))
+            await store.get(conn, project_id, assistant_id)
+            await store.remove(conn, assistant_id)
         return Deleted(id=assistant_id, object="assistant.deleted")

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, or_, select
-
-from assistd import ids
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage
 from assistd.protocol.files import FileListParams, FileObject
-from assistd.services.common import get_row, now, paginate
+from assistd.services.common import list_page, now
 from assistd.storage.blobs import BlobStore
+from assistd.stores import files as store
+from assistd.stores.files import FileRecord
 
 log = logging.getLogger("assistd.files")
 
@@ -23,7 +20,7 @@ log = logging.getLogger("assistd.files")
 NOT_DOWNLOADABLE = frozenset({"assistants"})
 
 
-def to_file(row: Row[Any]) -> FileObject:
+def to_file(row: FileRecord) -> FileObject:
     return FileObject(
         id=row.id,
         bytes=row.bytes,
@@ -35,10 +32,6 @@ def to_file(row: Row[Any]) -> FileObject:
     )
 
 
-def _live(project_id: str, at: int) -> list[ColumnElement[bool]]:
-    return [t.files.c.project_id == project_id, or_(t.files.c.expires_at.is_(None), t.files.c.expires_at > at)]
-
-
 class FileService:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
@@ -47,58 +40,42 @@ class FileService:
     async def create(
         self, project_id: str, *, blob_key: str, size: int, filename: str, purpose: str, expires_at: int | None
     ) -> FileObject:
-        row = {
-            "id": ids.new_id(ids.FILE),
-            "project_id": project_id,
-            "created_at": now(),
-            "filename": filename,
-            "purpose": purpose,
-            "bytes": size,
-            "status": "processed",
-            "expires_at": expires_at,
-            "blob_key": blob_key,
-        }
         async with self.db.write() as conn:
-            await conn.execute(t.files.insert().values(**row))
-        return FileObject(**{k: v for k, v in row.items() if k not in ("project_id", "blob_key")})
+            record = await store.create(
+                conn,
+                project_id,
+                blob_key=blob_key,
+                size=size,
+                filename=filename,
+                purpose=purpose,
+                expires_at=expires_at,
+                at=now(),
+            )
+        return to_file(record)
 
-    async def _row(self, project_id: str, file_id: str) -> Row[Any]:
+    async def _record(self, project_id: str, file_id: str) -> FileRecord:
         async with self.db.read() as conn:
-            return await get_row(conn, t.files, "file", file_id, *_live(project_id, now()))
+            return await store.get(conn, project_id, file_id, now())
 
     async def get(self, project_id: str, file_id: str) -> FileObject:
-        return to_file(await self._row(project_id, file_id))
+        return to_file(await self._record(project_id, file_id))
 
     async def list(self, project_id: str, params: FileListParams) -> ListPage[FileObject]:
-        where = _live(project_id, now())
-        if params.purpose is not None:
-            where.append(t.files.c.purpose == params.purpose)
         async with self.db.read() as conn:
-            return await paginate(
-                conn,
-                t.files,
-                where,
-                limit=params.limit,
-                order=params.order,
-                after=params.after,
-                before=None,
-                to_model=to_file,
-            )
+            page = await store.page(conn, project_id, now(), params)
+        return list_page(page, to_file)
 
     async def content(self, project_id: str, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
-        row = await self._row(project_id, file_id)
-        if row.purpose in NOT_DOWNLOADABLE:
-            raise InvalidRequest(f"Not allowed to download files of purpose: {row.purpose}")
-        return to_file(row), self.blobs.read(row.blob_key)
+        record = await self._record(project_id, file_id)
+        if record.purpose in NOT_DOWNLOADABLE:
+            raise InvalidRequest(f"Not allowed to download files of purpose: {record.purpose}")
+        return to_file(record), self.blobs.read(record.blob_key)
 
     async def delete(self, project_id: str, file_id: str) -> Deleted:
         async with self.db.write() as conn:
-            row = await get_row(conn, t.files, "file", file_id, *_live(project_id, now()))
-            await conn.execute(delete(t.files).where(t.files.c.id == file_id))
-            # A deleted File leaves every vector store, with its chunks.
-            await conn.execute(delete(t.chunks).where(t.chunks.c.file_id == file_id))
-            await conn.execute(delete(t.vector_store_files).where(t.vector_store_files.c.id == file_id))
-        await self.blobs.delete(row.blob_key)
+            record = await store.get(conn, project_id, file_id, now())
+            await store.remove(conn, file_id)  # from every vector store too
+        await self.blobs.delete(record.blob_key)
         return Deleted(id=file_id, object="file")
 
     async def require(self, project_id: str, file_ids: Iterable[str], param: str) -> None:
@@ -107,11 +84,7 @@ class FileService:
         if not wanted:
             return
         async with self.db.read() as conn:
-            found = set(
-                (
-                    await conn.execute(select(t.files.c.id).where(t.files.c.id.in_(wanted), *_live(project_id, now())))
-                ).scalars()
-            )
+            found = await store.live_ids(conn, project_id, wanted, now())
         for file_id in wanted:
             if file_id not in found:
                 raise InvalidRequest(
@@ -120,15 +93,10 @@ class FileService:
 
     async def sweep_expired(self) -> int:
         """Delete files past `expires_at`, rows and bytes. Returns how many went."""
-        at = now()
         async with self.db.write() as conn:
-            rows = (
-                await conn.execute(select(t.files.c.id, t.files.c.blob_key).where(t.files.c.expires_at <= at))
-            ).all()
-            if rows:
-                await conn.execute(delete(t.files).where(t.files.c.id.in_([r.id for r in rows])))
-        for row in rows:
-            await self.blobs.delete(row.blob_key)
-        if rows:
-            log.info("deleted %d expired files", len(rows))
-        return len(rows)
+            expired = await store.remove_expired(conn, now())
+        for file in expired:
+            await self.blobs.delete(file.blob_key)
+        if expired:
+            log.info("deleted %d expired files", len(expired))
+        return len(expired)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-
-from sqlalchemy import select, update
 
 from assistd import ids
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.errors import AuthenticationFailed, InvalidAPIKey, NotFound
 from assistd.services.common import now
+from assistd.stores import keys as store
+from assistd.stores.keys import KeyInfo
 
 DEFAULT_PROJECT_ID = "proj_default"
 DEFAULT_PROJECT_NAME = "default"
@@ -31,38 +29,26 @@ def key_hint(key: str) -> str:
     return f"{key[:11]}...{key[-4:]}"
 
 
-@dataclass(frozen=True)
-class KeyInfo:
-    id: str
-    project: str
-    hint: str
-    created_at: int
-    revoked_at: int | None
-
-
-class KeyStore:
-    """The database side: projects and stored keys."""
+class KeyService:
+    """Projects and stored keys: what `assistd keys` manages and what the key ring reads."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def ensure_default_project(self) -> None:
         async with self.db.write() as conn:
-            exists = (await conn.execute(select(t.projects.c.id).where(t.projects.c.id == DEFAULT_PROJECT_ID))).first()
-            if exists is None:
-                await conn.execute(
-                    t.projects.insert().values(id=DEFAULT_PROJECT_ID, name=DEFAULT_PROJECT_NAME, created_at=now())
-                )
+            if not await store.project_exists(conn, DEFAULT_PROJECT_ID):
+                await store.insert_project(conn, DEFAULT_PROJECT_ID, DEFAULT_PROJECT_NAME, now())
 
     async def project_id(self, name: str, *, create: bool) -> str:
         async with self.db.write() as conn:
-            found = (await conn.execute(select(t.projects.c.id).where(t.projects.c.name == name))).scalar()
+            found = await store.project_named(conn, name)
             if found is not None:
-                return str(found)
+                return found
             if not create:
                 raise NotFound(f"No project named '{name}'.")
             project_id = ids.new_id(ids.PROJECT)
-            await conn.execute(t.projects.insert().values(id=project_id, name=name, created_at=now()))
+            await store.insert_project(conn, project_id, name, now())
             return project_id
 
     async def create_key(self, project_name: str) -> tuple[KeyInfo, str]:
@@ -70,54 +56,34 @@ class KeyStore:
         secret = ids.new_secret_key()
         info = KeyInfo(ids.new_id(ids.KEY), project_name, key_hint(secret), now(), None)
         async with self.db.write() as conn:
-            await conn.execute(
-                t.api_keys.insert().values(
-                    id=info.id,
-                    project_id=project_id,
-                    key_hash=hash_key(secret),
-                    hint=info.hint,
-                    created_at=info.created_at,
-                )
-            )
+            await store.insert_key(conn, info, project_id, hash_key(secret))
         return info, secret
 
     async def list_keys(self) -> list[KeyInfo]:
-        query = (
-            select(t.api_keys, t.projects.c.name)
-            .join(t.projects, t.projects.c.id == t.api_keys.c.project_id)
-            .order_by(t.api_keys.c.id)
-        )
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [KeyInfo(r.id, r.name, r.hint, r.created_at, r.revoked_at) for r in rows]
+            return await store.list_keys(conn)
 
     async def revoke_key(self, key_id: str) -> None:
         async with self.db.write() as conn:
-            result = await conn.execute(
-                update(t.api_keys)
-                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now())
-            )
-            if result.rowcount == 0:
+            if not await store.revoke(conn, key_id, now()):
                 raise NotFound(f"No active key with id '{key_id}'.")
 
     async def active_hashes(self) -> dict[str, str]:
         """key hash → project id, for every key not revoked."""
-        query = select(t.api_keys.c.key_hash, t.api_keys.c.project_id).where(t.api_keys.c.revoked_at.is_(None))
         async with self.db.read() as conn:
-            return {row.key_hash: row.project_id for row in (await conn.execute(query)).all()}
+            return await store.active_hashes(conn)
 
     async def ever_created(self) -> bool:
         """Whether any key was ever stored, revoked or not: once keys exist the server never reopens."""
         async with self.db.read() as conn:
-            return (await conn.execute(select(t.api_keys.c.id).limit(1))).first() is not None
+            return await store.any_key(conn)
 
 
 class KeyRing:
     """The request side: maps a bearer token to a project, from a snapshot refreshed every few seconds
     (so `assistd keys create` / `revoke` in another process take effect without a restart)."""
 
-    def __init__(self, store: KeyStore, env_keys: list[str], refresh_seconds: float) -> None:
+    def __init__(self, store: KeyService, env_keys: list[str], refresh_seconds: float) -> None:
         self.store = store
         self.env_hashes = {hash_key(k): DEFAULT_PROJECT_ID for k in env_keys}
         self.refresh_seconds = refresh_seconds

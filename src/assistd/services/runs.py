@@ -6,11 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Row
-
 from assistd import ids
 from assistd.adapters.assistants import to_run, to_step
-from assistd.db import tables as t
 from assistd.db.database import Connection, Database
 from assistd.engine.events import NullEmitter
 from assistd.engine.executor import Executor
@@ -32,11 +29,11 @@ from assistd.protocol.threads import Thread, ThreadCreate
 from assistd.protocol.tools import normalize_response_format, normalize_tool
 from assistd.providers.routing import ModelRouter
 from assistd.services.assistants import AssistantService
-from assistd.services.common import get_row, now, paginate
-from assistd.services.threads import ThreadService, message_row
-from assistd.stores import messages as message_store
+from assistd.services.common import list_page, now
+from assistd.services.threads import ThreadService, new_message
 from assistd.stores import runs as store
-from assistd.stores.runs import RunRecord, StepRecord
+from assistd.stores.messages import insert_messages
+from assistd.stores.runs import RunRecord
 from assistd.tools.base import calls_from_details, stored_details
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
@@ -57,10 +54,6 @@ def _truncation(body: RunOptions) -> dict[str, Any]:
     if strategy is None:
         return dict(DEFAULT_TRUNCATION)
     return {"type": strategy.type, "last_messages": strategy.last_messages}
-
-
-def _run(row: Row[Any]) -> Run:
-    return to_run(RunRecord.from_row(row))
 
 
 class RunService:
@@ -169,7 +162,7 @@ class RunService:
             if active is not None:
                 raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
             if extra:
-                await message_store.insert_run_messages(conn, [message_row(thread_id, m, now()) for m in extra])
+                await insert_messages(conn, [new_message(thread_id, m, now()) for m in extra])
             await store.insert_run(conn, {**row, **self._lease(owner)})
             created = await store.load_run(conn, row["id"])
         if owner is None:
@@ -200,7 +193,7 @@ class RunService:
 
     async def _run(self, conn: Connection, project_id: str, thread_id: str, run_id: str) -> RunRecord:
         await self.threads.thread_row(conn, project_id, thread_id)
-        return RunRecord.from_row(await get_row(conn, t.runs, "run", run_id, t.runs.c.thread_id == thread_id))
+        return await store.get_run(conn, thread_id, run_id)
 
     async def get(self, project_id: str, thread_id: str, run_id: str) -> Run:
         async with self.db.read() as conn:
@@ -209,16 +202,8 @@ class RunService:
     async def list(self, project_id: str, thread_id: str, params: ListParams) -> ListPage[Run]:
         async with self.db.read() as conn:
             await self.threads.thread_row(conn, project_id, thread_id)
-            return await paginate(
-                conn,
-                t.runs,
-                [t.runs.c.thread_id == thread_id],
-                limit=params.limit,
-                order=params.order,
-                after=params.after,
-                before=params.before,
-                to_model=_run,
-            )
+            page = await store.page_runs(conn, thread_id, params)
+        return list_page(page, to_run)
 
     async def update(self, project_id: str, thread_id: str, run_id: str, body: RunUpdate) -> Run:
         async with self.db.write() as conn:
@@ -232,24 +217,15 @@ class RunService:
     ) -> ListPage[RunStep]:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
-            return await paginate(
-                conn,
-                t.run_steps,
-                [t.run_steps.c.run_id == run_id],
-                limit=params.limit,
-                order=params.order,
-                after=params.after,
-                before=params.before,
-                to_model=lambda row: to_step(StepRecord.from_row(row), include_content),
-            )
+            page = await store.page_steps(conn, run_id, params)
+        return list_page(page, lambda step: to_step(step, include_content))
 
     async def get_step(
         self, project_id: str, thread_id: str, run_id: str, step_id: str, *, include_content: bool = False
     ) -> RunStep:
         async with self.db.read() as conn:
             await self._run(conn, project_id, thread_id, run_id)
-            row = await get_row(conn, t.run_steps, "run step", step_id, t.run_steps.c.run_id == run_id)
-            return to_step(StepRecord.from_row(row), include_content)
+            return to_step(await store.get_step(conn, run_id, step_id), include_content)
 
     # --- act ------------------------------------------------------------------------------------
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Row, delete, update
-
 from assistd import ids
-from assistd.db import tables as t
+from assistd.adapters.assistants import to_message
 from assistd.db.database import Connection, Database
 from assistd.engine.lifecycle import active_run_id
 from assistd.engine.signals import RunSignals
@@ -16,50 +14,37 @@ from assistd.errors import InvalidRequest
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
 from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
-from assistd.services.common import get_row, now, paginate
+from assistd.services.common import list_page, now
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
 from assistd.services.vector_stores import VectorStoreService
+from assistd.stores import messages as message_store
+from assistd.stores import threads as store
+from assistd.stores.messages import MessageRecord
+from assistd.stores.threads import ThreadRecord
 
 
-def to_thread(row: Row[Any]) -> Thread:
+def to_thread(row: ThreadRecord) -> Thread:
     return Thread(id=row.id, created_at=row.created_at, tool_resources=row.tool_resources, metadata=row.metadata)
 
 
-def to_message(row: Row[Any]) -> Message:
-    return Message(
-        id=row.id,
-        created_at=row.created_at,
-        thread_id=row.thread_id,
-        status=row.status,
-        incomplete_details=row.incomplete_details,
-        completed_at=row.completed_at,
-        incomplete_at=row.incomplete_at,
-        role=row.role,
-        content=row.content,
-        assistant_id=row.assistant_id,
-        run_id=row.run_id,
-        attachments=row.attachments,
-        metadata=row.metadata,
+def new_message(thread_id: str, body: MessageCreate, at: int) -> MessageRecord:
+    """A message given by the client (on its own, with a new thread, or before a run), complete at once."""
+    return MessageRecord(
+        id=ids.new_id(ids.MESSAGE),
+        thread_id=thread_id,
+        created_at=at,
+        role=body.role,
+        status="completed",
+        content=stored_content(body.content),
+        attachments=[a.model_dump() for a in body.attachments] if body.attachments is not None else [],
+        metadata=body.metadata or {},
+        incomplete_details=None,
+        completed_at=at,
+        incomplete_at=None,
+        assistant_id=None,
+        run_id=None,
     )
-
-
-def message_row(thread_id: str, body: MessageCreate, at: int) -> dict[str, Any]:
-    return {
-        "id": ids.new_id(ids.MESSAGE),
-        "thread_id": thread_id,
-        "created_at": at,
-        "role": body.role,
-        "status": "completed",
-        "content": stored_content(body.content),
-        "attachments": [a.model_dump() for a in body.attachments] if body.attachments is not None else [],
-        "metadata": body.metadata or {},
-        "incomplete_details": None,
-        "completed_at": at,
-        "incomplete_at": None,
-        "assistant_id": None,
-        "run_id": None,
-    }
 
 
 def _merge_attachments(resources: dict[str, Any], bodies: list[MessageCreate]) -> dict[str, Any]:
@@ -121,34 +106,35 @@ class ThreadService:
             await check_tool_resources(self.files, self.stores, project_id, body.tool_resources), messages
         )
         at = now()
-        row = {
-            "id": ids.new_id(ids.THREAD),
-            "project_id": project_id,
-            "created_at": at,
-            "tool_resources": resources,
-            "metadata": body.metadata or {},
-        }
+        thread_id = ids.new_id(ids.THREAD)
         searchable = _search_attachments(messages)
         async with self.db.write() as conn:
             if searchable:
                 resources = await self.stores.add_to_thread_store(conn, project_id, resources, searchable)
-                row["tool_resources"] = resources
-            await conn.execute(t.threads.insert().values(**row))
+            record = ThreadRecord(
+                id=thread_id,
+                project_id=project_id,
+                created_at=at,
+                tool_resources=resources,
+                metadata=body.metadata or {},
+            )
+            await store.insert(conn, record)
             if messages:
-                await conn.execute(t.messages.insert(), [message_row(str(row["id"]), m, at) for m in messages])
+                await message_store.insert_messages(conn, [new_message(thread_id, m, at) for m in messages])
         if searchable:
             self.stores.notify()
-        return Thread(id=row["id"], created_at=at, tool_resources=resources, metadata=row["metadata"])
+        return to_thread(record)
 
-    async def thread_row(self, conn: Connection, project_id: str, thread_id: str) -> Row[Any]:
-        return await get_row(conn, t.threads, "thread", thread_id, t.threads.c.project_id == project_id)
+    async def thread_row(self, conn: Connection, project_id: str, thread_id: str) -> ThreadRecord:
+        """The thread, or the API's 404 (runs look their thread up with it too)."""
+        return await store.get(conn, project_id, thread_id)
 
     async def get(self, project_id: str, thread_id: str) -> Thread:
         async with self.db.read() as conn:
             return to_thread(await self.thread_row(conn, project_id, thread_id))
 
     async def update(self, project_id: str, thread_id: str, body: ThreadUpdate) -> Thread:
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if body.metadata is not None:
             changes["metadata"] = body.metadata
         if body.given("tool_resources"):
@@ -156,10 +142,10 @@ class ThreadService:
                 self.files, self.stores, project_id, body.tool_resources
             )
         async with self.db.write() as conn:
-            row = await self.thread_row(conn, project_id, thread_id)
+            record = await self.thread_row(conn, project_id, thread_id)
             if changes:
-                await conn.execute(update(t.threads).where(t.threads.c.id == thread_id).values(**changes))
-        return to_thread(row).model_copy(update=changes)
+                await store.update_fields(conn, thread_id, changes)
+        return to_thread(record).model_copy(update=changes)
 
     async def delete(self, project_id: str, thread_id: str) -> Deleted:
         """The thread goes with everything in it, an active run included: that run stops at once (its
@@ -167,10 +153,7 @@ class ThreadService:
         async with self.db.write() as conn:
             await self.thread_row(conn, project_id, thread_id)
             active = await active_run_id(conn, thread_id)
-            await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
-            await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
-            await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
-            await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
+            await store.remove_with_contents(conn, thread_id)
         if active is not None and self.signals is not None:
             self.signals.cancel(active)  # elsewhere, its executor notices at its next write or lease renewal
         if self.on_delete is not None:
@@ -181,64 +164,48 @@ class ThreadService:
 
     async def create_message(self, project_id: str, thread_id: str, body: MessageCreate) -> Message:
         await self.check_message(project_id, body, "")
-        row = message_row(thread_id, body, now())
+        message = new_message(thread_id, body, now())
         async with self.db.write() as conn:
             thread = await self.thread_row(conn, project_id, thread_id)
             active = await active_run_id(conn, thread_id)
             if active is not None:
                 raise InvalidRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
-            await conn.execute(t.messages.insert().values(**row))
+            await message_store.insert_messages(conn, [message])
             resources = _merge_attachments(thread.tool_resources, [body])
             searchable = _search_attachments([body])
             if searchable:
                 resources = await self.stores.add_to_thread_store(conn, project_id, resources, searchable)
             if resources is not thread.tool_resources:
-                await conn.execute(
-                    update(t.threads).where(t.threads.c.id == thread_id).values(tool_resources=resources)
-                )
+                await store.update_fields(conn, thread_id, {"tool_resources": resources})
         if searchable:
             self.stores.notify()
-        return Message(**row)
-
-    async def _get_message_row(self, conn: Connection, thread_id: str, message_id: str) -> Row[Any]:
-        return await get_row(conn, t.messages, "message", message_id, t.messages.c.thread_id == thread_id)
+        return to_message(message)
 
     async def get_message(self, project_id: str, thread_id: str, message_id: str) -> Message:
         async with self.db.read() as conn:
             await self.thread_row(conn, project_id, thread_id)
-            return to_message(await self._get_message_row(conn, thread_id, message_id))
+            return to_message(await message_store.get_message(conn, thread_id, message_id))
 
     async def list_messages(
         self, project_id: str, thread_id: str, params: ListParams, run_id: str | None
     ) -> ListPage[Message]:
-        where = [t.messages.c.thread_id == thread_id]
-        if run_id is not None:
-            where.append(t.messages.c.run_id == run_id)
         async with self.db.read() as conn:
             await self.thread_row(conn, project_id, thread_id)
-            return await paginate(
-                conn,
-                t.messages,
-                where,
-                limit=params.limit,
-                order=params.order,
-                after=params.after,
-                before=params.before,
-                to_model=to_message,
-            )
+            page = await message_store.page_messages(conn, thread_id, run_id, params)
+        return list_page(page, to_message)
 
     async def update_message(self, project_id: str, thread_id: str, message_id: str, body: MessageUpdate) -> Message:
         async with self.db.write() as conn:
             await self.thread_row(conn, project_id, thread_id)
-            row = await self._get_message_row(conn, thread_id, message_id)
+            message = await message_store.get_message(conn, thread_id, message_id)
             if body.metadata is None:
-                return to_message(row)
-            await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(metadata=body.metadata))
-        return to_message(row).model_copy(update={"metadata": body.metadata})
+                return to_message(message)
+            await message_store.set_message_metadata(conn, message_id, body.metadata)
+        return to_message(message).model_copy(update={"metadata": body.metadata})
 
     async def delete_message(self, project_id: str, thread_id: str, message_id: str) -> Deleted:
         async with self.db.write() as conn:
             await self.thread_row(conn, project_id, thread_id)
-            await self._get_message_row(conn, thread_id, message_id)
-            await conn.execute(delete(t.messages).where(t.messages.c.id == message_id))
+            await message_store.get_message(conn, thread_id, message_id)
+            await message_store.remove_message(conn, message_id)
         return Deleted(id=message_id, object="thread.message.deleted")

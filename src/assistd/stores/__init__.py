@@ -1,1 +1,1 @@
-"""One module per aggregate holding its SQL, returning frozen records built by `Record.from_row`."""
+"""The SQL of assistd: one module per aggregate, returning frozen records (stores/common.py)."""

@@ -1,43 +1,31 @@
-"""Messages in the database.
-
-# --- run output ---------------------------------------------------------------------------------
-The functions below are the assistant messages a run writes (insert, content updates, status). They
-are self-contained (their own names and record) so that they merge beside the thread-message store.
-"""
+"""Messages in the database: a thread's messages as the API writes and reads them, and (second
+section) the assistant messages a run writes as it goes. One record, `MessageRecord`, for both."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Row, Table, delete, select, update
+from sqlalchemy import delete, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
+from assistd.protocol.common import ListParams
+from assistd.stores.common import Json, Page, Record, columns, get_row, paginate
 
-Json = dict[str, Any]
-
-
-def _columns_match(record: type, table: Table) -> None:
-    """`from_row` reads a row by position (five times faster than by name): a record's fields must be
-    its table's columns, in order. Checked once, at import, so a migration that adds a column fails loudly."""
-    names = [f.name for f in fields(record)]
-    if names != list(table.c.keys()):
-        raise RuntimeError(f"{record.__name__} fields differ from the {table.name} table's columns")
+KIND = "message"
 
 
 @dataclass(frozen=True, slots=True)
-class RunMessageRecord:
-    """A message as stored (one a run wrote, or any other: the columns are the same)."""
-
+class MessageRecord(Record):
     id: str
     thread_id: str
     created_at: int
     role: str
     status: str
     content: list[Json]
-    attachments: list[Json]
+    attachments: list[Json] | None
     metadata: dict[str, str]
     incomplete_details: Json | None
     completed_at: int | None
@@ -45,9 +33,47 @@ class RunMessageRecord:
     assistant_id: str | None
     run_id: str | None
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> RunMessageRecord:
-        return cls(*row)  # type: ignore[call-arg]  # the table's columns, in order (checked below)
+
+async def insert_messages(conn: Connection, records: Sequence[MessageRecord]) -> None:
+    """Messages added to a thread (one executemany for many)."""
+    if len(records) == 1:
+        await conn.execute(t.messages.insert().values(**columns(records[0])))
+    elif records:
+        await conn.execute(t.messages.insert(), [columns(record) for record in records])
+
+
+async def get_message(conn: Connection, thread_id: str, message_id: str) -> MessageRecord:
+    row = await get_row(conn, t.messages, KIND, message_id, t.messages.c.thread_id == thread_id)
+    return MessageRecord.from_row(row)
+
+
+async def page_messages(
+    conn: Connection, thread_id: str, run_id: str | None, params: ListParams
+) -> Page[MessageRecord]:
+    where = [t.messages.c.thread_id == thread_id]
+    if run_id is not None:
+        where.append(t.messages.c.run_id == run_id)
+    return await paginate(
+        conn,
+        t.messages,
+        where,
+        limit=params.limit,
+        order=params.order,
+        after=params.after,
+        before=params.before,
+        from_row=MessageRecord.from_row,
+    )
+
+
+async def set_message_metadata(conn: Connection, message_id: str, metadata: dict[str, str]) -> None:
+    await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(metadata=metadata))
+
+
+async def remove_message(conn: Connection, message_id: str) -> None:
+    await conn.execute(delete(t.messages).where(t.messages.c.id == message_id))
+
+
+# --- run output: the assistant messages a run writes (insert, content updates, status) --------
 
 
 async def insert_run_message(conn: Connection, values: Json) -> None:
@@ -58,12 +84,12 @@ async def update_run_message(conn: Connection, message_id: str, values: Json) ->
     await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
 
 
-async def load_run_message(conn: Connection, message_id: str) -> RunMessageRecord:
+async def load_run_message(conn: Connection, message_id: str) -> MessageRecord:
     row = (await conn.execute(select(t.messages).where(t.messages.c.id == message_id))).one()
-    return RunMessageRecord.from_row(row)
+    return MessageRecord.from_row(row)
 
 
-async def close_run_messages(conn: Connection, run_id: str, reason: str) -> list[RunMessageRecord]:
+async def close_run_messages(conn: Connection, run_id: str, reason: str) -> list[MessageRecord]:
     """The run ended early: its in-progress messages become incomplete. Returns them as they now are."""
     query = select(t.messages.c.id).where(t.messages.c.run_id == run_id, t.messages.c.status == "in_progress")
     message_ids = list((await conn.execute(query)).scalars())
@@ -75,7 +101,7 @@ async def close_run_messages(conn: Connection, run_id: str, reason: str) -> list
         .values(status="incomplete", incomplete_at=int(time.time()), incomplete_details={"reason": reason})
     )
     rows = (await conn.execute(select(t.messages).where(t.messages.c.id.in_(message_ids)))).all()
-    return [RunMessageRecord.from_row(row) for row in rows]
+    return [MessageRecord.from_row(row) for row in rows]
 
 
 async def delete_run_messages(conn: Connection, thread_id: str, run_id: str) -> None:
@@ -93,7 +119,7 @@ async def run_message_texts(conn: Connection, message_ids: list[str]) -> dict[st
 
 async def history_page(
     conn: Connection, thread_id: str, run_id: str, before: str | None, limit: int
-) -> list[RunMessageRecord]:
+) -> list[MessageRecord]:
     """The thread's messages other than the run's own, newest first, `limit` at a time (a run's prompt)."""
     query = select(t.messages).where(
         t.messages.c.thread_id == thread_id, (t.messages.c.run_id != run_id) | t.messages.c.run_id.is_(None)
@@ -101,12 +127,4 @@ async def history_page(
     if before is not None:
         query = query.where(t.messages.c.id < before)
     rows = (await conn.execute(query.order_by(t.messages.c.id.desc()).limit(limit))).all()
-    return [RunMessageRecord.from_row(row) for row in rows]
-
-
-async def insert_run_messages(conn: Connection, rows: list[Json]) -> None:
-    """Messages that come with a run (its `additional_messages`), in one statement."""
-    await conn.execute(t.messages.insert(), rows)
-
-
-_columns_match(RunMessageRecord, t.messages)
+    return [MessageRecord.from_row(row) for row in rows]

@@ -15,6 +15,8 @@ from sqlalchemy import Row, Table, delete, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
+from assistd.protocol.common import ListParams
+from assistd.stores.common import Page, get_row, paginate
 
 # JSON columns hold what the wire format defines (tools, details, errors): typed at the edges.
 Json = dict[str, Any]
@@ -122,6 +124,24 @@ async def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunR
     return None if row is None else RunRecord.from_row(row)
 
 
+async def get_run(conn: Connection, thread_id: str, run_id: str) -> RunRecord:
+    """The thread's run, or the API's 404."""
+    return RunRecord.from_row(await get_row(conn, t.runs, "run", run_id, t.runs.c.thread_id == thread_id))
+
+
+async def page_runs(conn: Connection, thread_id: str, params: ListParams) -> Page[RunRecord]:
+    return await paginate(
+        conn,
+        t.runs,
+        [t.runs.c.thread_id == thread_id],
+        limit=params.limit,
+        order=params.order,
+        after=params.after,
+        before=params.before,
+        from_row=RunRecord.from_row,
+    )
+
+
 async def run_exists(conn: Connection, run_id: str) -> bool:
     return (await conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id))).first() is not None
 
@@ -156,6 +176,24 @@ async def run_resources(conn: Connection, assistant_id: str, thread_id: str) -> 
 async def run_steps(conn: Connection, run_id: str) -> list[StepRecord]:
     query = select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id)
     return [StepRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def get_step(conn: Connection, run_id: str, step_id: str) -> StepRecord:
+    """The run's step, or the API's 404."""
+    return StepRecord.from_row(await get_row(conn, t.run_steps, "run step", step_id, t.run_steps.c.run_id == run_id))
+
+
+async def page_steps(conn: Connection, run_id: str, params: ListParams) -> Page[StepRecord]:
+    return await paginate(
+        conn,
+        t.run_steps,
+        [t.run_steps.c.run_id == run_id],
+        limit=params.limit,
+        order=params.order,
+        after=params.after,
+        before=params.before,
+        from_row=StepRecord.from_row,
+    )
 
 
 async def load_step(conn: Connection, step_id: str) -> StepRecord:

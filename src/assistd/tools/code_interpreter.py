@@ -15,18 +15,18 @@ attachments for code_interpreter join the thread's). Outputs become Files with p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
-from assistd.db import tables as t
 from assistd.db.database import Database
 from assistd.sandbox.base import MOUNT_POINT, InputFile, Sandbox, SandboxUnavailable
 from assistd.sandbox.files import safe_name
 from assistd.storage.blobs import BlobStore
+from assistd.stores import files as file_store
 from assistd.stores.runs import StepRecord, run_resources
 from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
 
@@ -162,10 +162,6 @@ def pending_images(steps: Sequence[StepRecord]) -> list[str]:
 
 OUTPUT_PURPOSE = "assistants_output"
 
-# Records a blob the code wrote as a File: (project_id, blob_key, size, filename, purpose) -> file id.
-# Given by app.py (the files service's rules), so that tools never import services.
-SaveFile = Callable[[str, str, int, str, str], Awaitable[str]]
-
 
 @dataclass
 class CodeResult:
@@ -194,11 +190,10 @@ class CodeInterpreterTool:
     name = NAME
     client_side = False
 
-    def __init__(self, sandbox: Sandbox | None, db: Database, blobs: BlobStore, save_file: SaveFile) -> None:
+    def __init__(self, sandbox: Sandbox | None, db: Database, blobs: BlobStore) -> None:
         self.sandbox = sandbox
         self.db = db
         self.blobs = blobs
-        self.save_file = save_file
 
     async def schemas(self, context: ToolContext) -> list[Json]:
         """The function offered to the model when the run has the tool; it names the run's files."""
@@ -262,17 +257,7 @@ class CodeInterpreterTool:
         async with self.db.read() as conn:
             assistant, thread = await run_resources(conn, context.assistant_id, context.thread_id)
             wanted = list(dict.fromkeys(_file_ids(assistant) + _file_ids(thread)))
-            rows = []
-            if wanted:
-                found = (
-                    await conn.execute(
-                        select(t.files.c.id, t.files.c.filename, t.files.c.blob_key).where(
-                            t.files.c.id.in_(wanted), t.files.c.project_id == context.project_id
-                        )
-                    )
-                ).all()
-                by_id = {r.id: r for r in found}
-                rows = [by_id[i] for i in wanted if i in by_id]
+            rows = await file_store.of_project(conn, context.project_id, wanted)
         names = input_names([(r.id, r.filename) for r in rows])
         return [InputFile(r.id, names[r.id], self._reader(r.blob_key)) for r in rows]
 
@@ -305,7 +290,18 @@ class CodeInterpreterTool:
         except BaseException:
             await writer.abort()
             raise
-        return await self.save_file(project_id, key, len(data), filename, OUTPUT_PURPOSE)
+        async with self.db.write() as conn:
+            made = await file_store.create(
+                conn,
+                project_id,
+                blob_key=key,
+                size=len(data),
+                filename=filename,
+                purpose=OUTPUT_PURPOSE,
+                expires_at=None,
+                at=int(time.time()),
+            )
+        return made.id
 
 
 def _extend_input(call: ToolCall, code: str) -> list[Json]:

@@ -11,11 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
 
-from assistd.db import tables as t
-from assistd.db.database import Connection, Database
+from assistd.db.database import Database
 from assistd.providers import tokens
+from assistd.stores import vector_stores as vector_store_store
 from assistd.stores.runs import StepRecord, run_resources
 from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
 from assistd.tools.citations import Resolver, marker
@@ -126,10 +125,6 @@ def resolver(calls: list[ToolCall]) -> Resolver:
 
 INGESTION_WAIT_SECONDS = 60.0
 
-# Marks the stores about to be searched as active; returns the first one past its expiry. Given by
-# app.py (the vector stores' rules), so that tools never import services.
-BeginSearch = Callable[[Connection, Sequence[str]], Awaitable[str | None]]
-
 
 class FileSearchTool:
     """The built-in search: the model's queries stay private to the step; clients see the results."""
@@ -137,8 +132,7 @@ class FileSearchTool:
     name = NAME
     client_side = False
 
-    def __init__(self, db: Database, retriever: Retriever | None, begin_search: BeginSearch) -> None:
-        self.begin_search = begin_search
+    def __init__(self, db: Database, retriever: Retriever | None) -> None:
         self.db = db
         self.retriever = retriever
 
@@ -193,7 +187,7 @@ class FileSearchTool:
     async def _expired_store(self, store_ids: list[str]) -> str | None:
         """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
         async with self.db.write() as conn:
-            return await self.begin_search(conn, store_ids)
+            return await vector_store_store.begin_search(conn, store_ids, int(time.time()))
 
     async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
         """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
@@ -202,16 +196,7 @@ class FileSearchTool:
         deadline = time.monotonic() + INGESTION_WAIT_SECONDS
         while time.monotonic() < deadline and not cancel.is_set():
             async with self.db.read() as conn:
-                pending = (
-                    await conn.execute(
-                        select(t.vector_store_files.c.id)
-                        .where(
-                            t.vector_store_files.c.vector_store_id.in_(store_ids),
-                            t.vector_store_files.c.status == "in_progress",
-                        )
-                        .limit(1)
-                    )
-                ).first()
-            if pending is None:
+                pending = await vector_store_store.any_ingesting(conn, store_ids)
+            if not pending:
                 return
             await asyncio.sleep(0.25)

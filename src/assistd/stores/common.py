@@ -1,0 +1,109 @@
+"""What every store shares: records built from rows, the one get-or-404 and the one cursor pagination.
+
+A store module holds the SQL of one aggregate. Its functions take a connection from the caller, who
+owns the transaction (services decide what happens together), and return frozen records, never rows.
+Stores do not read the clock: a time to write or compare with is given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+from sqlalchemy import ColumnElement, Row, Table, select
+
+from assistd.db.database import Connection
+from assistd.errors import not_found
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# A JSON document kept in a column as the client gave it (metadata, tool resources, content, ...).
+Json = dict[str, Any]
+
+
+class Record:
+    """Base of the records stores return (frozen, slotted dataclasses). `from_row` takes a row whose
+    columns are exactly the record's fields, so a column a record misses fails loudly in every test."""
+
+    __slots__ = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()  # the dataclass's field names, in order
+
+    if TYPE_CHECKING:  # each record's dataclass __init__, with its fields
+
+        def __init__(self, *values: Any, **named: Any) -> None: ...
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        if row._fields == cls.__match_args__:  # the usual case, and the fastest: a third of the time by name
+            return cls(*row)
+        return cls(**row._mapping)
+
+
+def columns(record: DataclassInstance) -> dict[str, object]:
+    """A record's fields as column values, for an insert (shallow: JSON documents are not copied)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Identified)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    """One page of a cursor list, in the order asked for; `has_more` says whether a next page exists."""
+
+    data: list[R]
+    has_more: bool
+
+    @property
+    def first_id(self) -> str | None:
+        return self.data[0].id if self.data else None
+
+    @property
+    def last_id(self) -> str | None:
+        return self.data[-1].id if self.data else None
+
+
+async def get_row(conn: Connection, table: Table, kind: str, object_id: str, *where: ColumnElement[bool]) -> Row[Any]:
+    """The row with this id (and the extra conditions), or the API's 404 for `kind`."""
+    row = (await conn.execute(select(table).where(table.c.id == object_id, *where))).first()
+    if row is None:
+        raise not_found(kind, object_id)
+    return row
+
+
+async def paginate(
+    conn: Connection,
+    table: Table,
+    where: Sequence[ColumnElement[bool]],
+    *,
+    limit: int,
+    order: str,
+    after: str | None,
+    before: str | None,
+    from_row: Callable[[Row[Any]], R],
+) -> Page[R]:
+    """Cursor pages ordered by id, which sorts by creation time (ids.py): one query of `limit + 1` rows."""
+    key = table.c.id
+    conditions = list(where)
+    ascending = order == "asc"
+    if after is not None:
+        conditions.append(key > after if ascending else key < after)
+    # With `before` alone, read backwards from the cursor, then restore the requested order.
+    backwards = before is not None and after is None
+    if before is not None:
+        conditions.append(key < before if ascending else key > before)
+    scan_ascending = ascending != backwards
+    query = select(table).where(*conditions).order_by(key.asc() if scan_ascending else key.desc()).limit(limit + 1)
+    rows = list((await conn.execute(query)).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    return Page(data=[from_row(row) for row in rows], has_more=has_more)
