@@ -28,6 +28,7 @@ from assistd.api.routing import Router
 from assistd.console import console_routes
 from assistd.db import migrate
 from assistd.db.database import Database, create_engine
+from assistd.engine.queue import JobTable, LeasedQueue, QueueWorker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
 from assistd.extras import belongs_to, missing, missing_message
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
@@ -35,6 +36,7 @@ from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+from assistd.retrieval.ingestion import JOBS, IngestError, Ingestion, Pipeline
 from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
@@ -42,7 +44,6 @@ from assistd.runs.code_tool import CodeTool
 from assistd.runs.control import RunSignals
 from assistd.runs.executor import Executor
 from assistd.runs.file_search import Retriever
-from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.runs.searcher import SearchFailed
 from assistd.runs.worker import Worker
 from assistd.sandbox.base import Sandbox
@@ -77,7 +78,7 @@ class Services:
     worker: Worker
     runs: RunService
     vector_stores: VectorStoreService
-    ingestion: IngestionWorker
+    ingestion: QueueWorker
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
@@ -122,16 +123,7 @@ async def open_services(settings: Settings) -> Services:
         code=CodeTool(sandbox, db, blobs, files),
     )
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
-    ingestion = IngestionWorker(
-        db,
-        blobs,
-        _pipeline_factory(embedder, no_embedder, settings),
-        owner=worker.owner,
-        concurrency=settings.ingestion_concurrency,
-        poll_seconds=settings.worker_poll_seconds,
-        lease_seconds=settings.lease_seconds,
-        max_bytes=settings.max_upload_bytes,
-    )
+    ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)
     threads = ThreadService(
@@ -154,6 +146,23 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+    )
+
+
+def ingestion_worker(
+    db: Database, blobs: BlobStore, pipeline: Callable[[], Awaitable[Pipeline]], settings: Settings, owner: str
+) -> QueueWorker:
+    """The ingestion worker: retrieval's job (one claimed file: load, parse, chunk, embed, index, mark it
+    done or failed) on the leased queue, whose lease it ends its claim through."""
+    jobs = JobTable(table=JOBS.table, key=JOBS.key, ready=JOBS.ready, order_by=JOBS.order_by)
+    queue = LeasedQueue(db, jobs, owner=owner, lease_seconds=settings.lease_seconds)
+    ingest = Ingestion(db, blobs, pipeline, queue, owner=owner, max_bytes=settings.max_upload_bytes)
+    return QueueWorker(
+        queue,
+        ingest,
+        name="ingestion",
+        concurrency=settings.ingestion_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
     )
 
 
