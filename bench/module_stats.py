@@ -9,9 +9,10 @@ Per tree (the directory that holds the `assistd` package):
 - `Any` per package: uses of the name `Any` (typing.Any, in annotations and casts; imports not counted)
   in engine/, adapters/, tools/, stores/, services/ and runs/ (the engine before Step 9);
 - run-status writers: SQL UPDATEs of the runs table that set `status` (`update(t.runs)...values(status=`,
-  or text SQL `UPDATE runs SET ... status`), and calls of a `transition(...)` function that picks a run's
-  next status, outside engine/lifecycle.py (the one writer the design allows). A status written through
-  another helper (say the leased queue's `complete(..., status=...)`) is not seen: read the details;
+  or text SQL `UPDATE runs SET ... status`), and calls of a `transition(...)` function (or lifecycle's
+  generic `move(...)`) that picks a run's next status, outside engine/lifecycle.py (the one writer the
+  design allows). A status written through another helper (say the leased queue's
+  `complete(..., status=...)`) is not seen: read the details;
 - package cycles among assistd's top-level packages and modules, from grimp's import graph (the graph
   import-linter checks), built in a child process with PYTHONPATH=<tree> so that each tree is read as
   itself; imports under `if TYPE_CHECKING:` count, and the cycles they alone make are marked.
@@ -106,6 +107,12 @@ def status_writes(tree: ast.AST, where: str) -> tuple[list[str], list[str]]:
     """SQL UPDATEs of the runs table that set `status`, and calls of a `transition(...)` function."""
     updates: list[str] = []
     transitions: list[str] = []
+    from_lifecycle = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("lifecycle")
+        for alias in node.names
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
@@ -116,8 +123,7 @@ def status_writes(tree: ast.AST, where: str) -> tuple[list[str], list[str]]:
                 and _updates_runs(func.value)
             ):
                 updates.append(f"{where}:{node.lineno}")
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name == "transition":
+            if _moves_a_run(func, from_lifecycle):
                 transitions.append(f"{where}:{node.lineno}")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _TEXT_UPDATE.search(node.value):
             updates.append(f"{where}:{node.lineno}")
@@ -126,6 +132,14 @@ def status_writes(tree: ast.AST, where: str) -> tuple[list[str], list[str]]:
 
 def _line(place: str) -> int:
     return int(place.rsplit(":", 1)[1])
+
+
+def _moves_a_run(func: ast.expr, from_lifecycle: set[str]) -> bool:
+    """`transition(...)` / `store.transition(...)` (before Step 9), or lifecycle's generic `move(...)`."""
+    if isinstance(func, ast.Attribute):
+        receiver = func.value.id if isinstance(func.value, ast.Name) else ""
+        return func.attr == "transition" or (func.attr == "move" and receiver == "lifecycle")
+    return isinstance(func, ast.Name) and (func.id == "transition" or (func.id == "move" and "move" in from_lifecycle))
 
 
 def scan(root: Path) -> TreeStats:
