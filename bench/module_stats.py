@@ -9,8 +9,8 @@ Per tree (the directory that holds the `assistd` package):
 - `Any` per package: uses of the name `Any` (typing.Any, in annotations and casts; imports not counted)
   in engine/, adapters/, tools/, stores/, services/ and runs/ (the engine before Step 9);
 - run-status writers: SQL UPDATEs of the runs table that set `status` (`update(t.runs)...values(status=`,
-  or text SQL `UPDATE runs SET ... status`), and calls of a `transition(...)` function (or lifecycle's
-  generic `move(...)`) that picks a run's next status, outside engine/lifecycle.py (the one writer the
+  or text SQL `UPDATE runs SET ... status`), and calls of a `transition(...)` function (or a generic
+  `move(...)`, lifecycle's or the runs store's) that picks a run's next status, outside engine/lifecycle.py (the one writer the
   design allows). A status written through another helper (say the leased queue's
   `complete(..., status=...)`) is not seen: read the details;
 - package cycles among assistd's top-level packages and modules, from grimp's import graph (the graph
@@ -135,10 +135,11 @@ def _line(place: str) -> int:
 
 
 def _moves_a_run(func: ast.expr, from_lifecycle: set[str]) -> bool:
-    """`transition(...)` / `store.transition(...)` (before Step 9), or lifecycle's generic `move(...)`."""
+    """`transition(...)` / `store.transition(...)` (before Step 9), or a generic `move(...)`: lifecycle's,
+    or the runs store's (`run_store.move`) that holds its SQL."""
     if isinstance(func, ast.Attribute):
         receiver = func.value.id if isinstance(func.value, ast.Name) else ""
-        return func.attr == "transition" or (func.attr == "move" and receiver == "lifecycle")
+        return func.attr == "transition" or (func.attr == "move" and (receiver == "lifecycle" or "store" in receiver))
     return isinstance(func, ast.Name) and (func.id == "transition" or (func.id == "move" and "move" in from_lifecycle))
 
 
