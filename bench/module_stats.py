@@ -10,9 +10,9 @@ Per tree (the directory that holds the `assistd` package):
   in engine/, adapters/, tools/, stores/, services/ and runs/ (the engine before Step 9);
 - run-status writers: SQL UPDATEs of the runs table that set `status` (`update(t.runs)...values(status=`,
   or text SQL `UPDATE runs SET ... status`), and calls of a `transition(...)` function (or a generic
-  `move(...)`, lifecycle's or the runs store's) that picks a run's next status, outside engine/lifecycle.py (the one writer the
-  design allows). A status written through another helper (say the leased queue's
-  `complete(..., status=...)`) is not seen: read the details;
+  `move(...)`, lifecycle's or the runs store's) that picks a run's next status, outside
+  engine/lifecycle.py (the one writer the design allows). A status written through another helper
+  (say the leased queue's `complete(..., status=...)`) is not seen: read the details;
 - package cycles among assistd's top-level packages and modules, from grimp's import graph (the graph
   import-linter checks), built in a child process with PYTHONPATH=<tree> so that each tree is read as
   itself; imports under `if TYPE_CHECKING:` count, and the cycles they alone make are marked.
