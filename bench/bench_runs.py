@@ -2,6 +2,7 @@
 
     python bench/bench_runs.py [--backends sqlite,postgres] [--lengths 10,1000,10000] [--samples 30]
                                [--threads 50] [--runs-per-thread 10] [--baseline bench/results/OLD.json]
+                               [--compare-src /path/to/other/checkout/src]
 
 Starts the scripted fake upstream (`python -m assistd.testing.fake_upstream`) as its own process and,
 per backend, one `assistd serve` (assistd.testing.server.LiveServer) pointed at it, request log off.
@@ -17,6 +18,12 @@ Then:
               polled (non-streaming create, GET every `--poll-interval`) and once streamed: runs/s,
               p50/p99 latency per run, failures, server CPU ms per run.
 
+With --compare-src DIR, every backend is measured on two servers in the same run, against the same
+fake upstream: one from this tree and one started with PYTHONPATH=DIR (another checkout's src/, say
+main's before a change), both running at once, each on its own database. Their latency samples take
+turns (AB, BA, ...) and their throughput runs follow each other, so that other load on the machine
+weighs on both alike; the report adds a table of both with the ratio this/other.
+
 Results are printed as markdown and written to bench/results/runs-<time>.json.
 """
 
@@ -31,6 +38,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     API_KEY,
     add_backends_arg,
+    add_compare_arg,
     add_output_args,
     child_server,
     database_urls,
@@ -53,6 +62,7 @@ from common import (  # noqa: E402
     ratio,
     result_head,
     settings,
+    source_trees,
     summary,
     versions,
     warn_if_loaded,
@@ -164,20 +174,37 @@ async def fake_call(fake_port: int, method: str, path: str, body: dict[str, Any]
 
 
 BackendBench = Callable[[LiveServer, int, str, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
+TreesBench = Callable[[list[LiveServer], int, str, argparse.Namespace], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 
-def bench_backends(name: str, benchmark: BackendBench, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Per backend in `args.backends`: one assistd against one fake upstream, measured by `benchmark`."""
+def bench_backends(
+    name: str, benchmark: BackendBench, args: argparse.Namespace, compare: TreesBench | None = None
+) -> list[dict[str, Any]]:
+    """Per backend in `args.backends`: one assistd against one fake upstream, measured by `benchmark`.
+
+    With --compare-src (and a `compare` bench), one server per source tree, all running at once, each
+    on its own database, measured by `compare` with their samples interleaved, so that whatever else
+    the machine does meanwhile weighs on both alike."""
     results: list[dict[str, Any]] = []
+    trees = source_trees(getattr(args, "compare_src", None))
+    if len(trees) > 1 and compare is None:
+        raise SystemExit(f"bench_{name} cannot compare source trees")
     with (
         tempfile.TemporaryDirectory(prefix=f"assistd-bench-{name}-") as tmp,
         fake_upstream_process(Path(tmp)) as fake_port,
     ):
         for backend in args.backends:
-            with database_urls(backend, 1) as urls:
-                server = LiveServer(Path(tmp) / backend, database_url=urls[0], env=server_env(fake_port))
-                with server:
-                    results.append(asyncio.run(benchmark(server, fake_port, backend, args)))
+            with database_urls(backend, len(trees)) as urls, contextlib.ExitStack() as stack:
+                servers = []
+                for i, tree in enumerate(trees):
+                    env = {**server_env(fake_port), **tree.env}
+                    server = LiveServer(Path(tmp) / f"{backend}-{i}", database_url=urls[i], env=env)
+                    servers.append(stack.enter_context(server))
+                if compare is not None and len(trees) > 1:
+                    found = asyncio.run(compare(servers, fake_port, backend, args))
+                else:
+                    found = [asyncio.run(benchmark(servers[0], fake_port, backend, args))]
+            results += [{**result, "tree": tree.label} for result, tree in zip(found, trees, strict=True)]
     return results
 
 
@@ -227,14 +254,30 @@ def server_seconds(run: dict[str, Any]) -> float:
     return float(run["completed_at"] - run["created_at"])
 
 
-async def latency_for_length(
+@dataclass
+class LatencyCell:
+    """One server's thread of `length` messages, what assistd sent upstream for it, and its samples."""
+
+    client: httpx.AsyncClient
+    assistant_id: str
+    thread_id: str
+    sent: dict[str, Any]
+    seed_s: float
+    stream_ms: list[float] = field(default_factory=list)
+    direct_ms: list[float] = field(default_factory=list)
+    poll_ms: list[float] = field(default_factory=list)
+    overhead_ms: list[float] = field(default_factory=list)
+    server_s: list[float] = field(default_factory=list)
+
+
+async def prepare_latency(
     client: httpx.AsyncClient,
     fake: httpx.AsyncClient,
     fake_port: int,
     assistant_id: str,
     length: int,
     args: argparse.Namespace,
-) -> dict[str, Any]:
+) -> LatencyCell:
     seed_start = time.perf_counter()
     thread_id = await create_thread(client, length)
     seed_s = time.perf_counter() - seed_start
@@ -246,35 +289,58 @@ async def latency_for_length(
     for _ in range(args.warmup):
         await direct_stream(fake, sent)
         await polled_run(client, thread_id, assistant_id, args.poll_interval)
-    stream_ms: list[float] = []
-    direct_ms: list[float] = []
-    poll_ms: list[float] = []
-    overhead_ms: list[float] = []
-    server_s: list[float] = []
-    for _ in range(args.samples):
-        s, run = await streamed_run(client, thread_id, assistant_id)
-        d = await direct_stream(fake, sent)
-        p, prun = await polled_run(client, thread_id, assistant_id, args.poll_interval)
-        stream_ms.append(s * 1000)
-        direct_ms.append(d * 1000)
-        poll_ms.append(p * 1000)
-        overhead_ms.append((s - d) * 1000)
-        server_s += [server_seconds(run), server_seconds(prun)]
-    await fake_call(fake_port, "POST", "/_fake/reset", {})
-    user_msgs = [m for m in sent["messages"] if m["role"] != "system"]
+    return LatencyCell(client, assistant_id, thread_id, sent, seed_s)
+
+
+async def latency_sample(cell: LatencyCell, fake: httpx.AsyncClient, args: argparse.Namespace) -> None:
+    """One round: a streamed run, the same chat request straight to the fake, a polled run."""
+    s, run = await streamed_run(cell.client, cell.thread_id, cell.assistant_id)
+    d = await direct_stream(fake, cell.sent)
+    p, prun = await polled_run(cell.client, cell.thread_id, cell.assistant_id, args.poll_interval)
+    cell.stream_ms.append(s * 1000)
+    cell.direct_ms.append(d * 1000)
+    cell.poll_ms.append(p * 1000)
+    cell.overhead_ms.append((s - d) * 1000)
+    cell.server_s += [server_seconds(run), server_seconds(prun)]
+
+
+def latency_row(cell: LatencyCell, length: int) -> dict[str, Any]:
+    user_msgs = [m for m in cell.sent["messages"] if m["role"] != "system"]
     return {
         "length": length,
-        "seed_seconds": round(seed_s, 3),
+        "seed_seconds": round(cell.seed_s, 3),
         "prompt_messages": len(user_msgs),
-        "prompt_bytes": len(json.dumps(sent["messages"])),
+        "prompt_bytes": len(json.dumps(cell.sent["messages"])),
         "prompt_truncated": len(user_msgs) < length,
-        "stream_ms": summary(stream_ms),
-        "direct_ms": summary(direct_ms),
-        "overhead_ms": summary(overhead_ms),
-        "poll_ms": summary(poll_ms),
-        "server_completed_minus_created_s": summary(server_s),
-        "samples": {"stream_ms": stream_ms, "direct_ms": direct_ms, "poll_ms": poll_ms, "server_s": server_s},
+        "stream_ms": summary(cell.stream_ms),
+        "direct_ms": summary(cell.direct_ms),
+        "overhead_ms": summary(cell.overhead_ms),
+        "poll_ms": summary(cell.poll_ms),
+        "server_completed_minus_created_s": summary(cell.server_s),
+        "samples": {
+            "stream_ms": cell.stream_ms,
+            "direct_ms": cell.direct_ms,
+            "poll_ms": cell.poll_ms,
+            "server_s": cell.server_s,
+        },
     }
+
+
+async def latency_for_length(
+    clients: list[tuple[httpx.AsyncClient, str]],
+    fake: httpx.AsyncClient,
+    fake_port: int,
+    length: int,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Per (client, assistant), one server each: `--samples` rounds, the servers taking turns within a
+    round, in an order that alternates between rounds (AB, BA, ...)."""
+    cells = [await prepare_latency(client, fake, fake_port, assistant, length, args) for client, assistant in clients]
+    for i in range(args.samples):
+        for cell in cells if i % 2 == 0 else cells[::-1]:
+            await latency_sample(cell, fake, args)
+    await fake_call(fake_port, "POST", "/_fake/reset", {})
+    return [latency_row(cell, length) for cell in cells]
 
 
 # --- throughput ---------------------------------------------------------------------------------
@@ -328,32 +394,47 @@ async def throughput(
 async def bench_backend_async(
     server: LiveServer, fake_port: int, backend: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    pid = server.process.pid if server.process else None
-    async with (
-        new_client(server.base_url, connections=args.threads + 10) as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=60) as fake,
-    ):
-        assistant_id = await create_assistant(client)
-        latency = []
+    return (await bench_servers_async([server], fake_port, backend, args))[0]
+
+
+async def bench_servers_async(
+    servers: list[LiveServer], fake_port: int, backend: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every measurement on each server (one per source tree), interleaved: latency samples take turns,
+    throughput runs one server after the other in an order that alternates between modes."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(new_client(server.base_url, connections=args.threads + 10))
+            for server in servers
+        ]
+        fake = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=60))
+        assistants = [await create_assistant(client) for client in clients]
+        pids = [server.process.pid if server.process else None for server in servers]
+        latency: list[list[dict[str, Any]]] = [[] for _ in servers]
         for length in args.lengths:
             print(f"[{backend}] latency, thread of {length} messages ...", file=sys.stderr, flush=True)
-            latency.append(await latency_for_length(client, fake, fake_port, assistant_id, length, args))
-        through = []
-        for mode in args.modes:
-            print(
-                f"[{backend}] throughput, {args.threads} threads x {args.runs_per_thread} runs, {mode} ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            through.append(await throughput(client, assistant_id, pid, mode, args))
-            await fake_call(fake_port, "POST", "/_fake/reset", {})
-    return {"backend": backend, "latency": latency, "throughput": through}
+            rows = await latency_for_length(list(zip(clients, assistants, strict=True)), fake, fake_port, length, args)
+            for found, row in zip(latency, rows, strict=True):
+                found.append(row)
+        through: list[list[dict[str, Any]]] = [[] for _ in servers]
+        for m, mode in enumerate(args.modes):
+            order = list(range(len(servers)))
+            for i in order if m % 2 == 0 else order[::-1]:
+                print(
+                    f"[{backend}] throughput, {args.threads} threads x {args.runs_per_thread} runs, {mode} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                through[i].append(await throughput(clients[i], assistants[i], pids[i], mode, args))
+                await fake_call(fake_port, "POST", "/_fake/reset", {})
+    return [{"backend": backend, "latency": lat, "throughput": thr} for lat, thr in zip(latency, through, strict=True)]
 
 
 def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     out: list[str] = []
     for res in results:
-        out.append(f"\n### {res['backend']}: one-step run latency (sequential, {args.samples} samples, ms)\n")
+        tree = f" [{res['tree']}]" if getattr(args, "compare_src", None) else ""
+        out.append(f"\n### {res['backend']}{tree}: one-step run latency (sequential, {args.samples} samples, ms)\n")
         out.append(
             "| thread msgs | prompt msgs sent | stream p50 | p99 | fake direct p50 | p99 "
             "| **overhead p50** | overhead p99 | polled p50 | p99 | server completed-created s p50 / max |"
@@ -374,7 +455,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f"| {fmt(p['p50'])} | {fmt(p['p99'])} | {fmt(srv['p50'], 0)} / {fmt(srv['max'], 0)} |"
             )
         out.append(
-            f"\n### {res['backend']}: throughput ({args.threads} threads at once, "
+            f"\n### {res['backend']}{tree}: throughput ({args.threads} threads at once, "
             f"{args.runs_per_thread} runs each, back-to-back)\n"
         )
         out.append("| mode | completed | failed | wall s | runs/s | latency p50 ms | p99 ms | server CPU ms/run |")
@@ -391,7 +472,10 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def render_comparison(results: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> str:
-    old = {r["backend"]: r for r in baseline["results"]}
+    """`results` beside `baseline`'s, per backend (the first result of each), with the ratio new/old."""
+    old: dict[str, dict[str, Any]] = {}
+    for r in baseline["results"]:
+        old.setdefault(r["backend"], r)
     out = [
         f"\n### compared with {name} (new / old)\n",
         "| backend | cell | new p50 ms | old | new/old | new p99 ms | old | new/old | new runs/s | old | new/old |",
@@ -460,6 +544,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=50, help="threads running at once (throughput)")
     parser.add_argument("--runs-per-thread", type=int, default=10, help="runs back-to-back per thread (throughput)")
     parser.add_argument("--modes", default="poll,stream", help="throughput modes: poll, stream")
+    add_compare_arg(parser)
     add_output_args(parser, "runs")
     args = parser.parse_args(argv)
     parse_backends(parser, args)
@@ -481,13 +566,14 @@ def fake_upstream_main(
     render: Callable[[Results, argparse.Namespace], str],
     render_comparison: Callable[[Results, dict[str, Any], str], str],
     render_aims: Callable[[Results], str],
+    compare: TreesBench | None = None,
 ) -> int:
     """Run `benchmark` on every backend, write bench/results/<name>-<time>.json, print the report (bench_stream too)."""
     baseline = load_baseline(args.baseline)
     started = time.time()
     load_before = loadavg()
     warn_if_loaded(f"bench_{name}", load_before)
-    results = bench_backends(name, benchmark, args)
+    results = bench_backends(name, benchmark, args, compare)
     result = {
         **result_head(name, started, machine(load_before), versions(PACKAGES)),
         "settings": settings(args),
@@ -496,9 +582,14 @@ def fake_upstream_main(
     output = write_result(result, args.output, started)
     print(heading(title, result))
     print(render(results, args))
+    this = [r for r in results if r.get("tree", "this").startswith("this")]
     if baseline is not None:
-        print(render_comparison(results, baseline, str(args.baseline)))
-    print(render_aims(results))
+        print(render_comparison(this, baseline, str(args.baseline)))
+    compared = [r for r in results if r.get("tree", "").startswith("compare")]
+    if compared:
+        name = f"{compared[0]['tree']}, in the same run (new = {this[0]['tree']})"
+        print(render_comparison(this, {"results": compared}, name))
+    print(render_aims(this))
     print(f"\nJSON: {output}")
     return 0
 
@@ -506,7 +597,14 @@ def fake_upstream_main(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return fake_upstream_main(
-        "runs", "run overhead benchmark", args, bench_backend_async, render, render_comparison, render_aims
+        "runs",
+        "run overhead benchmark",
+        args,
+        bench_backend_async,
+        render,
+        render_comparison,
+        render_aims,
+        compare=bench_servers_async,
     )
 
 

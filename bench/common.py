@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: machine facts, results JSON, --baseline, percentiles, child processes.
+"""What the benchmark scripts share: machine facts, results JSON, --baseline, --compare-src, percentiles, processes.
 
 Standard library only, so that importing it costs nothing (bench_local.py's raw worker imports it too).
 The scripts run as `python bench/bench_X.py`, which puts this folder first on sys.path.
@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,17 @@ def versions(names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def git_revision() -> str:
-    """The short HEAD revision, "+dirty" when src/ has uncommitted changes."""
+def git_revision(where: Path = BENCH_DIR) -> str:
+    """The short HEAD revision of the checkout holding `where`, "+dirty" when its src/ has uncommitted changes."""
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=BENCH_DIR, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--", "src"], cwd=top, capture_output=True, text=True, check=True
         ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -147,6 +151,51 @@ def child_server(
     finally:
         process.terminate()
         wait_or_kill(process)
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """Where a benchmarked server's `assistd` comes from: `label` for the tables, `env` for its process."""
+
+    label: str
+    path: Path
+    env: dict[str, str]
+
+
+def add_compare_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare-src",
+        type=Path,
+        help="a second source tree (the directory holding assistd/, e.g. another checkout's src): every "
+        "measurement runs on a server from it too (PYTHONPATH=DIR), in the same run, and the tables show both",
+    )
+
+
+def source_trees(compare_src: Path | None) -> list[SourceTree]:
+    """The tree this script imports assistd from, and `compare_src` if given, each checked to be what a
+    server started with its env imports (the package is often installed editable from elsewhere)."""
+    trees = [_source_tree("this", {})]
+    if compare_src is not None:
+        path = compare_src.resolve()
+        if not (path / "assistd" / "__init__.py").is_file():
+            raise SystemExit(f"--compare-src {compare_src}: no assistd package there")
+        pythonpath = os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))
+        trees.append(_source_tree("compare", {"PYTHONPATH": pythonpath}, expected=path))
+    return trees
+
+
+def _source_tree(name: str, env: dict[str, str], expected: Path | None = None) -> SourceTree:
+    found = subprocess.run(
+        [sys.executable, "-c", "import assistd; print(assistd.__file__)"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    path = Path(found).resolve().parents[1]
+    if expected is not None and path != expected:
+        raise SystemExit(f"a server with PYTHONPATH={expected} would import assistd from {path}")
+    return SourceTree(f"{name}: {path} ({git_revision(path)})", path, env)
 
 
 @contextlib.contextmanager

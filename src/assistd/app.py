@@ -32,6 +32,7 @@ from assistd.db.database import Database, create_engine
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import Lifecycle
 from assistd.engine.loop import Loop
+from assistd.engine.queue import JobTable, LeasedQueue, QueueWorker
 from assistd.engine.signals import RunSignals
 from assistd.engine.worker import Worker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
@@ -41,10 +42,10 @@ from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
 from assistd.providers.routing import build_router as build_model_router
 from assistd.retrieval.embedding import Embedder, MiniLMEmbedder, UpstreamEmbedder
+from assistd.retrieval.ingestion import JOBS, IngestError, Ingestion, Pipeline
 from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.pipeline import IngestionPipeline
 from assistd.retrieval.search import SearchHit, search
-from assistd.runs.ingestion import IngestError, IngestionWorker, Pipeline
 from assistd.sandbox.base import Sandbox
 from assistd.sandbox.limits import Limits
 from assistd.sandbox.missing import MissingSandbox
@@ -82,7 +83,7 @@ class Services:
     worker: Worker
     runs: RunService
     vector_stores: VectorStoreService
-    ingestion: IngestionWorker
+    ingestion: QueueWorker
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
@@ -119,16 +120,7 @@ async def open_services(settings: Settings) -> Services:
     sandbox = make_sandbox(settings, db)
     executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
-    ingestion = IngestionWorker(
-        db,
-        blobs,
-        _pipeline_factory(embedder, no_embedder, settings),
-        owner=worker.owner,
-        concurrency=settings.ingestion_concurrency,
-        poll_seconds=settings.worker_poll_seconds,
-        lease_seconds=settings.lease_seconds,
-        max_bytes=settings.max_upload_bytes,
-    )
+    ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)
     threads = ThreadService(
@@ -151,6 +143,23 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+    )
+
+
+def ingestion_worker(
+    db: Database, blobs: BlobStore, pipeline: Callable[[], Awaitable[Pipeline]], settings: Settings, owner: str
+) -> QueueWorker:
+    """The ingestion worker: retrieval's job (one claimed file: load, parse, chunk, embed, index, mark it
+    done or failed) on the leased queue, whose lease it ends its claim through."""
+    jobs = JobTable(table=JOBS.table, key=JOBS.key, ready=JOBS.ready, order_by=JOBS.order_by)
+    queue = LeasedQueue(db, jobs, owner=owner, lease_seconds=settings.lease_seconds)
+    ingest = Ingestion(db, blobs, pipeline, queue, owner=owner, max_bytes=settings.max_upload_bytes)
+    return QueueWorker(
+        queue,
+        ingest,
+        name="ingestion",
+        concurrency=settings.ingestion_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
     )
 
 

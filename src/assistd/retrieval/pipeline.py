@@ -1,4 +1,4 @@
-"""Parse → chunk → embed: what ingestion does to one file's bytes (runs/ingestion.py stores the result)."""
+"""Parse → chunk → embed: what ingestion does to one file's bytes (retrieval/ingestion.py stores the result)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 
 from assistd.retrieval.chunking import chunk
 from assistd.retrieval.embedding import Embedder
+from assistd.retrieval.ingestion import ChunkRecord, IngestError
 from assistd.retrieval.limits import ParseLimits
 from assistd.retrieval.parsing import FileError, parse
-from assistd.runs.ingestion import ChunkRecord, IngestError
 
 
 class IngestionPipeline:

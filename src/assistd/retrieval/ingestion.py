@@ -1,10 +1,12 @@
-"""Ingestion of files into vector stores: parse, chunk, embed, store; claimed with a lease like runs.
+"""Ingestion of files into vector stores: what one claim of a vector-store file does.
 
 A vector-store file is `in_progress` until a worker (in any replica) claims it, turns the File's
 bytes into chunks with embeddings, and marks it `completed`, or `failed` with `last_error`
-(`unsupported_file`, `invalid_file`, `server_error`). The claim is a lease in the leased queue
-(engine/queue.py) that runs use too: renewed while the file is ingested; a worker that dies leaves a
-lapsed lease and another claims the file and starts it again; one stopped cleanly hands it back.
+(`unsupported_file`, `invalid_file`, `server_error`). The worker is the leased queue's (engine/queue.py),
+assembled in app.py from `JOBS` and an `Ingestion`: its lease is renewed while a file is ingested; a
+worker that dies leaves a lapsed lease and another claims the file and starts it again; one stopped
+cleanly hands it back. Retrieval does not import the engine: the queue reaches this module only as
+the `Lease` an `Ingestion` ends its claim through.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import ColumnElement, Table, delete, select, text
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
-from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
 from assistd.retrieval.search import PGVECTOR_DIMENSIONS, has_pgvector, vector_literal
 from assistd.storage.blobs import BlobStore
 
@@ -29,6 +30,9 @@ _INSERT_WITH_VECTOR = text(
     "INSERT INTO chunks (vector_store_id, file_id, seq, text, tokens, embedding, embedding_vec) "
     "VALUES (:vector_store_id, :file_id, :seq, :text, :tokens, :embedding, CAST(CAST(:vec AS text) AS vector))"
 )
+
+FileKey = tuple[str, ...]
+"""(vector_store_id, file_id): a vector-store file's key, in the order of `Jobs.key`."""
 
 
 class IngestError(Exception):
@@ -51,56 +55,54 @@ class Pipeline(Protocol):
     async def process(self, filename: str, data: bytes, max_tokens: int, overlap: int) -> list[ChunkRecord]: ...
 
 
-INGESTIONS = JobTable(
-    table=t.vector_store_files,
-    key=("vector_store_id", "id"),
-    ready=lambda: t.vector_store_files.c.status == "in_progress",
-    order_by="created_at",
-)
+class Lease(Protocol):
+    """The claim the worker holds on a file (engine/queue.py's LeasedQueue): `complete` writes the outcome
+    and ends it, only while the claim is still this worker's and the file still in progress."""
+
+    async def complete(self, conn: Connection, key: FileKey, **values: Any) -> bool: ...
 
 
-class IngestionWorker:
-    """Ingests vector-store files through the leased queue (engine/queue.py), as the run worker runs runs:
-    the lease is renewed while a file is ingested, so however long that takes it is done once; a lapsed
-    lease (the process died) makes the file claimable again, and one stopped cleanly hands it back."""
+def _pending() -> ColumnElement[bool]:
+    return t.vector_store_files.c.status == "in_progress"
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """Where ingestion jobs live, for the leased queue: the table, its key columns, which rows are work,
+    in which order."""
+
+    table: Table
+    key: tuple[str, ...]
+    ready: Callable[[], ColumnElement[bool]]
+    order_by: str
+
+
+JOBS = Jobs(table=t.vector_store_files, key=("vector_store_id", "id"), ready=_pending, order_by="created_at")
+
+
+class Ingestion:
+    """One claim's work: load the File's bytes, parse, chunk, embed (the pipeline), store the chunks and
+    mark the vector-store file completed, or failed with its last_error. Called by the queue's worker
+    with the key of a file it has claimed."""
 
     def __init__(
         self,
         db: Database,
         blobs: BlobStore,
         pipeline: Callable[[], Awaitable[Pipeline]],
+        lease: Lease,
         *,
         owner: str,
-        concurrency: int = 2,
-        poll_seconds: float = 1.0,
-        lease_seconds: float = 30.0,
         max_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.pipeline = pipeline
+        self.lease = lease
+        self.owner = owner
         self.max_bytes = max_bytes
-        self.queue = LeasedQueue(db, INGESTIONS, owner=owner, lease_seconds=lease_seconds)
-        self.jobs = QueueWorker(
-            self.queue, self._claimed, name="ingestion", concurrency=concurrency, poll_seconds=poll_seconds
-        )
 
-    @property
-    def owner(self) -> str:
-        return self.queue.owner
-
-    def start(self) -> None:
-        self.jobs.start()
-
-    def notify(self) -> None:
-        self.jobs.notify()
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Files still being ingested after `grace` are cut and handed back: another process (or this one,
-        restarted) starts them again at once."""
-        await self.jobs.stop(grace)
-
-    async def _claimed(self, key: JobKey) -> None:
+    async def __call__(self, key: FileKey) -> None:
         store_id, file_id = key
         log.info("ingesting a file", extra={"vector_store_id": store_id, "file_id": file_id, "owner": self.owner})
         started = time.monotonic()
@@ -146,7 +148,7 @@ class IngestionWorker:
         usage = sum(len(r.text.encode()) + len(r.embedding) for r in records)
         pgvector = await has_pgvector(self.db)  # before the write: it may read on a connection of its own
         async with self.db.write() as conn:
-            owned = await self._release(conn, store_id, file_id, status="completed", usage_bytes=usage)
+            owned = await self.lease.complete(conn, (store_id, file_id), status="completed", usage_bytes=usage)
             if not owned:  # cancelled, removed or re-attached meanwhile: keep nothing
                 return
             await conn.execute(
@@ -175,10 +177,6 @@ class IngestionWorker:
             await conn.execute(_INSERT_WITH_VECTOR, rows)
 
     async def _finish(self, store_id: str, file_id: str, status: str, error: dict[str, str]) -> None:
+        """End the claim with a failure; nothing is written when it is no longer ours to end."""
         async with self.db.write() as conn:
-            await self._release(conn, store_id, file_id, status=status, last_error=error)
-
-    async def _release(self, conn: Connection, store_id: str, file_id: str, **values: Any) -> bool:
-        """End this worker's claim on a file still in progress; False when it is no longer ours to end
-        (cancelled, removed or re-attached meanwhile)."""
-        return await self.queue.complete(conn, (store_id, file_id), **values)
+            await self.lease.complete(conn, (store_id, file_id), status=status, last_error=error)
