@@ -263,7 +263,7 @@ def rows(stats: TreeStats) -> list[tuple[str, str]]:
     found += [
         ("run-status SQL UPDATEs outside lifecycle", str(len(stats.status_updates))),
         ("run-status transition() calls outside lifecycle", str(len(stats.transition_calls))),
-        ("modules writing a run's status", f"{len(writers)} {' '.join(writers)}".strip()),
+        ("modules writing a run's status outside lifecycle", f"{len(writers)} {' '.join(writers)}".strip()),
         (
             "package cycles",
             f"{len(stats.cycles)} {' '.join('↔'.join(g) for g in stats.cycles)}".strip()

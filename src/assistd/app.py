@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -53,6 +52,7 @@ from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
+from assistd.services.registry import Services
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -68,25 +68,6 @@ if TYPE_CHECKING:  # the `sandbox` extra: imported by make_sandbox when installe
     from assistd.sandbox.manager import SandboxConfig
 
 log = logging.getLogger("assistd")
-
-
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    blobs: BlobStore
-    keys: KeyService
-    files: FileService
-    assistants: AssistantService
-    threads: ThreadService
-    models: ModelRouter
-    worker: Worker
-    runs: RunService
-    vector_stores: VectorStoreService
-    ingestion: QueueWorker
-    embedder: Embedder | None
-    sandbox: Sandbox
-    admin: AdminService
 
 
 def build_router() -> Router:

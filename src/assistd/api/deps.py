@@ -15,7 +15,7 @@ from assistd.errors import InvalidRequest, PayloadTooLarge
 from assistd.protocol.validation import BAD_JSON_MESSAGE, to_invalid_request
 
 if TYPE_CHECKING:
-    from assistd.app import Services
+    from assistd.services.registry import Services
 
 M = TypeVar("M", bound=BaseModel)
 
