@@ -178,8 +178,10 @@ class QueueWorker:
         concurrency: int,
         poll_seconds: float,
         maintain: Callable[[], Awaitable[None]] | None = None,
+        on_lost: Callable[[JobKey], bool] | None = None,
     ) -> None:
         self.queue = queue
+        self.on_lost = on_lost
         self.run = run
         self.name = name
         self.concurrency = concurrency
@@ -280,8 +282,13 @@ class QueueWorker:
             for key in lost:
                 task = self._jobs.get(key)
                 if task is not None and not task.done() and key not in self.queue.completed:
-                    log.warning("lease lost: the job is no longer ours", extra={"queue": self.name, "job": key})
-                    task.cancel()
+                    # The job kind may stop its job itself (a run closes itself, e.g. as deleted with its
+                    # thread); otherwise the job is cut where it stands.
+                    if self.on_lost is not None and self.on_lost(key):
+                        log.info("lease lost: stopping the job", extra={"queue": self.name, "job": key})
+                    else:
+                        log.warning("lease lost: the job is no longer ours", extra={"queue": self.name, "job": key})
+                        task.cancel()
 
     async def _run_job(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
         try:

@@ -53,6 +53,9 @@ class Worker:
             concurrency=concurrency,
             poll_seconds=poll_seconds,
             maintain=self.maintain,
+            # A run whose lease went (its thread deleted through another replica, or recovered there)
+            # is stopped through its signal, so that it closes itself and its stream ends properly.
+            on_lost=lambda key: self.executor.signals.cancel(key[0]),
         )
 
     @property
