@@ -27,7 +27,7 @@ from types import TracebackType
 
 import openai
 
-from assistd.testing.proxy import RoundRobinProxy, fresh_connections
+from assistd.testing.proxy import CLOSE_CONNECTION, RoundRobinProxy
 from assistd.testing.server import LiveServer
 
 # Quick polling, as the test servers use, a short lease so a dead replica's run is recovered in a few
@@ -133,9 +133,7 @@ class Cluster:
     def _client(base_url: str) -> openai.OpenAI:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return openai.OpenAI(
-                base_url=base_url, api_key="test-key", max_retries=0, http_client=fresh_connections()
-            )
+            return openai.OpenAI(base_url=base_url, api_key="test-key", max_retries=0, default_headers=CLOSE_CONNECTION)
 
     # --- the database's view --------------------------------------------------------------------
 

@@ -2,12 +2,12 @@
 
 Each accepted connection goes to the next backend in turn; bytes are copied both ways as they arrive,
 so a streamed (SSE) response passes through unbuffered. Balancing is per connection, as a plain L4
-load balancer does: a client that wants every request to reach the next replica opens a fresh
-connection per request (`fresh_connections()` gives an httpx client that does). A backend that refuses
-the connection (stopped, killed) is skipped for the next one, as a health-checking balancer would.
+load balancer does: a client that wants every request to reach the next replica asks for a fresh
+connection per request (sends `CLOSE_CONNECTION`). A backend that refuses the connection (stopped,
+killed) is skipped for the next one, as a health-checking balancer would.
 
     with RoundRobinProxy([("127.0.0.1", 8001), ("127.0.0.1", 8002)]) as proxy:
-        OpenAI(base_url=proxy.base_url, http_client=fresh_connections())
+        OpenAI(base_url=proxy.base_url, default_headers=CLOSE_CONNECTION)
         proxy.served  # connections each backend received
 """
 
@@ -18,8 +18,6 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-
-import httpx
 
 from assistd.testing.server import free_port
 
@@ -40,6 +38,7 @@ class RoundRobinProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -84,12 +83,22 @@ class RoundRobinProxy:
                     writer.write_eof()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        try:
+            await self._relay(client_reader, client_writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             _, upstream_reader, upstream_writer = await self._connect()
         except ConnectionError:
             client_writer.close()
             return
-        upload = asyncio.ensure_future(self._pipe(client_reader, upstream_writer))
+        upload = asyncio.create_task(self._pipe(client_reader, upstream_writer))
+        self._tasks.add(upload)
         try:
             # The connection is over when the backend's side ends (response sent, or the backend died);
             # the client's side may end earlier (a half-close) without ending the response.
@@ -98,13 +107,13 @@ class RoundRobinProxy:
             upload.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upload
-            for writer in (upstream_writer, client_writer):
-                writer.close()
-                with contextlib.suppress(OSError, ConnectionError):
-                    await writer.wait_closed()
+            self._tasks.discard(upload)
+            upstream_writer.close()
+            client_writer.close()
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         try:
             self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
@@ -147,6 +156,7 @@ class RoundRobinProxy:
         self.stop()
 
 
-def fresh_connections(timeout: float = 60.0) -> httpx.Client:
-    """An httpx client that keeps no connection alive: through the proxy, each request reaches the next replica."""
-    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=timeout)
+# Sent by a client that wants each request on a connection of its own (so through the proxy, on the
+# next replica): the server closes the connection after its response, and the client opens a new one.
+# A header rather than an HTTP client of the proxy's making works with any openai SDK version.
+CLOSE_CONNECTION = {"Connection": "close"}
