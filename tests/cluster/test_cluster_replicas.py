@@ -9,14 +9,17 @@ Cancel goes through a replica that is not executing the run; the replica executi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from openai import OpenAI
 
 from assistd.retrieval.embedding import MiniLMEmbedder
 from assistd.testing.cluster import Cluster
@@ -25,6 +28,10 @@ from assistd.testing.fake_upstream import FakeUpstream, Reply
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 MIB = 1024 * 1024
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
+WEATHER: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+}
 BOOK = (
     "Call me Ishmael. The great white whale, Moby Dick, was hunted by Captain Ahab of the Pequod, "
     "a whaler out of Nantucket. "
@@ -85,6 +92,52 @@ def test_a_run_created_on_one_replica_is_polled_to_completion_through_the_others
         assert message.content[0].text.value == "Done, whoever ran it."  # type: ignore[union-attr]
     assert min(served_since(cluster, before)) >= 2, "the polls went through every replica"
     assert len(fake.requests(model)) == 1, "one replica executed the run, once"
+
+
+def test_tool_outputs_are_submitted_through_another_replica_than_the_one_that_asked(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    model = f"tools-{uuid.uuid4().hex[:8]}"
+    fake.script(
+        model,
+        Reply.call("get_weather", {"city": "Paris"}),
+        Reply.say("Sunny in Paris."),
+        Reply.call("get_weather", {"city": "Oslo"}),
+        Reply.say("Snow in Oslo."),
+    )
+    with cluster.replica_client(0) as first:
+        assistant = first.beta.assistants.create(model=model, tools=[WEATHER])
+        thread = first.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris?"}])
+        run = first.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+    assert run.status == "requires_action"
+    call = run.required_action.submit_tool_outputs.tool_calls[0]  # type: ignore[union-attr]
+    with cluster.replica_client(1) as second:  # polled
+        run = second.beta.threads.runs.submit_tool_outputs_and_poll(
+            tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}], run_id=run.id, thread_id=thread.id
+        )
+    assert run.status == "completed", run.last_error
+
+    with cluster.client() as client:  # streamed, through the proxy
+        client.beta.threads.messages.create(thread.id, role="user", content="And in Oslo?")
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+        assert run.status == "requires_action"
+        call = run.required_action.submit_tool_outputs.tool_calls[0]  # type: ignore[union-attr]
+        with client.beta.threads.runs.submit_tool_outputs_stream(
+            tool_outputs=[{"tool_call_id": call.id, "output": "snow"}], run_id=run.id, thread_id=thread.id
+        ) as events:
+            names = [event.event for event in events]
+        assert names[-1] == "thread.run.completed", names
+        texts = [
+            m.content[0].text.value  # type: ignore[union-attr]
+            for m in client.beta.threads.messages.list(thread.id, order="asc")
+            if m.role == "assistant"
+        ]
+    assert texts == ["Sunny in Paris.", "Snow in Oslo."]
+    assert len(fake.requests(model)) == 4
 
 
 @pytest.mark.skipif(not MiniLMEmbedder.available(), reason="the bundled embedding model is not installed")
@@ -158,13 +211,38 @@ def start_slow_run(cluster: Cluster, fake: FakeUpstream, model: str) -> tuple[st
         assistant = client.beta.assistants.create(model=model)
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
         run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-        wait_until(
-            lambda: [m for m in client.beta.threads.messages.list(thread.id) if m.role == "assistant"],
-            lambda ms: len(ms) == 1,
-            30,
-            "the run's message",
-        )
+        wait_for_message(client, thread.id)
     return thread.id, run.id, cluster.wait_for_executor(run.id)
+
+
+def wait_for_message(client: OpenAI, thread_id: str) -> None:
+    wait_until(
+        lambda: [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"],
+        lambda ms: len(ms) == 1,
+        30,
+        "the run's message",
+    )
+
+
+class Reader(threading.Thread):
+    """A client streaming a run through the proxy, in the background: its events, and how its stream ended."""
+
+    def __init__(self, client: OpenAI, thread_id: str, assistant_id: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.thread_id, self.assistant_id = client, thread_id, assistant_id
+        self.events: list[str] = []
+        self.run_ids: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.client.beta.threads.runs.stream(thread_id=self.thread_id, assistant_id=self.assistant_id) as s:
+                for event in s:
+                    self.events.append(event.event)
+                    if event.event == "thread.run.created":
+                        self.run_ids.append(event.data.id)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            self.error = exc
 
 
 def test_cancel_through_a_replica_that_is_not_executing_the_run(cluster: Cluster, fake: FakeUpstream) -> None:
@@ -188,13 +266,38 @@ def test_cancel_through_a_replica_that_is_not_executing_the_run(cluster: Cluster
     assert p50 < 1.0, latencies
 
 
-def test_killing_the_replica_executing_a_run_ends_the_run_exactly_once(cluster: Cluster, fake: FakeUpstream) -> None:
-    """Today an interrupted run fails ("the server executing it stopped"); resuming it is issue 15 item 4."""
-    model = f"killed-{uuid.uuid4().hex[:8]}"
-    thread_id, run_id, executor = start_slow_run(cluster, fake, model)
+@pytest.mark.parametrize("mode", ["polled", "streamed"])
+def test_killing_the_replica_executing_a_run_ends_the_run_exactly_once(
+    cluster: Cluster, fake: FakeUpstream, mode: str
+) -> None:
+    """Today an interrupted run fails ("the server executing it stopped"); resuming it is issue 15 item 4.
+
+    A streaming client of the killed replica loses its stream (an error, not a hang); a polled client
+    sees the run end through the other replicas.
+    """
+    model = f"killed-{mode}-{uuid.uuid4().hex[:8]}"
+    closing = contextlib.ExitStack()
+    reader: Reader | None = None
+    if mode == "polled":
+        thread_id, run_id, executor = start_slow_run(cluster, fake, model)
+    else:
+        fake.script(model, Reply(text="slow " * 600, interval=0.1))
+        streaming = closing.enter_context(cluster.client())
+        assistant = streaming.beta.assistants.create(model=model)
+        thread_id = streaming.beta.threads.create(messages=[{"role": "user", "content": "hi"}]).id
+        reader = Reader(streaming, thread_id, assistant.id)
+        reader.start()
+        wait_until(lambda: list(reader.events), lambda e: "thread.message.delta" in e, 30, "the stream's deltas")
+        run_id = reader.run_ids[0]
+        executor = cluster.wait_for_executor(run_id)
     killed_at = time.monotonic()
     cluster.kill(executor)
     try:
+        if reader is not None:
+            reader.join(10)
+            assert not reader.is_alive(), "the stream of a killed replica hangs instead of ending"
+            assert reader.error is not None, "the stream of a killed replica ended as if complete"
+            assert "thread.run.completed" not in reader.events and "thread.run.failed" not in reader.events
         with cluster.client() as client:
             run = wait_until(
                 lambda: client.beta.threads.runs.retrieve(run_id, thread_id=thread_id),
@@ -203,13 +306,14 @@ def test_killing_the_replica_executing_a_run_ends_the_run_exactly_once(cluster: 
                 "another replica to recover the run",
             )
             recovered_in = time.monotonic() - killed_at
-            print(f"\nrun of a killed replica ended {run.status} after {recovered_in:.1f} s")
+            print(f"\n{mode} run of a killed replica ended {run.status} after {recovered_in:.1f} s")
             # What is true today: the run fails once, with the server error; it is not executed again.
             assert run.status == "failed", run
             assert run.last_error is not None and run.last_error.code == "server_error"
             assert len(fake.requests(model)) == 1, "the interrupted run was not executed a second time"
             runs = list(client.beta.threads.runs.list(thread_id))
             assert [r.id for r in runs] == [run_id]
+            assert cluster.fetch("SELECT count(*) FROM runs WHERE id = $1", run_id) == [(1,)]
             messages = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
             assert len(messages) == 1 and messages[0].run_id == run_id
             assert messages[0].status == "incomplete"
@@ -218,6 +322,7 @@ def test_killing_the_replica_executing_a_run_ends_the_run_exactly_once(cluster: 
                 with cluster.replica_client(index) as direct:
                     assert direct.beta.threads.runs.retrieve(run_id, thread_id=thread_id).status == "failed"
     finally:
+        closing.close()
         cluster.restart(executor)
 
     assert cluster.executing_replica(run_id) is None
