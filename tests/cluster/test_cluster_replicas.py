@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -336,3 +337,86 @@ def test_killing_the_replica_executing_a_run_ends_the_run_exactly_once(
         )
         assert run.status == "completed", run.last_error
     assert len(fake.requests(model)) == 1
+
+
+def test_one_thread_gets_one_active_run_when_three_replicas_are_asked_at_once(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    model = f"race-{uuid.uuid4().hex[:8]}"
+    fake.script(model, *[Reply(text="slow " * 600, interval=0.1) for _ in range(3)])
+    with cluster.client() as client:
+        assistant = client.beta.assistants.create(model=model)
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    clients = [cluster.replica_client(i) for i in range(len(cluster.replicas))]
+    barrier = threading.Barrier(len(clients))
+    created: list[str] = []
+    refused: list[str] = []
+
+    def create(client: OpenAI) -> None:
+        barrier.wait()
+        try:
+            created.append(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id).id)
+        except openai.BadRequestError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=create, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert len(created) == 1, (created, refused)
+        assert len(refused) == len(clients) - 1 and all("already has an active run" in r for r in refused), refused
+        (run_id,) = created
+        with pytest.raises(openai.BadRequestError):
+            clients[1].beta.threads.messages.create(thread.id, role="user", content="while it runs")
+        assert clients[2].beta.threads.runs.cancel(run_id, thread_id=thread.id).status in ("cancelling", "cancelled")
+        run = wait_until(
+            lambda: clients[0].beta.threads.runs.retrieve(run_id, thread_id=thread.id),
+            lambda r: r.status in TERMINAL,
+            30,
+            "the cancel",
+        )
+        assert run.status == "cancelled"
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_run_cancelled_while_its_replica_is_dead_ends_cancelled_not_failed(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    thread_id, run_id, executor = start_slow_run(cluster, fake, f"dead-cancel-{uuid.uuid4().hex[:8]}")
+    cluster.kill(executor)
+    try:
+        with cluster.client() as client:
+            assert client.beta.threads.runs.cancel(run_id, thread_id=thread_id).status == "cancelling"
+            run = wait_until(
+                lambda: client.beta.threads.runs.retrieve(run_id, thread_id=thread_id),
+                lambda r: r.status != "cancelling",
+                60,
+                "another replica to end the dead replica's cancelled run",
+            )
+            assert run.status == "cancelled", run
+            (message,) = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+            assert message.status == "incomplete"
+    finally:
+        cluster.restart(executor)
+
+
+def test_a_thread_deleted_through_another_replica_stops_its_run_and_leaves_no_rows(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    thread_id, run_id, executor = start_slow_run(cluster, fake, f"deleted-{uuid.uuid4().hex[:8]}")
+    with cluster.replica_client((executor + 1) % len(cluster.replicas)) as other:
+        assert other.beta.threads.delete(thread_id).deleted
+    replica = cluster.replicas[executor]
+    wait_until(
+        lambda: [line for line in replica.logs().splitlines() if run_id in line and "its thread was deleted" in line],
+        bool,
+        30,
+        "the executing replica to stop the run",
+    )
+    for table in ("messages", "runs", "run_steps"):
+        assert cluster.fetch(f"SELECT count(*) FROM {table} WHERE thread_id = $1", thread_id) == [(0,)], table
+    assert cluster.fetch("SELECT count(*) FROM threads WHERE id = $1", thread_id) == [(0,)]
