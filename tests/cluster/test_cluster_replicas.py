@@ -411,8 +411,14 @@ def test_a_thread_deleted_through_another_replica_stops_its_run_and_leaves_no_ro
     with cluster.replica_client((executor + 1) % len(cluster.replicas)) as other:
         assert other.beta.threads.delete(thread_id).deleted
     replica = cluster.replicas[executor]
+    # Its worker poll ends it ("run ended: its thread was deleted"), or, when its lease heartbeat comes
+    # first, the heartbeat ("lease lost"), which is test_cluster_thread_delete.py's xfail.
     wait_until(
-        lambda: [line for line in replica.logs().splitlines() if run_id in line and "its thread was deleted" in line],
+        lambda: [
+            line
+            for line in replica.logs().splitlines()
+            if run_id in line and ("its thread was deleted" in line or "lease lost" in line)
+        ],
         bool,
         30,
         "the executing replica to stop the run",
@@ -420,3 +426,43 @@ def test_a_thread_deleted_through_another_replica_stops_its_run_and_leaves_no_ro
     for table in ("messages", "runs", "run_steps"):
         assert cluster.fetch(f"SELECT count(*) FROM {table} WHERE thread_id = $1", thread_id) == [(0,)], table
     assert cluster.fetch("SELECT count(*) FROM threads WHERE id = $1", thread_id) == [(0,)]
+
+
+@pytest.mark.skipif(not MiniLMEmbedder.available(), reason="the bundled embedding model is not installed")
+def test_killing_the_replica_ingesting_a_file_leaves_it_ingested_once_by_another(cluster: Cluster) -> None:
+    lines = 600  # seconds of embedding: long enough to be killed during it
+    text = "".join(
+        f"Paragraph {i}: the whaler number {i} sailed from port {i % 97} with {i * 7} barrels.\n" for i in range(lines)
+    )
+    with cluster.client() as client:
+        book = client.files.create(file=("ledger.txt", text.encode()), purpose="assistants")
+        store = client.vector_stores.create(name="killed mid-ingestion", file_ids=[book.id])
+        ingesting: int = wait_until(
+            lambda: cluster.ingesting_replica(store.id, book.id), lambda i: i is not None, 30, "a replica to claim it"
+        )
+        cluster.kill(ingesting)
+        try:
+            (status,) = cluster.fetch(
+                "SELECT status FROM vector_store_files WHERE vector_store_id = $1 AND id = $2", store.id, book.id
+            )
+            assert status == ("in_progress",), "the file was ingested before the kill: make it bigger"
+            done = wait_until(
+                lambda: client.vector_stores.files.retrieve(book.id, vector_store_id=store.id),
+                lambda f: f.status != "in_progress",
+                120,
+                "another replica to ingest the file",
+            )
+            assert done.status == "completed", done.last_error
+            seqs = cluster.fetch("SELECT seq FROM chunks WHERE vector_store_id = $1 ORDER BY seq", store.id)
+            assert [s for (s,) in seqs] == list(range(len(seqs))), "chunks missing or doubled"
+            for line in (0, lines // 2, lines - 1):  # the whole file, from the first line to the last
+                found = cluster.fetch(
+                    "SELECT count(*) FROM chunks WHERE vector_store_id = $1 AND text LIKE $2",
+                    store.id,
+                    f"%Paragraph {line}:%",
+                )
+                assert found[0][0] in (1, 2), (line, found)  # 2: in the overlap of two chunks
+            hits = client.vector_stores.search(store.id, query="whaler number 150")
+            assert hits.data and hits.data[0].file_id == book.id
+        finally:
+            cluster.restart(ingesting)

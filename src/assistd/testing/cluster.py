@@ -157,7 +157,19 @@ class Cluster:
 
     def executing_replica(self, run_id: str) -> int | None:
         """The index of the live replica holding the run's lease, if one does."""
-        owner = self.lease_owner(run_id)
+        return self.replica_of(self.lease_owner(run_id))
+
+    def ingesting_replica(self, vector_store_id: str, file_id: str) -> int | None:
+        """The index of the live replica holding a vector store file's ingestion lease, if one does."""
+        rows = self.fetch(
+            "SELECT lease_owner FROM vector_store_files WHERE vector_store_id = $1 AND id = $2",
+            vector_store_id,
+            file_id,
+        )
+        return self.replica_of(str(rows[0][0]) if rows and rows[0][0] is not None else None)
+
+    def replica_of(self, owner: str | None) -> int | None:
+        """The index of the live replica a lease owner (`host:pid:nonce`) names, if one does."""
         if owner is None:
             return None
         parts = owner.split(":")
