@@ -105,6 +105,11 @@ def test_items_render_as_chat_messages_after_the_instructions() -> None:
 def test_a_text_only_message_is_one_string_and_no_instructions_no_system_message() -> None:
     history, _ = history_of(UserMessage((TextPart("a"), TextPart("b"))))
     assert fitted(history, instructions="").request.messages == [{"role": "user", "content": "a\nb"}]
+    # Written with an image that cannot be shown now (deleted, too large): still parts, as before.
+    history, _ = history_of(UserMessage((TextPart("a"),), with_images=True))
+    assert fitted(history, instructions="").request.messages == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}]}
+    ]
 
 
 def test_a_turns_calls_are_one_assistant_message_followed_by_their_outputs() -> None:

@@ -71,7 +71,7 @@ async def _user_message(content: list[dict[str, Any]], load_image: ImageLoader) 
             url = await load_image(part["image_file"]["file_id"])
             if url is not None:
                 parts.append(ImagePart(url))
-    return UserMessage(tuple(parts))
+    return UserMessage(tuple(parts), with_images=any(part["type"] != "text" for part in content))
 
 
 async def _history_item(row: MessageRecord, load_image: ImageLoader) -> HistoryItem:

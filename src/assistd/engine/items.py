@@ -31,7 +31,11 @@ class ImagePart:
 
 @dataclass(frozen=True, slots=True)
 class UserMessage:
+    """`with_images`: written with images, so sent as parts even when none of them can be shown now
+    (a deleted or too large image file); a text-only message is sent as one string."""
+
     parts: tuple[TextPart | ImagePart, ...]
+    with_images: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 from assistd.engine.items import (
     AssistantText,
-    ImagePart,
     Item,
     NamedTool,
     TextPart,
@@ -27,8 +26,9 @@ def system_message(instructions: str) -> list[ChatMessage]:
     return [{"role": "system", "content": instructions}] if instructions else []
 
 
-def _user_content(parts: Sequence[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
-    if all(isinstance(part, TextPart) for part in parts):
+def _user_content(message: UserMessage) -> str | list[dict[str, Any]]:
+    parts = message.parts
+    if not message.with_images and all(isinstance(part, TextPart) for part in parts):
         return "\n".join(part.text for part in parts if isinstance(part, TextPart))
     shown: list[dict[str, Any]] = []
     for part in parts:
@@ -46,8 +46,8 @@ def chat_messages(items: Sequence[Item]) -> list[ChatMessage]:
     messages: list[ChatMessage] = []
     for item in items:
         match item:
-            case UserMessage(parts=parts):
-                messages.append({"role": "user", "content": _user_content(parts)})
+            case UserMessage():
+                messages.append({"role": "user", "content": _user_content(item)})
             case AssistantText(text=text):
                 messages.append({"role": "assistant", "content": text})
             case ToolCallItem(call_id=call_id, name=name, arguments=arguments):
