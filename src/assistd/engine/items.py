@@ -15,6 +15,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+Json = dict[str, Any]  # a JSON object: a tool's schema, a response format, a rendered message
+
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
@@ -81,7 +83,7 @@ class TurnSettings:
 
     tool_choice: ToolChoice = None
     parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: Json | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_prompt_tokens: int | None = None  # over the whole turn (all its model calls)

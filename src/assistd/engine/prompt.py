@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from assistd.engine.items import Conversation, HistoryItem, Item, NamedTool, ToolCallItem, ToolChoice
+from assistd.engine.items import Conversation, HistoryItem, Item, Json, NamedTool, ToolCallItem, ToolChoice
 from assistd.engine.render import chat_messages, chat_tool_choice, system_message
 from assistd.providers import tokens
 from assistd.providers.base import ChatRequest
@@ -43,7 +43,7 @@ class Window:
     context_window: int
     prompt_tokens_used: int
     completion_tokens_used: int
-    tools: list[dict[str, Any]]
+    tools: list[Json]
 
 
 class TokenCounter(Protocol):
@@ -53,7 +53,7 @@ class TokenCounter(Protocol):
         """The tokens `items` take in the request (calls grouped as they are rendered)."""
         ...
 
-    def tools(self, tools: list[dict[str, Any]]) -> int: ...
+    def tools(self, tools: list[Json]) -> int: ...
 
 
 class ChatTokens:
@@ -65,7 +65,7 @@ class ChatTokens:
     def items(self, items: Sequence[Item]) -> int:
         return sum(tokens.count_message(m) for m in chat_messages(items))
 
-    def tools(self, tools: list[dict[str, Any]]) -> int:
+    def tools(self, tools: list[Json]) -> int:
         return tokens.count_tools(tools)
 
 

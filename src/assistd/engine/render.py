@@ -6,11 +6,11 @@ Consecutive tool calls are one assistant message with `tool_calls`; each output 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from assistd.engine.items import (
     AssistantText,
     Item,
+    Json,
     NamedTool,
     TextPart,
     ToolCallItem,
@@ -19,23 +19,23 @@ from assistd.engine.items import (
     UserMessage,
 )
 
-ChatMessage = dict[str, Any]
+ChatMessage = Json
 
 
 def system_message(instructions: str) -> list[ChatMessage]:
     return [{"role": "system", "content": instructions}] if instructions else []
 
 
-def _user_content(message: UserMessage) -> str | list[dict[str, Any]]:
+def _user_content(message: UserMessage) -> str | list[Json]:
     parts = message.parts
     if not message.with_images and all(isinstance(part, TextPart) for part in parts):
         return "\n".join(part.text for part in parts if isinstance(part, TextPart))
-    shown: list[dict[str, Any]] = []
+    shown: list[Json] = []
     for part in parts:
         if isinstance(part, TextPart):
             shown.append({"type": "text", "text": part.text})
         else:
-            image: dict[str, Any] = {"url": part.url}
+            image: Json = {"url": part.url}
             if part.detail is not None:
                 image["detail"] = part.detail
             shown.append({"type": "image_url", "image_url": image})
@@ -62,7 +62,7 @@ def chat_messages(items: Sequence[Item]) -> list[ChatMessage]:
     return messages
 
 
-def chat_tool_choice(choice: ToolChoice) -> str | dict[str, Any] | None:
+def chat_tool_choice(choice: ToolChoice) -> str | Json | None:
     if isinstance(choice, NamedTool):
         return {"type": "function", "function": {"name": choice.name}}
     return choice
