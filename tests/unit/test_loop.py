@@ -48,7 +48,8 @@ class Scripted:
 class Memory:
     """A recorder that keeps the run's output in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_completion_tokens: int | None = None) -> None:
+        self.settings = TurnSettings(max_completion_tokens=max_completion_tokens)
         self.said: list[str] = []
         self.deltas: list[tuple[str, int, Json]] = []
         self.answers: list[tuple[Usage, bool]] = []
@@ -57,7 +58,7 @@ class Memory:
 
     async def conversation(self, tool_output_tokens: int) -> Conversation:
         self.budgets.append(tool_output_tokens)
-        return Conversation("", no_history, (), TurnSettings())
+        return Conversation("", no_history, (), self.settings)
 
     async def begin_call(self) -> None:
         return None
@@ -116,22 +117,22 @@ class Echo:
         return call.arguments, str(call.details["result"])
 
 
-def settings(tools: list[Json] | None = None, max_completion_tokens: int | None = None) -> Settings:
+def settings(tools: list[Json] | None = None) -> Settings:
     context = ToolContext("run_1", "proj_1", "thread_1", "asst_1", tools if tools is not None else [WEATHER])
-    return Settings("run_1", None, max_completion_tokens, context)
+    return Settings("run_1", None, context)
 
 
 def run(
     provider: Scripted, *, tools: list[Json] | None = None, limit: int | None = None, cancel: bool = False
 ) -> tuple[Outcome, Memory, dict[str, int]]:
     async def main() -> tuple[Outcome, Memory, dict[str, int]]:
-        memory = Memory()
+        memory = Memory(limit)
         totals = dict(NO_USAGE)
         stop = asyncio.Event()
         if cancel:
             stop.set()
         loop = Loop(Toolbox([Echo()]), RunSignals())
-        outcome = await loop.run(settings(tools, limit), Resolved(provider, "upstream-m"), memory, totals, stop)
+        outcome = await loop.run(settings(tools), Resolved(provider, "upstream-m"), memory, totals, stop)
         return outcome, memory, totals
 
     return asyncio.run(main())
@@ -158,6 +159,7 @@ def test_a_call_cut_at_max_completion_tokens_is_incomplete_and_usage_is_estimate
     assert outcome == Answered(incomplete=True)
     prompt = ChatTokens().tools(provider.requests[0].tools)  # the conversation is empty: only the tools count
     assert prompt > 0 and totals["prompt_tokens"] == prompt and totals["completion_tokens"] > 0  # counted here
+    assert provider.requests[0].max_tokens == 300  # the turn's settings bound the answer
 
 
 def test_a_function_call_waits_for_the_client_as_a_typed_call() -> None:

@@ -45,7 +45,6 @@ class Settings:
 
     run_id: str
     expires_at: int | None
-    max_completion_tokens: int | None
     context: ToolContext
 
 
@@ -106,7 +105,7 @@ class Loop:
             usage = call.usage or Usage(prompt.tokens, call.estimated_completion())
             add_usage(totals, usage)
             if not call.calls:
-                hit_limit = call.finish_reason == "length" and settings.max_completion_tokens is not None
+                hit_limit = call.finish_reason == "length" and conversation.settings.max_completion_tokens is not None
                 await recorder.answered(usage, hit_limit)
                 return Answered(incomplete=hit_limit)
             calls = list(call.calls.values())
