@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from assistd.engine.items import Conversation, TurnSettings, no_history
 from assistd.engine.lifecycle import Parts
 from assistd.engine.loop import MAX_MODEL_CALLS, Loop, Settings
-from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, Prompt, Stopped, Window
+from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, Stopped
+from assistd.engine.prompt import ChatTokens
 from assistd.engine.signals import RunSignals
 from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDelta, Usage
 from assistd.providers.routing import Resolved
@@ -46,16 +48,17 @@ class Scripted:
 class Memory:
     """A recorder that keeps the run's output in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_completion_tokens: int | None = None) -> None:
+        self.settings = TurnSettings(max_completion_tokens=max_completion_tokens)
         self.said: list[str] = []
         self.deltas: list[tuple[str, int, Json]] = []
         self.answers: list[tuple[Usage, bool]] = []
         self.tool_steps: list[list[Json]] = []
-        self.windows: list[Window] = []
+        self.budgets: list[int] = []
 
-    async def prompt(self, window: Window) -> Prompt:
-        self.windows.append(window)
-        return Prompt(ChatRequest(model=window.upstream_model, messages=[], tools=window.tools), 10)
+    async def conversation(self, tool_output_tokens: int) -> Conversation:
+        self.budgets.append(tool_output_tokens)
+        return Conversation("", no_history, (), self.settings)
 
     async def begin_call(self) -> None:
         return None
@@ -114,22 +117,22 @@ class Echo:
         return call.arguments, str(call.details["result"])
 
 
-def settings(tools: list[Json] | None = None, max_completion_tokens: int | None = None) -> Settings:
+def settings(tools: list[Json] | None = None) -> Settings:
     context = ToolContext("run_1", "proj_1", "thread_1", "asst_1", tools if tools is not None else [WEATHER])
-    return Settings("run_1", None, max_completion_tokens, context)
+    return Settings("run_1", None, context)
 
 
 def run(
     provider: Scripted, *, tools: list[Json] | None = None, limit: int | None = None, cancel: bool = False
 ) -> tuple[Outcome, Memory, dict[str, int]]:
     async def main() -> tuple[Outcome, Memory, dict[str, int]]:
-        memory = Memory()
+        memory = Memory(limit)
         totals = dict(NO_USAGE)
         stop = asyncio.Event()
         if cancel:
             stop.set()
         loop = Loop(Toolbox([Echo()]), RunSignals())
-        outcome = await loop.run(settings(tools, limit), Resolved(provider, "upstream-m"), memory, totals, stop)
+        outcome = await loop.run(settings(tools), Resolved(provider, "upstream-m"), memory, totals, stop)
         return outcome, memory, totals
 
     return asyncio.run(main())
@@ -146,13 +149,17 @@ def test_a_text_answer_completes_with_the_backends_usage() -> None:
     assert "".join(memory.said) == "Hello" and memory.answers == [(Usage(7, 2), False)]
     assert totals["prompt_tokens"] == 7 and totals["completion_tokens"] == 2 and totals["total_tokens"] == 9
     assert provider.requests[0].model == "upstream-m"
-    assert [t["function"]["name"] for t in memory.windows[0].tools] == ["get_weather", "echo"]
+    assert [t["function"]["name"] for t in provider.requests[0].tools] == ["get_weather", "echo"]
+    assert memory.budgets == [4096]  # tool outputs may take half the window
 
 
 def test_a_call_cut_at_max_completion_tokens_is_incomplete_and_usage_is_estimated_without_a_report() -> None:
-    outcome, memory, totals = run(Scripted([Chunk(text="a b c"), Chunk(finish_reason="length")]), limit=300)
+    provider = Scripted([Chunk(text="a b c"), Chunk(finish_reason="length")])
+    outcome, memory, totals = run(provider, limit=300)
     assert outcome == Answered(incomplete=True)
-    assert totals["prompt_tokens"] == 10 and totals["completion_tokens"] > 0  # counted here
+    prompt = ChatTokens().tools(provider.requests[0].tools)  # the conversation is empty: only the tools count
+    assert prompt > 0 and totals["prompt_tokens"] == prompt and totals["completion_tokens"] > 0  # counted here
+    assert provider.requests[0].max_tokens == 300  # the turn's settings bound the answer
 
 
 def test_a_function_call_waits_for_the_client_as_a_typed_call() -> None:

@@ -18,12 +18,13 @@ from pydantic import TypeAdapter
 
 from assistd import ids
 from assistd.adapters.assistants import to_message, to_step
-from assistd.adapters.prompt import build_prompt
+from assistd.adapters.prompt import conversation
 from assistd.adapters.stream import assistants_stream
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter
+from assistd.engine.items import Conversation
 from assistd.engine.lifecycle import Parts
-from assistd.engine.output import Prompt, Recorder, Window
+from assistd.engine.output import Recorder
 from assistd.engine.usage import usage_counters
 from assistd.protocol.events import (
     ImageFileRef,
@@ -109,16 +110,17 @@ class AssistantsRecorder:
 
     # --- the conversation ---------------------------------------------------------------------
 
-    async def prompt(self, window: Window) -> Prompt:
+    async def conversation(self, tool_output_tokens: int) -> Conversation:
+        adapter = self.adapter
         async with self.db.read() as conn:
-            prompt = await build_prompt(conn, self.run, window, self.adapter.image_url, self.adapter.toolbox)
+            items = await conversation(self.db, conn, self.run, adapter.image_url, adapter.toolbox, tool_output_tokens)
             steps = await run_store.run_steps(conn, self.run.id)
         searches = file_search.calls_in_order(steps)
         written = code_interpreter.written_files(steps)
         self._next = _Call(
             CitationStream(file_search.resolver(searches), written.get), code_interpreter.pending_images(steps)
         )
-        return prompt
+        return items
 
     async def begin_call(self) -> None:
         self.call = self._next

@@ -1,19 +1,29 @@
-"""From a thread and a run to a chat request: instructions, history, the run's own tool calls, truncation.
-
-The thread is the assistant's memory; it is cut to fit the backend's context window (or
-`max_prompt_tokens`, or `last_messages`), oldest first. The current run's tool calls and their
-outputs are never cut apart: they are kept whole, history goes first.
+"""From an Assistants thread and run to the engine's conversation items: instructions, the thread's
+history (newest first, read a page at a time as the engine fits it), and the run's own tool calls
+replayed by their tools. Fitting them into the budget and rendering the request is the engine's
+(engine/prompt.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-from assistd.db.database import Connection
-from assistd.engine.output import Prompt, PromptTooLarge, Window
-from assistd.providers import tokens
-from assistd.providers.base import ChatRequest
+from assistd.db.database import Connection, Database
+from assistd.engine.items import (
+    AssistantText,
+    Conversation,
+    HistoryItem,
+    ImagePart,
+    NamedTool,
+    TextPart,
+    ToolCallItem,
+    ToolChoice,
+    ToolOutputItem,
+    TurnItem,
+    TurnSettings,
+    UserMessage,
+)
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
@@ -22,149 +32,111 @@ from assistd.tools import Toolbox, code_interpreter, file_search
 from assistd.tools.base import calls_from_details
 
 HISTORY_PAGE = 200
-COMPLETION_RESERVE = 1024
 
 ImageLoader = Callable[[str], Awaitable[str | None]]
 
 
-def _tool_choice(choice: Any, run_items: list[dict[str, Any]]) -> Any:
-    """A forced choice (`required`, a named tool) applies until the run has called a tool; then the
-    model answers freely, with the results in view (else it would call the tool forever)."""
-    if any(item.get("tool_calls") for item in run_items) and (choice == "required" or isinstance(choice, dict)):
-        return "auto"
-    return chat_tool_choice(choice)
+def tool_choice(choice: Any) -> ToolChoice:
+    """`{"type": "file_search"}` and `{"type": "code_interpreter"}` name our functions."""
+    if isinstance(choice, dict):
+        if choice.get("type") in (file_search.NAME, code_interpreter.NAME):
+            return NamedTool(str(choice["type"]))
+        return NamedTool(str(choice["function"]["name"]))
+    return choice if choice in ("none", "auto", "required") else None
 
 
-def chat_tool_choice(choice: Any) -> Any:
-    """`{"type": "file_search"}` and `{"type": "code_interpreter"}` name our functions; the rest passes through."""
-    if isinstance(choice, dict) and choice.get("type") in (file_search.NAME, code_interpreter.NAME):
-        return {"type": "function", "function": {"name": choice["type"]}}
-    return choice
+def turn_settings(run: RunRecord) -> TurnSettings:
+    strategy = run.truncation_strategy or {"type": "auto"}
+    return TurnSettings(
+        tool_choice=tool_choice(run.tool_choice),
+        parallel_tool_calls=run.parallel_tool_calls,
+        response_format=run.response_format if isinstance(run.response_format, dict) else None,
+        temperature=run.temperature,
+        top_p=run.top_p,
+        max_prompt_tokens=run.max_prompt_tokens,
+        max_completion_tokens=run.max_completion_tokens,
+        last_messages=strategy.get("last_messages") if strategy.get("type") == "last_messages" else None,
+    )
 
 
-async def _chat_content(content: list[dict[str, Any]], load_image: ImageLoader) -> str | list[dict[str, Any]]:
-    texts = [p["text"]["value"] for p in content if p["type"] == "text"]
-    if all(p["type"] == "text" for p in content):
-        return "\n".join(texts)
-    parts: list[dict[str, Any]] = []
+async def _user_message(content: list[dict[str, Any]], load_image: ImageLoader) -> UserMessage:
+    parts: list[TextPart | ImagePart] = []
     for part in content:
         if part["type"] == "text":
-            parts.append({"type": "text", "text": part["text"]["value"]})
+            parts.append(TextPart(part["text"]["value"]))
         elif part["type"] == "image_url":
-            parts.append({"type": "image_url", "image_url": part["image_url"]})
+            image = part["image_url"]
+            parts.append(ImagePart(image["url"], image.get("detail")))
         elif part["type"] == "image_file":
             url = await load_image(part["image_file"]["file_id"])
             if url is not None:
-                parts.append({"type": "image_url", "image_url": {"url": url}})
-    return parts
+                parts.append(ImagePart(url))
+    return UserMessage(tuple(parts), with_images=any(part["type"] != "text" for part in content))
 
 
-async def _history_message(row: MessageRecord, load_image: ImageLoader) -> dict[str, Any]:
+async def _history_item(row: MessageRecord, load_image: ImageLoader) -> HistoryItem:
     if row.role == "assistant":
-        text = "\n".join(p["text"]["value"] for p in row.content if p["type"] == "text")
-        return {"role": "assistant", "content": text}
-    return {"role": "user", "content": await _chat_content(row.content, load_image)}
+        return AssistantText("\n".join(p["text"]["value"] for p in row.content if p["type"] == "text"))
+    return await _user_message(row.content, load_image)
 
 
-async def _run_items(conn: Connection, run_id: str, toolbox: Toolbox, search_budget: int) -> list[dict[str, Any]]:
-    """The current run's steps so far, as chat messages, in order: each tool replays its calls (the
+def history(db: Database, run: RunRecord, load_image: ImageLoader) -> Callable[[], AsyncGenerator[HistoryItem, None]]:
+    """The thread's messages before the run, newest first, a page at a time."""
+
+    async def newest_first() -> AsyncGenerator[HistoryItem, None]:
+        cursor: str | None = None
+        while True:
+            async with db.read() as conn:
+                rows = await message_store.history_page(conn, run.thread_id, run.id, cursor, HISTORY_PAGE)
+            for row in rows:
+                yield await _history_item(row, load_image)
+            if len(rows) < HISTORY_PAGE:
+                return
+            cursor = rows[-1].id
+
+    return newest_first
+
+
+async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tokens: int) -> tuple[TurnItem, ...]:
+    """The run's steps so far, in order: its answers, and its tool calls replayed by their tools (the
     arguments the model sent, the result text it read)."""
     steps = await run_store.run_steps(conn, run_id)
     message_ids = [s.step_details["message_creation"]["message_id"] for s in steps if s.type == "message_creation"]
     texts = await message_store.run_message_texts(conn, message_ids)
-    items: list[dict[str, Any]] = []
+    items: list[TurnItem] = []
     numbers: dict[str, int] = {}  # per tool: how many of its calls the run made (file_search's citation markers)
     for step in steps:
         if step.type == "message_creation":
             text = texts.get(step.step_details["message_creation"]["message_id"], "")
             if text:
-                items.append({"role": "assistant", "content": text})
+                items.append(AssistantText(text))
             continue
         calls = calls_from_details(step.step_details)
         replays = []
         for c in calls:
-            replays.append(toolbox.by_type(c.type).replay(c, numbers.get(c.type, 0), search_budget))
+            replays.append(toolbox.by_type(c.type).replay(c, numbers.get(c.type, 0), output_tokens))
             numbers[c.type] = numbers.get(c.type, 0) + 1
         if any(replay is None for replay in replays):
             continue  # outputs not submitted yet: nothing to show the model
-        shown, outputs = [], []
+        outputs: list[TurnItem] = []
         for c, replay in zip(calls, replays, strict=True):
             assert replay is not None
             arguments, output = replay
-            name = c.details["name"] if c.type == "function" else c.type
-            shown.append({"id": c.id, "type": "function", "function": {"name": name, "arguments": arguments}})
-            outputs.append({"role": "tool", "tool_call_id": c.id, "content": output})
-        if shown:
-            items.append({"role": "assistant", "content": None, "tool_calls": shown})
-            items.extend(outputs)
-    return items
+            items.append(ToolCallItem(c.id, c.details["name"] if c.type == "function" else c.type, arguments))
+            outputs.append(ToolOutputItem(c.id, output))
+        items.extend(outputs)
+    return tuple(items)
 
 
-async def build_prompt(
-    conn: Connection, run: RunRecord, window: Window, load_image: ImageLoader, toolbox: Toolbox
-) -> Prompt:
-    """`window.tools`: the functions the tools show the model (in order: the run's functions, then ours)."""
-    tools = window.tools
-    context_window = window.context_window
-    prompt_tokens_used = window.prompt_tokens_used
-    completion_tokens_used = window.completion_tokens_used
-    instructions = run.instructions or ""
+def instructions(run: RunRecord) -> str:
+    text = run.instructions or ""
     if any(tool["type"] == file_search.NAME for tool in run.tools):
-        instructions = f"{instructions}\n\n{file_search.CITE_INSTRUCTIONS}".strip()
-    system = [{"role": "system", "content": instructions}] if instructions else []
-    # Search results may fill at most half the window (and 16k tokens, as OpenAI's large models got).
-    run_items = await _run_items(conn, run.id, toolbox, min(16_000, context_window // 2))
+        text = f"{text}\n\n{file_search.CITE_INSTRUCTIONS}".strip()
+    return text
 
-    completion_budget = None
-    if run.max_completion_tokens is not None:
-        completion_budget = max(1, run.max_completion_tokens - completion_tokens_used)
-    reserve = min(completion_budget or COMPLETION_RESERVE, context_window // 4)
-    budget = context_window - reserve
-    prompt_limited = False
-    if run.max_prompt_tokens is not None:
-        remaining = run.max_prompt_tokens - prompt_tokens_used
-        if remaining < budget:
-            budget, prompt_limited = remaining, True
 
-    used = tokens.count_tools(tools) + sum(tokens.count_message(m) for m in [*system, *run_items])
-    if used > budget and prompt_limited:
-        raise PromptTooLarge()
-
-    strategy = run.truncation_strategy or {"type": "auto"}
-    keep_at_most = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
-    history: list[dict[str, Any]] = []
-    cursor: str | None = None
-    done = False
-    while not done:
-        rows = await message_store.history_page(conn, run.thread_id, run.id, cursor, HISTORY_PAGE)
-        for row in rows:
-            if keep_at_most is not None and len(history) >= keep_at_most:
-                done = True
-                break
-            message = await _history_message(row, load_image)
-            cost = tokens.count_message(message)
-            # When not even the newest message fits, it is sent anyway and the backend decides.
-            if used + cost > budget and (history or prompt_limited):
-                done = True
-                break
-            history.append(message)
-            used += cost
-        if len(rows) < HISTORY_PAGE:
-            break
-        cursor = rows[-1].id
-    if prompt_limited and not history and not run_items:
-        raise PromptTooLarge()
-    history.reverse()
-
-    request = ChatRequest(
-        model=window.upstream_model,
-        messages=[*system, *history, *run_items],
-        tools=tools,
-        tool_choice=_tool_choice(run.tool_choice, run_items) if tools else None,
-        parallel_tool_calls=run.parallel_tool_calls if tools else None,
-        response_format=run.response_format if isinstance(run.response_format, dict) else None,
-        temperature=run.temperature,
-        top_p=run.top_p,
-        max_tokens=completion_budget,
-    )
-    return Prompt(request, used)
+async def conversation(
+    db: Database, conn: Connection, run: RunRecord, load_image: ImageLoader, toolbox: Toolbox, output_tokens: int
+) -> Conversation:
+    turn = await turn_items(conn, run.id, toolbox, output_tokens)
+    return Conversation(instructions(run), history(db, run, load_image), turn, turn_settings(run))

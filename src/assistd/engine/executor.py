@@ -108,7 +108,7 @@ class Executor:
         totals = usage_totals(run.usage)
         recorder = self.adapter.recorder(run, emitter)
         context = ToolContext(run.id, run.project_id, run.thread_id, run.assistant_id, run.tools)
-        settings = Settings(run.id, run.expires_at, run.max_completion_tokens, context)
+        settings = Settings(run.id, run.expires_at, context)
         outcome = await self.loop.run(settings, resolved, recorder, totals, cancel)
         await self._conclude(run, outcome, recorder, totals, watch)
 

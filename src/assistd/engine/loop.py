@@ -1,9 +1,11 @@
 """The model-call loop: call the model, stream its output, run server-side tools, call again.
 
-It works on typed tool calls (tools/base.py), the provider's stream and the run's settings, and
-records its output through a `Recorder` (engine/output.py); it knows nothing of the wire format a
-run is shown in. It ends with an `Outcome`. A cancel or the run's expiry (both set `cancel`)
-interrupts whatever it waits for, a hung model call included (engine/signals.py).
+It works on typed conversation items (engine/items.py, given by the `Recorder`), fitted into the
+budget and rendered as the provider's request by engine/prompt.py; on typed tool calls
+(tools/base.py), the provider's stream and the run's settings; and records its output through a
+`Recorder` (engine/output.py); it knows nothing of the wire format a run is shown in. It ends with
+an `Outcome`. A cancel or the run's expiry (both set `cancel`) interrupts whatever it waits for, a
+hung model call included (engine/signals.py).
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from assistd.engine.output import (
     Failed,
     NeedsAction,
     Outcome,
-    Prompt,
-    PromptTooLarge,
     PromptTooLong,
     Recorder,
     Stopped,
-    Window,
 )
+from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, TokenCounter, Window, fit, tool_output_budget
 from assistd.engine.signals import Interrupted, InterruptibleStream, RunSignals
 from assistd.engine.usage import add_usage
 from assistd.providers import tokens
@@ -45,7 +45,6 @@ class Settings:
 
     run_id: str
     expires_at: int | None
-    max_completion_tokens: int | None
     context: ToolContext
 
 
@@ -64,9 +63,10 @@ class _ModelCall:
 
 
 class Loop:
-    def __init__(self, toolbox: Toolbox, signals: RunSignals) -> None:
+    def __init__(self, toolbox: Toolbox, signals: RunSignals, counter: TokenCounter | None = None) -> None:
         self.toolbox = toolbox
         self.signals = signals
+        self.counter = counter or ChatTokens()
 
     async def run(
         self,
@@ -89,8 +89,9 @@ class Loop:
                 totals["completion_tokens"],
                 schemas,
             )
+            conversation = await recorder.conversation(tool_output_budget(window.context_window))
             try:
-                prompt = await recorder.prompt(window)
+                prompt = await fit(conversation, window, self.counter)
             except PromptTooLarge:
                 return PromptTooLong()
             await recorder.begin_call()
@@ -104,7 +105,7 @@ class Loop:
             usage = call.usage or Usage(prompt.tokens, call.estimated_completion())
             add_usage(totals, usage)
             if not call.calls:
-                hit_limit = call.finish_reason == "length" and settings.max_completion_tokens is not None
+                hit_limit = call.finish_reason == "length" and conversation.settings.max_completion_tokens is not None
                 await recorder.answered(usage, hit_limit)
                 return Answered(incomplete=hit_limit)
             calls = list(call.calls.values())

@@ -1,7 +1,8 @@
 """The boundary between the model-call loop and the protocol a run is shown in.
 
 The loop (engine/loop.py) knows model calls, tool calls and token budgets. What a protocol makes of
-them — the conversation the model reads, the messages and steps a run's output is stored as, the
+them — the conversation the model reads (as items, engine/items.py), the messages and steps a run's
+output is stored as, the
 stream events clients see — is a `Recorder`, given by an adapter (adapters/assistants_run.py for the
 Assistants API; the Responses API adds its own in Step 12). The loop ends with a typed `Outcome`;
 engine/executor.py turns it into a lifecycle transition.
@@ -13,39 +14,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assistd.engine.events import Emitter
+from assistd.engine.items import Conversation
 from assistd.engine.lifecycle import Parts, StopReason
-from assistd.providers.base import ChatRequest, Usage
+from assistd.providers.base import Usage
 from assistd.stores.runs import Json, RunRecord
 from assistd.tools.base import ToolCall
-
-
-class PromptTooLarge(Exception):
-    """The prompt does not fit in `max_prompt_tokens`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    request: ChatRequest
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What the model may read in the next call: the tools it is shown and the token budgets."""
-
-    upstream_model: str
-    context_window: int
-    prompt_tokens_used: int
-    completion_tokens_used: int
-    tools: list[Json]
 
 
 class Recorder(Protocol):
     """A run's output as one protocol records and shows it. One model call at a time: `begin_call`
     starts a fresh message / tool step."""
 
-    async def prompt(self, window: Window) -> Prompt:
-        """The next model request: the conversation so far (raises PromptTooLarge)."""
+    async def conversation(self, tool_output_tokens: int) -> Conversation:
+        """The conversation so far, as items (tool outputs replayed within `tool_output_tokens`)."""
         ...
 
     async def begin_call(self) -> None: ...

@@ -1,0 +1,109 @@
+"""Typed conversation items: what the model reads, in no protocol's shape.
+
+An adapter turns its protocol's records (the Assistants API's thread, messages and run steps; the
+Responses API's input items, in Step 12) into a `Conversation`; engine/prompt.py fits it into the
+backend's budget and engine/render.py renders it as the provider's request.
+
+A conversation keeps two kinds of items apart: the `history` (earlier turns, which may be cut,
+oldest first, to fit) and the turn's own items (the model's tool calls and their outputs so far
+in this run, never cut: a call and its output always go together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Json = dict[str, Any]  # a JSON object: a tool's schema, a response format, a rendered message
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image the model looks at: an http(s) URL or a data URL; `detail` as the client gave it."""
+
+    url: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """`with_images`: written with images, so sent as parts even when none of them can be shown now
+    (a deleted or too large image file); a text-only message is sent as one string."""
+
+    parts: tuple[TextPart | ImagePart, ...]
+    with_images: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallItem:
+    """A call the model made: the function name it used and the arguments it sent."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutputItem:
+    """The text a call's result gave the model (a budget may trim it; it stays with its call)."""
+
+    call_id: str
+    text: str
+
+
+HistoryItem = UserMessage | AssistantText
+TurnItem = AssistantText | ToolCallItem | ToolOutputItem
+Item = UserMessage | AssistantText | ToolCallItem | ToolOutputItem
+
+
+@dataclass(frozen=True, slots=True)
+class NamedTool:
+    """A tool choice that forces one function."""
+
+    name: str
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedTool | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSettings:
+    """How the model is asked: sampling, output format, tool choice, and the limits that decide what fits."""
+
+    tool_choice: ToolChoice = None
+    parallel_tool_calls: bool | None = None
+    response_format: Json | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_prompt_tokens: int | None = None  # over the whole turn (all its model calls)
+    max_completion_tokens: int | None = None  # over the whole turn
+    last_messages: int | None = None  # keep at most this many history items
+
+
+# The history, newest first, read lazily: fitting stops reading once the budget is spent.
+History = Callable[[], AsyncGenerator[HistoryItem, None]]
+
+
+async def no_history() -> AsyncGenerator[HistoryItem, None]:
+    """A conversation that starts with its turn (no earlier items)."""
+    return
+    yield
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    instructions: str
+    history: History
+    turn: tuple[TurnItem, ...]
+    settings: TurnSettings

@@ -1,0 +1,250 @@
+"""engine/prompt.py: typed conversation items fitted into the budget and rendered as the provider's
+chat request (no database, no protocol: items in, a ChatRequest out)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import pytest
+
+from assistd.engine.items import (
+    AssistantText,
+    Conversation,
+    History,
+    HistoryItem,
+    ImagePart,
+    Item,
+    NamedTool,
+    TextPart,
+    ToolCallItem,
+    ToolOutputItem,
+    TurnItem,
+    TurnSettings,
+    UserMessage,
+    no_history,
+)
+from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, Window, fit
+from assistd.providers import tokens
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+class Unit:
+    """A counter where every item costs 10 tokens and instructions and tools cost nothing: budgets
+    read as item counts (fitting takes any counter; Step 10 passes the backend's own)."""
+
+    def instructions(self, text: str) -> int:
+        return 0
+
+    def items(self, items: Sequence[Item]) -> int:
+        return 10 * len(items)
+
+    def tools(self, tools: list[dict[str, Any]]) -> int:
+        return 0
+
+
+def history_of(*items: HistoryItem) -> tuple[History, list[int]]:
+    """A history, oldest first as written, read newest first; `read` notes how many items were read."""
+    read = [0]
+
+    async def newest_first() -> AsyncGenerator[HistoryItem, None]:
+        for item in reversed(items):
+            read[0] += 1
+            yield item
+
+    return newest_first, read
+
+
+def user(text: str) -> UserMessage:
+    return UserMessage((TextPart(text),))
+
+
+def fitted(
+    history: History = no_history,
+    turn: tuple[TurnItem, ...] = (),
+    settings: TurnSettings | None = None,
+    *,
+    window: int = 100_000,
+    used: tuple[int, int] = (0, 0),
+    tools: list[dict[str, Any]] | None = None,
+    instructions: str = "Be brief.",
+    counter: Any = None,
+) -> Prompt:
+    conversation = Conversation(instructions, history, turn, settings or TurnSettings())
+    shown = Window("up-model", window, used[0], used[1], tools if tools is not None else [])
+    return asyncio.run(fit(conversation, shown, counter or ChatTokens()))
+
+
+def test_items_render_as_chat_messages_after_the_instructions() -> None:
+    history, _ = history_of(
+        UserMessage((TextPart("look"), ImagePart("data:image/png;base64,AA=="), ImagePart("https://x/y.png", "low"))),
+        AssistantText("a cat"),
+        user("and this?"),
+    )
+    prompt = fitted(history)
+    assert prompt.request.model == "up-model"
+    assert prompt.request.messages == [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+            ],
+        },
+        {"role": "assistant", "content": "a cat"},
+        {"role": "user", "content": "and this?"},
+    ]
+    # What the prompt costs is what the counter says of those messages.
+    assert prompt.tokens == sum(tokens.count_message(m) for m in prompt.request.messages)
+
+
+def test_a_text_only_message_is_one_string_and_no_instructions_no_system_message() -> None:
+    history, _ = history_of(UserMessage((TextPart("a"), TextPart("b"))))
+    assert fitted(history, instructions="").request.messages == [{"role": "user", "content": "a\nb"}]
+    # Written with an image that cannot be shown now (deleted, too large): still parts, as before.
+    history, _ = history_of(UserMessage((TextPart("a"),), with_images=True))
+    assert fitted(history, instructions="").request.messages == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}]}
+    ]
+
+
+def test_a_turns_calls_are_one_assistant_message_followed_by_their_outputs() -> None:
+    turn: tuple[TurnItem, ...] = (
+        AssistantText("let me look"),
+        ToolCallItem("call_1", "file_search", '{"queries": ["q"]}'),
+        ToolCallItem("call_2", "get_weather", "{}"),
+        ToolOutputItem("call_1", "results"),
+        ToolOutputItem("call_2", "sunny"),
+        ToolCallItem("call_3", "get_weather", '{"city": "Oslo"}'),
+        ToolOutputItem("call_3", "rain"),
+    )
+    messages = fitted(no_history, turn, instructions="").request.messages
+    assert messages == [
+        {"role": "assistant", "content": "let me look"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "file_search", "arguments": '{"queries": ["q"]}'},
+                },
+                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "results"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "sunny"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_3",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_3", "content": "rain"},
+    ]
+
+
+def test_the_history_is_cut_oldest_first_and_read_no_further_than_needed() -> None:
+    history, read = history_of(*(user(f"m{i}") for i in range(50)))
+    # window 100: a quarter is reserved for the answer, so 75 tokens = 7 items of 10.
+    prompt = fitted(history, window=100, counter=Unit())
+    assert [m["content"] for m in prompt.request.messages[1:]] == [f"m{i}" for i in range(43, 50)]
+    assert prompt.tokens == 70
+    assert read[0] == 8  # the first item that did not fit ends the reading
+
+
+def test_the_turns_items_are_never_cut_the_history_gives_way() -> None:
+    history, _ = history_of(user("old"), user("older"), user("newest"))
+    turn: tuple[TurnItem, ...] = tuple(
+        item for i in range(3) for item in (ToolCallItem(f"c{i}", "f", "{}"), ToolOutputItem(f"c{i}", "out"))
+    )
+    # 75 tokens: 6 turn items (60) leave room for one history item.
+    prompt = fitted(history, turn, window=100, counter=Unit())
+    roles = [m["role"] for m in prompt.request.messages]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant", "tool"]
+    assert prompt.request.messages[1]["content"] == "newest"
+    # With no room left under max_prompt_tokens, the history goes and the whole turn stays: a call
+    # never leaves without its output.
+    prompt = fitted(history, turn, settings=TurnSettings(max_prompt_tokens=65), counter=Unit())
+    assert [m["role"] for m in prompt.request.messages] == ["system", *roles[2:]]
+    assert prompt.tokens == 60
+
+
+def test_the_newest_message_goes_even_when_it_alone_is_over_the_window() -> None:
+    history, _ = history_of(user("older"), user("x" * 10))
+    prompt = fitted(history, window=8, counter=Unit())  # the backend decides what to do with it
+    assert [m["content"] for m in prompt.request.messages[1:]] == ["x" * 10]
+
+
+def test_last_messages_keeps_at_most_that_many_history_items() -> None:
+    history, read = history_of(*(user(f"m{i}") for i in range(10)))
+    prompt = fitted(history, settings=TurnSettings(last_messages=3))
+    assert [m["content"] for m in prompt.request.messages[1:]] == ["m7", "m8", "m9"]
+    assert read[0] == 4
+
+
+def test_max_prompt_tokens_left_over_the_turn_is_the_budget() -> None:
+    history, _ = history_of(*(user(f"m{i}") for i in range(10)))
+    # 95 of the turn's 120 prompt tokens were spent by earlier calls: 25 left, 2 items.
+    prompt = fitted(history, settings=TurnSettings(max_prompt_tokens=120), used=(95, 0), counter=Unit())
+    assert [m["content"] for m in prompt.request.messages[1:]] == ["m8", "m9"]
+
+
+def test_max_prompt_tokens_spent_is_prompt_too_large() -> None:
+    history, _ = history_of(user("hi"))
+    with pytest.raises(PromptTooLarge):  # not even the newest message fits what is left
+        fitted(history, settings=TurnSettings(max_prompt_tokens=100), used=(95, 0), counter=Unit())
+    turn: tuple[TurnItem, ...] = (ToolCallItem("c", "f", "{}"), ToolOutputItem("c", "out"))
+    with pytest.raises(PromptTooLarge):  # the turn's own items alone are over it
+        fitted(history, turn, settings=TurnSettings(max_prompt_tokens=15), counter=Unit())
+
+
+def test_max_completion_tokens_left_is_the_answers_limit_and_its_reserve() -> None:
+    history, _ = history_of(*(user(f"m{i}") for i in range(50)))
+    prompt = fitted(
+        history, settings=TurnSettings(max_completion_tokens=300), used=(0, 280), window=100, counter=Unit()
+    )
+    assert prompt.request.max_tokens == 20
+    # The reserve is the 20 tokens left (under a quarter of the window): 80 tokens, 8 items.
+    assert len(prompt.request.messages) == 1 + 8
+    assert fitted(settings=TurnSettings(max_completion_tokens=300), used=(0, 400)).request.max_tokens == 1
+
+
+def test_settings_render_as_the_requests_options() -> None:
+    settings = TurnSettings(
+        tool_choice=NamedTool("get_weather"),
+        parallel_tool_calls=False,
+        response_format={"type": "json_object"},
+        temperature=0.2,
+        top_p=0.9,
+    )
+    request = fitted(settings=settings, tools=[TOOL]).request
+    assert request.tools == [TOOL]
+    assert request.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
+    assert (request.parallel_tool_calls, request.response_format) == (False, {"type": "json_object"})
+    assert (request.temperature, request.top_p, request.max_tokens) == (0.2, 0.9, None)
+    # Without tools there is no tool choice to send.
+    request = fitted(settings=settings).request
+    assert (request.tool_choice, request.parallel_tool_calls) == (None, None)
+
+
+@pytest.mark.parametrize("choice", ["required", NamedTool("get_weather")])
+def test_a_forced_choice_turns_auto_once_the_turn_has_called_a_tool(choice: Any) -> None:
+    turn: tuple[TurnItem, ...] = (ToolCallItem("c", "get_weather", "{}"), ToolOutputItem("c", "sunny"))
+    assert fitted(settings=TurnSettings(tool_choice=choice), tools=[TOOL]).request.tool_choice != "auto"
+    assert fitted(turn=turn, settings=TurnSettings(tool_choice=choice), tools=[TOOL]).request.tool_choice == "auto"
+    # An answer in the turn is not a call: the choice still holds.
+    text_only: tuple[TurnItem, ...] = (AssistantText("hm"),)
+    assert fitted(turn=text_only, settings=TurnSettings(tool_choice="required"), tools=[TOOL]).request.tool_choice == (
+        "required"
+    )
