@@ -54,6 +54,7 @@ def test_pull_with_only_the_repo_downloads_the_q4_k_m_file(hub: FakeHub, tmp_pat
     expected = data / "models" / REPO / "tiny-model-Q4_K_M.gguf"
     assert expected.read_bytes() == hub.repos[REPO]["tiny-model-Q4_K_M.gguf"].read_bytes()
     assert f"pulled {expected}" in done.stdout
+    assert "tiny-model-Q4_K_M.gguf" in done.stderr and "100%" in done.stderr  # the progress bar
     assert f"assistd serve --model {expected}" in done.stdout
     assert f"GET /api/models/{REPO}/revision/main" in hub.requests  # the file list came from the hub API
     listed = cli("models", "list", data_dir=data, endpoint=hub.url)

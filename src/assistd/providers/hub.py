@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Preferred quantisations when only the repo is named: a good size/quality balance first.
 PREFERRED_QUANTS = ("q4_k_m", "q4_k_s", "q4_0", "q5_k_m", "q4_1", "q8_0")
@@ -42,7 +43,9 @@ def choose_file(files: list[str]) -> str:
     ggufs = sorted(f for f in files if f.lower().endswith(".gguf") and not _SPLIT.search(f))
     if not ggufs:
         split = [f for f in files if _SPLIT.search(f)]
-        hint = " (only split files: pass the first part, owner/name:file)" if split else ""
+        hint = (
+            " (only split files, which models pull does not join: use a repo with single-file quants)" if split else ""
+        )
         raise HubError(f"no .gguf file in this repo{hint}")
     for quant in PREFERRED_QUANTS:
         matches = [f for f in ggufs if quant in f.lower().replace("-", "_").replace(".", "_")]
@@ -68,7 +71,7 @@ def pull(ref: ModelRef, data_dir: Path) -> Path:
             info = HfApi().model_info(ref.repo, revision=ref.revision)
             filename = choose_file([s.rfilename for s in info.siblings or []])
         target = models_dir(data_dir) / ref.repo
-        path = hf_hub_download(ref.repo, filename, revision=ref.revision, local_dir=target)
+        path = hf_hub_download(ref.repo, filename, revision=ref.revision, local_dir=target, tqdm_class=_progress_bar())
     except RepositoryNotFoundError:
         raise HubError(f"no such repo on the hub (or it is private/gated; set HF_TOKEN): {ref.repo}") from None
     except EntryNotFoundError:
@@ -78,6 +81,19 @@ def pull(ref: ModelRef, data_dir: Path) -> Path:
     except OSError as exc:
         raise HubError(f"download failed: {exc}") from None
     return Path(path)
+
+
+def _progress_bar() -> Any:
+    """A progress bar on stderr even when it is not a terminal (the hub client's own hides itself then)."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    class Progress(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs.setdefault("mininterval", 0.5)
+            super().__init__(*args, **kwargs)
+
+    return Progress
 
 
 def installed(data_dir: Path) -> list[tuple[Path, int]]:
