@@ -193,3 +193,12 @@ def test_string_cap_leaves_room_to_close() -> None:
     }
     schema = calls_schema([tool], only=None, max_calls=1, max_string=string_cap(40))
     assert schema["properties"]["tool_calls"]["items"]["properties"]["arguments"]["properties"]["q"]["maxLength"] == 8
+
+
+def test_lines_repeated_inside_a_code_block_are_not_a_loop() -> None:
+    text = (
+        "Here is the code:\n```python\nfor i in range(10):\n    print(i, i * 2)\n"
+        "for i in range(10):\n    print(i, i * 2)\nrow = [0, " + "0, " * 40 + "0]\n```\nThe loop runs twice. Done."
+    )
+    sent, guard, _ = run(words(text))
+    assert sent == text and guard.stopped is None

@@ -12,7 +12,8 @@ text that could turn out to be
 
 and stops a loop of a few words repeated with no sentence end (`the the the …`, `_h_h_h`) once
 the loop is long (`LOOP_WORDS` words), keeping the first copy of the repeated block when it was not
-sent yet.
+sent yet. Inside a fenced code block (```), where lines repeat legitimately, only the call syntax is
+checked.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class TextGuard:
         if not self._lead_checked and MESSAGE_MARKER.startswith(self._buf.lstrip().lower()):
             return ""  # the whole answer was "message:" (or part of it)
         tail = self._buf[self._sentence_start :]
-        if self._is_repeat(_norm(tail)):
+        if not self._in_code(self._sentence_start) and self._is_repeat(_norm(tail)):
             self._cut(self._sentence_start, "repeat")
             return self._emit(len(self._buf))
         return self._emit(len(self._buf))
@@ -125,6 +126,8 @@ class TextGuard:
         for match in _SENTENCE_END.finditer(self._buf, max(self._scanned, self._sentence_start)):
             end = match.end()
             norm = _norm(self._buf[self._sentence_start : end])
+            if self._in_code(self._sentence_start):
+                norm = ""  # code repeats lines legitimately
             if self._is_repeat(norm):
                 self._cut(self._sentence_start, "repeat")
                 return 0
@@ -134,7 +137,7 @@ class TextGuard:
         self._scanned = max(len(self._buf) - 1, 0)  # a "." at the very end is decided by what follows
         # The sentence being written: held while it may end as a repeat.
         partial = _norm(self._buf[self._sentence_start :])
-        if self.repeat_limit > 0 and partial:
+        if self.repeat_limit > 0 and partial and not self._in_code(self._sentence_start):
             limit = self.repeat_limit - 1
             if any(n.startswith(partial) for n, c in self._counts.items() if c >= limit):
                 hold = min(hold, self._sentence_start)
@@ -148,12 +151,16 @@ class TextGuard:
                     return 0
                 if any(m.startswith(compact) for m in CALL_MARKERS):
                     hold = min(hold, line_start)
-        if self.repeat_limit > 0 and self._loop_at() is not None:
+        if self.repeat_limit > 0 and not self._in_code(len(self._buf)) and self._loop_at() is not None:
             at = self._loop_at()
             assert at is not None
             self._cut(at, "repeat")
             return 0
         return hold
+
+    def _in_code(self, at: int) -> bool:
+        """Whether `at` is inside a fenced code block (an odd number of fences before it)."""
+        return self._buf.count("```", 0, at) % 2 == 1
 
     def _loop_at(self) -> int | None:
         """Where the second copy of a block of words repeated back to back for LOOP_WORDS words starts."""
