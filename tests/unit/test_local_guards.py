@@ -202,3 +202,12 @@ def test_lines_repeated_inside_a_code_block_are_not_a_loop() -> None:
     )
     sent, guard, _ = run(words(text))
     assert sent == text and guard.stopped is None
+
+
+def test_call_syntax_in_the_middle_of_a_line_is_cut_there() -> None:
+    answer = 'The ticker is AAPL. Call: {"tool_calls": [{"name": "get_price"}]}'
+    sent, guard, _ = run([answer[i : i + 2] for i in range(0, len(answer), 2)])
+    assert sent == "The ticker is AAPL. " and guard.stopped == "call"
+    answer = 'I will now {"tool_calls": []}'
+    sent, guard, _ = run(list(answer))
+    assert sent == "I will now " and guard.stopped == "call"

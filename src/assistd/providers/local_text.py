@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 CALL_MARKERS = ("call:", '{"tool_calls"')
+INLINE_MARKERS = ("call:{", '{"tool_calls"')  # anywhere in a line (whitespace ignored)
 MESSAGE_MARKER = "message:"
 MIN_SENTENCE_WORDS = 4
 LOOP_WORDS = 24  # a block of words repeated back to back this long (in words) is a loop
@@ -151,12 +152,33 @@ class TextGuard:
                     return 0
                 if any(m.startswith(compact) for m in CALL_MARKERS):
                     hold = min(hold, line_start)
-        if self.repeat_limit > 0 and not self._in_code(len(self._buf)) and self._loop_at() is not None:
-            at = self._loop_at()
-            assert at is not None
-            self._cut(at, "repeat")
-            return 0
+            inline = self._inline_marker(max(self._emitted, line_start))
+            if inline is not None:
+                at, whole = inline
+                if whole:
+                    self._cut(at, "call")
+                    return 0
+                hold = min(hold, at)
+        if self.repeat_limit > 0 and not self._in_code(len(self._buf)):
+            loop = self._loop_at()
+            if loop is not None:
+                self._cut(loop, "repeat")
+                return 0
         return hold
+
+    def _inline_marker(self, start: int) -> tuple[int, bool] | None:
+        """The first place from `start` where the call syntax begins mid-line: (where, whether whole)."""
+        for at in range(start, len(self._buf)):
+            char = self._buf[at].lower()
+            if char not in "c{" or (char == "c" and at > 0 and self._buf[at - 1].isalnum()):
+                continue
+            compact = "".join(self._buf[at : at + 40].split()).lower()
+            for marker in INLINE_MARKERS:
+                if compact.startswith(marker):
+                    return at, True
+                if marker.startswith(compact):
+                    return at, False
+        return None
 
     def _in_code(self, at: int) -> bool:
         """Whether `at` is inside a fenced code block (an odd number of fences before it)."""
