@@ -286,6 +286,8 @@ def server_env(threads: int, context_window: int) -> dict[str, str]:
         "ASSISTD_LOCAL_ENABLED": "true",
         "ASSISTD_LOCAL_THREADS": str(threads),
         "ASSISTD_LOCAL_CONTEXT_WINDOW": str(context_window),
+        # The raw side has no repetition guard: both must write the same text (docs/local-model.md).
+        "ASSISTD_LOCAL_REPEAT_LIMIT": "0",
     }
 
 

@@ -330,6 +330,7 @@ def local_provider(settings: Settings) -> LocalProvider | None:
         context_window=settings.local_context_window,
         threads=settings.local_threads,
         chat_template=settings.local_chat_template,
+        repeat_limit=settings.local_repeat_limit,
     )
 
 

@@ -50,6 +50,16 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from assistd.app import create_app
 
+    if args.model:
+        from assistd.providers.hub import HubError, resolve_model
+
+        try:
+            model = resolve_model(args.model, settings.data_dir)
+        except HubError as exc:
+            print(f"assistd: --model: {exc}", file=sys.stderr)
+            return 2
+        settings = settings.model_copy(update={"local_model_path": model, "local_enabled": True})
+
     exposed = not _is_loopback(args.host) and not args.allow_insecure
     if exposed and not settings.api_keys and not asyncio.run(_keys_configured(settings)):
         print(
@@ -153,6 +163,31 @@ def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def models(args: argparse.Namespace, settings: Settings) -> int:
+    """`assistd models pull|list`: GGUF files for the local model, in <data dir>/models."""
+    from assistd.providers import hub
+
+    if args.models_command == "list":
+        found = hub.installed(settings.data_dir)
+        if not found:
+            print(f"no models in {hub.models_dir(settings.data_dir)} (pull one: assistd models pull OWNER/REPO)")
+        for path, size in found:
+            print(f"{size / 1e6:10.1f} MB  {path}")
+        return 0
+    try:
+        ref = hub.parse_ref(args.ref)
+        print(
+            f"pulling {ref.repo}{':' + ref.filename if ref.filename else ''} into {hub.models_dir(settings.data_dir)}"
+        )
+        path = hub.pull(ref, settings.data_dir)
+    except hub.HubError as exc:
+        print(f"assistd: {exc}", file=sys.stderr)
+        return 1
+    print(f"pulled {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"run it: assistd serve --model {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistd", description="A server for the OpenAI Assistants API (v2).")
     parser.add_argument("--version", action="version", version=f"assistd {__version__}")
@@ -181,7 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument(
         "--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown"
     )
+    p_serve.add_argument(
+        "--model",
+        help="a GGUF file for the local model (a path, or the name of a file from `assistd models pull`); "
+        "same as ASSISTD_LOCAL_MODEL_PATH",
+    )
     p_serve.set_defaults(func=serve)
+
+    p_models = sub.add_parser("models", help="GGUF models for the local model (docs/local-model.md)")
+    models_sub = p_models.add_subparsers(dest="models_command", required=True)
+    p_pull = models_sub.add_parser(
+        "pull",
+        help="download a GGUF from the Hugging Face hub into <data dir>/models",
+        description="Download a GGUF file from the Hugging Face hub (HF_ENDPOINT and HF_TOKEN apply). "
+        "With only the repo named, a Q4_K_M file is chosen when there is one.",
+    )
+    p_pull.add_argument("ref", metavar="OWNER/REPO[:FILE]")
+    models_sub.add_parser("list", help="the GGUF files in <data dir>/models")
+    p_models.set_defaults(func=models)
 
     p_keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     local_threads: int | None = Field(default=None, ge=1)
     local_chat_template: str | None = None
     local_enabled: bool = True
+    local_repeat_limit: int = Field(default=2, ge=0)
 
     # Retrieval (docs/file-search.md)
     embeddings_base_url: str | None = None

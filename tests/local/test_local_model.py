@@ -229,3 +229,104 @@ def test_forced_code_interpreter_runs_the_models_code_in_the_sandbox(llm: OpenAI
     # It ran: some output (a result, or the error the code raised), or nothing for a silent statement.
     assert all(o.type in ("logs", "image") for o in first.outputs)
     assert steps[-1].type == "message_creation"
+
+
+SEARCH = {
+    "type": "function",
+    "function": {
+        "name": "search_book",
+        "description": "Search the attached book.",
+        "parameters": {
+            "type": "object",
+            "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
+            "required": ["queries"],
+        },
+    },
+}
+PRICE = {
+    "type": "function",
+    "function": {
+        "name": "get_price",
+        "parameters": {"type": "object", "properties": {"ticker": {"type": "string"}}, "required": ["ticker"]},
+    },
+}
+
+
+def test_tool_call_cut_by_max_tokens_still_parses(llm: OpenAI) -> None:
+    """Long string arguments and the smallest max_completion_tokens: the call closes instead of failing the run.
+
+    At temperature 2 the model rarely ends a string: before the fix the grammar let it run on until
+    the budget ended inside it, and the run failed with "constrained tool-call output did not parse
+    (length): Unterminated string".
+    """
+    assistant = llm.beta.assistants.create(model="gpt-4o", tools=[SEARCH])
+    for _ in range(3):
+        thread_id = _thread(
+            llm,
+            "Search the book for every sentence about the whale, the sea, the captain and the ship, "
+            "with long detailed queries quoting the chapter.",
+        )
+        run = llm.beta.threads.runs.create_and_poll(
+            thread_id=thread_id,
+            assistant_id=assistant.id,
+            tool_choice="required",
+            max_completion_tokens=256,
+            temperature=2,
+            timeout=300,
+        )
+        assert run.status in ("requires_action", "incomplete"), run.last_error
+        if run.status == "requires_action":
+            for call in run.required_action.submit_tool_outputs.tool_calls:
+                assert call.function.name == "search_book"
+                assert isinstance(json.loads(call.function.arguments), dict)
+
+
+def test_answer_after_tool_results_never_shows_the_call_syntax(llm: OpenAI) -> None:
+    """At temperature 0 the 135M model answers these tool results with `call: {"tool_calls": ...}` as text."""
+    from assistd.providers.local_text import LEAK
+
+    assistant = llm.beta.assistants.create(
+        model="gpt-4o", tools=[TICKER, PRICE], instructions="You are an investor assistant. Use the functions."
+    )
+    for question, output in (
+        ("What is the ticker of Apple and what is its price?", "AAPL"),
+        ("Get the price of Apple stock.", "AAPL"),
+    ):
+        thread_id = _thread(llm, question)
+        run = llm.beta.threads.runs.create_and_poll(
+            thread_id=thread_id,
+            assistant_id=assistant.id,
+            temperature=0,
+            timeout=300,
+            tool_choice={"type": "function", "function": {"name": "get_ticker"}},
+        )
+        assert run.status == "requires_action", run.last_error
+        calls = run.required_action.submit_tool_outputs.tool_calls
+        run = llm.beta.threads.runs.submit_tool_outputs_and_poll(
+            thread_id=thread_id,
+            run_id=run.id,
+            tool_outputs=[{"tool_call_id": c.id, "output": output} for c in calls],
+            timeout=300,
+        )
+        assert run.status == "completed", run.last_error
+        (message, *_) = [m for m in llm.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+        text = message.content[0].text.value if message.content else ""
+        assert not LEAK.search(text), text
+        assert text.strip(), "the answer was written again without the call syntax"
+
+
+def test_a_looping_answer_is_stopped_at_its_first_repeat(llm: OpenAI) -> None:
+    """At temperature 0 these prompts make the 135M model repeat sentences until max_tokens."""
+    from assistd.providers.local_text import repeated_sentence
+
+    assistant = llm.beta.assistants.create(model="gpt-4o")
+    for prompt in ("Write a very long story about a cat.", "Tell me about the sea, the sea, the sea."):
+        thread_id = _thread(llm, prompt)
+        run = llm.beta.threads.runs.create_and_poll(
+            thread_id=thread_id, assistant_id=assistant.id, temperature=0, max_completion_tokens=300, timeout=300
+        )
+        assert run.status == "completed", (run.status, run.last_error, run.incomplete_details)
+        (message,) = [m for m in llm.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+        text = message.content[0].text.value
+        assert text.strip() and not repeated_sentence(text), text
+        assert run.usage is not None and run.usage.completion_tokens < 300

@@ -30,6 +30,7 @@ from typing import Any
 
 from assistd.providers.base import ChatRequest, Chunk, ProviderError, Usage
 from assistd.providers.local_calls import CallStream
+from assistd.providers.local_text import TextGuard
 
 log = logging.getLogger("assistd.local")
 
@@ -38,6 +39,9 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_TOKENS = 1024
 MAX_PARALLEL_CALLS = 4
 MESSAGE, CALL = "message:", "call:"
+DEFAULT_REPEAT_LIMIT = 2
+CLOSING_RESERVE = 32  # tokens a call's JSON needs to close after its last string (`"}}]}` and spaces)
+MAX_STRING_CHARS = 2000
 
 
 def bundled_model_path() -> Path | None:
@@ -96,14 +100,45 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
     return out
 
 
-def calls_schema(tools: list[dict[str, Any]], *, only: str | None, max_calls: int) -> dict[str, Any]:
+def bounded_strings(schema: Any, cap: int) -> Any:
+    """The schema with every free string given a `maxLength` of at most `cap` characters.
+
+    A string the grammar leaves unbounded is where a small model loops until max_tokens: the output
+    then ends inside the string and cannot parse. A token writes at least one character, so a string
+    of `cap` characters fits in `cap` tokens.
+    """
+    if isinstance(schema, list):
+        return [bounded_strings(s, cap) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        k: bounded_strings(v, cap) if k not in ("const", "enum", "default", "examples") else v
+        for k, v in schema.items()
+    }
+    kinds = out.get("type")
+    if (kinds == "string" or (isinstance(kinds, list) and "string" in kinds)) and not (
+        {"enum", "const", "pattern", "format"} & out.keys()
+    ):
+        out["maxLength"] = min(int(out.get("maxLength", cap)), cap)
+        out["minLength"] = min(int(out.get("minLength", 0)), out["maxLength"])
+    return out
+
+
+def string_cap(budget: int) -> int:
+    """The longest string a call may hold: one string can never use the whole token budget."""
+    return max(8, min(MAX_STRING_CHARS, budget - CLOSING_RESERVE))
+
+
+def calls_schema(
+    tools: list[dict[str, Any]], *, only: str | None, max_calls: int, max_string: int = MAX_STRING_CHARS
+) -> dict[str, Any]:
     """The JSON schema of a `{"tool_calls": [...]}` answer: each item one offered function with its parameters."""
     items = []
     for tool in tools:
         fn = tool["function"]
         if only is not None and fn["name"] != only:
             continue
-        params = fn.get("parameters") or {"type": "object"}
+        params = bounded_strings(fn.get("parameters") or {"type": "object"}, max_string)
         items.append(
             {
                 "type": "object",
@@ -207,6 +242,7 @@ class LocalModel:
         grammar: Any = None,
         on_text: Callable[[str], None] | None = None,
         stop_flag: threading.Event | None = None,
+        halt: Callable[[], bool] | None = None,
     ) -> _Generation:
         pieces: list[str] = []
         tokens = 0
@@ -230,7 +266,7 @@ class LocalModel:
                     on_text(text)
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
-            if stop_flag is not None and stop_flag.is_set():
+            if (stop_flag is not None and stop_flag.is_set()) or (halt is not None and halt()):
                 finish = "stop"
                 break
         return _Generation("".join(pieces), tokens, finish)
@@ -247,8 +283,10 @@ class LocalProvider:
         threads: int | None = None,
         chat_template: str | None = None,
         name: str = "local",
+        repeat_limit: int = DEFAULT_REPEAT_LIMIT,
     ) -> None:
         self.name = name
+        self.repeat_limit = repeat_limit
         self.path = path
         self.context_window = context_window
         # All cores but one: llama.cpp's threads spin, and one busy neighbour on a core they need
@@ -300,7 +338,7 @@ class LocalProvider:
 
             def work() -> None:
                 try:
-                    _respond(model, request, put, stop)
+                    _respond(model, request, put, stop, repeat_limit=self.repeat_limit)
                 except BaseException as exc:  # handed to the consumer, raised there
                     put(exc)
                 finally:
@@ -321,7 +359,14 @@ class LocalProvider:
             self._loading.cancel()
 
 
-def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], None], stop: threading.Event) -> None:
+def _respond(
+    model: LocalModel,
+    request: ChatRequest,
+    put: Callable[[Chunk], None],
+    stop: threading.Event,
+    *,
+    repeat_limit: int = DEFAULT_REPEAT_LIMIT,
+) -> None:
     """One chat completion: text, or tool calls, streamed as chunks."""
     prompt = model.render(template_messages(request))
     prompt_tokens = model.count(prompt)
@@ -331,28 +376,45 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
     tools = request.tools if request.tool_choice != "none" else []
     choice = request.tool_choice
 
-    def say(prefix: str, base: str = prompt) -> None:
+    def say(prefix: str, base: str = prompt, attempts: int = 2) -> None:
         grammar = _format_grammar(model, request.response_format)
-        first = [True]
+        used = 0
+        finish = "stop"
+        for _ in range(attempts):
+            # Free text goes through the guard: no internal call syntax, no loops (local_text.py).
+            # Text under a response_format grammar is JSON the grammar already shapes.
+            guard = TextGuard(repeat_limit=repeat_limit, block_calls=True) if grammar is None else None
 
-        def emit(text: str) -> None:
-            if first[0]:
-                text = text.lstrip(" ")
-                first[0] = False
-            if text:
-                put(Chunk(text=text))
+            def emit(text: str, guard: TextGuard | None = guard) -> None:
+                if guard is not None:
+                    text = guard.feed(text)
+                if text:
+                    put(Chunk(text=text))
 
-        gen = model.generate(
-            base + prefix,
-            max_tokens=budget,
-            temperature=temperature,
-            top_p=top_p,
-            grammar=grammar,
-            on_text=emit,
-            stop_flag=stop,
-        )
-        usage = Usage(prompt_tokens, gen.tokens)
-        put(Chunk(finish_reason="length" if gen.finish == "length" else "stop", usage=usage))
+            gen = model.generate(
+                base + prefix,
+                max_tokens=max(1, budget - used),
+                temperature=temperature,
+                top_p=top_p,
+                grammar=grammar,
+                on_text=emit,
+                stop_flag=stop,
+                halt=guard.halted if guard is not None else None,
+            )
+            used += gen.tokens
+            finish = gen.finish
+            if guard is None:
+                break
+            if rest := guard.finish():
+                put(Chunk(text=rest))
+            if guard.stopped is not None:
+                finish = "stop"
+                log.info("local model output stopped by the guard", extra={"reason": guard.stopped})
+            # Nothing but internal syntax: write the answer again, once, opened as an answer.
+            if guard.text.strip() or guard.stopped != "call" or stop.is_set() or used >= budget:
+                break
+            prefix = MESSAGE
+        put(Chunk(finish_reason="length" if finish == "length" else "stop", usage=Usage(prompt_tokens, used)))
 
     if not tools:
         say("")
@@ -378,8 +440,9 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
             say(MESSAGE)
             return
     max_calls = 1 if (named is not None or request.parallel_tool_calls is False) else MAX_PARALLEL_CALLS
-    schema = calls_schema(tools, only=named, max_calls=max_calls)
-    calls = CallStream(put)  # each call's arguments stream as the model writes them
+    schema = calls_schema(tools, only=named, max_calls=max_calls, max_string=string_cap(budget))
+    offered = {t["function"]["name"] for t in tools}
+    calls = CallStream(put, names=offered)  # each call's arguments stream as the model writes them
     gen = model.generate(
         prompt + CALL + " ",
         max_tokens=budget,
@@ -389,14 +452,21 @@ def _respond(model: LocalModel, request: ChatRequest, put: Callable[[Chunk], Non
         on_text=calls.feed,
         stop_flag=stop,
     )
+    text = gen.text
+    if gen.finish == "length" or stop.is_set():
+        # Out of tokens before the JSON ended (or stopped): close it, deterministically, rather than fail.
+        closed = calls.close()
+        if closed:
+            log.info("local model tool-call output closed", extra={"finish": gen.finish, "added": closed})
+        text += closed
     try:
         # strict=False: llama.cpp's JSON grammar lets raw control characters (a newline in code) into
         # strings; the streamed arguments escape them, so clients still get valid JSON.
-        parsed = json.loads(gen.text, strict=False)["tool_calls"]
+        parsed = json.loads(text, strict=False)["tool_calls"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderError(f"constrained tool-call output did not parse ({gen.finish}): {exc}") from None
-    if not all(isinstance(call, dict) and {"name", "arguments"} <= call.keys() for call in parsed):
-        raise ProviderError("constrained tool-call output has a call without a name or arguments")
+    if not isinstance(parsed, list) or calls.count == 0:
+        raise ProviderError(f"the local model wrote no complete tool call ({gen.finish}, {budget} tokens allowed)")
     put(Chunk(finish_reason="tool_calls", usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))
 
 

@@ -12,7 +12,9 @@ it differs.
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +46,51 @@ class CallScanner:
         self._string: list[str] = []  # the raw text of the key or value string being read
         self._string_is_key = False
         self._capture: str | None = None  # reading the arguments: "container", "string" or "scalar"
+        self._scalar = ""  # the bare number/true/false/null being read
+        self._after_comma = False  # the last structural character was a comma
+
+    def closing(self) -> str:
+        """The text that closes everything still open, when generation stopped before the JSON ended.
+
+        Deterministic: an open string is ended (a pending escape completed), a bare literal finished,
+        a missing value written `null`, then every open container closed. The result parses; what was
+        cut is lost, so the arguments may miss required fields.
+        """
+        probe = copy.deepcopy(self)
+        out = ""
+        for _ in range(4 * len(probe._stack) + 8):
+            piece = probe._next_closing()
+            if not piece:
+                break
+            probe.feed(piece)
+            out += piece
+        return out
+
+    def _next_closing(self) -> str:
+        if self._in_string:
+            raw = "".join(self._string)
+            unicode = re.search(r"\\u[0-9a-fA-F]{0,3}$", raw)
+            if unicode:
+                return "0" * (6 - len(unicode.group())) + '"'
+            return '\\"' if self._escaped else '"'
+        if self._scalar:
+            for word in ("true", "false", "null"):
+                if word.startswith(self._scalar) and word != self._scalar:
+                    return word[len(self._scalar) :]
+            if self._scalar[0] in "-0123456789" and self._scalar[-1] in "-+.eE":
+                return "0"
+        if not self._stack:
+            return ""
+        state = self._states[-1]
+        if state == "colon":
+            return ":"
+        if state == "value" and (self._stack[-1] == "{" or self._after_comma):
+            if self._stack[-1] == "{" and self._stack == _ITEM_PATH and self._keys[-1] == _ARGUMENTS_KEY:
+                return "{}"
+            return "null"
+        if state == "key" and self._after_comma:
+            return '"":null'
+        return "}" if self._stack[-1] == "{" else "]"
 
     def feed(self, text: str) -> None:
         for char in text:
@@ -67,7 +114,14 @@ class CallScanner:
         if self._capture is not None:
             self._take(char)
         if char.isspace():
+            self._scalar = ""
             return
+        if char in '{}[]:,"':
+            self._scalar = ""
+            self._after_comma = char == ","
+        else:
+            self._scalar += char
+            self._after_comma = False
         if self._states and self._states[-1] == "value" and char not in "]}":
             self._states[-1] = "next"  # this character starts the value the container was waiting for
         if char == '"':
@@ -136,9 +190,10 @@ class CallScanner:
 class CallStream:
     """Scanned calls as ToolCallDelta chunks, repeats held back and dropped (see the module docstring)."""
 
-    def __init__(self, put: Callable[[Chunk], None]) -> None:
+    def __init__(self, put: Callable[[Chunk], None], names: set[str] | None = None) -> None:
         self.scanner = CallScanner()
         self._put = put
+        self._names = names  # the offered functions: a call cut inside its name is never opened
         self._sent: list[tuple[str, str]] = []  # (name, compact arguments) of every call that went out whole
         self._index: dict[int, int] = {}  # scanned call → its index in the output
         self._shown: dict[int, int] = {}  # scanned call → characters of its arguments already sent
@@ -153,7 +208,23 @@ class CallStream:
         self.scanner.feed(text)
         for position, call in enumerate(self.scanner.calls):
             if position not in self._dropped and call.name is not None:
+                if self._names is not None and call.name not in self._names:
+                    self._dropped.add(position)
+                    continue
                 self._advance(position, call, call.name)
+
+    def close(self) -> str:
+        """Close what generation left open (see `CallScanner.closing`); give every open call arguments.
+
+        Returns the text added, for the caller's copy of the whole output.
+        """
+        suffix = self.scanner.closing()
+        if suffix:
+            self.feed(suffix)
+        for position, index in self._index.items():
+            if not self.scanner.calls[position].arguments:
+                self._put(Chunk(tool_calls=[ToolCallDelta(index=index, arguments="{}")]))
+        return suffix
 
     def _advance(self, position: int, call: ScannedCall, name: str) -> None:
         if position not in self._index:

@@ -30,7 +30,9 @@ class LiveServer:
         env: dict[str, str] | None = None,
         port: int | None = None,
         startup_timeout: float = 60.0,
+        args: list[str] | None = None,
     ) -> None:
+        self.args = list(args or [])  # more `assistd serve` arguments
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
@@ -52,7 +54,7 @@ class LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "assistd", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "assistd", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
