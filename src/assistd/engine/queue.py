@@ -285,7 +285,9 @@ class QueueWorker:
                     # The job kind may stop its job itself (a run closes itself, e.g. as deleted with its
                     # thread); otherwise the job is cut where it stands.
                     if self.on_lost is not None and self.on_lost(key):
-                        log.info("the job is no longer held here: it stops itself", extra={"queue": self.name, "job": key})
+                        log.info(
+                            "the job is no longer held here: it stops itself", extra={"queue": self.name, "job": key}
+                        )
                     else:
                         log.warning("lease lost: the job is no longer ours", extra={"queue": self.name, "job": key})
                         task.cancel()
