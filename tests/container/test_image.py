@@ -1,7 +1,7 @@
 """Builds the image with podman and drives it with the SDK (scripts/container_smoke.sh).
 
-Opt-in: it builds llama.cpp and the sandbox Python (15-20 minutes cold on 2 cores), far too slow for
-CI's budget. Runs only where podman is installed and ASSISTD_TEST_CONTAINER=1:
+Opt-in: it builds llama.cpp and the sandbox Python (5-15 minutes cold on 2 cores), too slow for CI's
+budget. Runs only where podman is installed and ASSISTD_TEST_CONTAINER=1:
 
     ASSISTD_TEST_CONTAINER=1 python -m pytest tests/container -q -s
 
