@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from assistd.sandbox.output import CellOutput
 
+INTERRUPT_AGAIN_SECONDS = 0.5
 MAX_MESSAGES = 10_000
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # one message from the kernel (a returned file comes in 1 MiB lines)
 
@@ -255,18 +256,26 @@ class KernelChannels:
         (or stopped) is interrupted through the gateway; one that ignores that for `grace` seconds is
         'dead_timeout'; the kernel dying or restarting under it is 'dead'."""
         out = CellOutput()
+        if stop.is_set():  # stopped before the cell was sent (while its inputs were placed): never run it
+            return out, "stopped"
         msg_id = await self._send_execute(code, silent=False)
         deadline = time.monotonic() + timeout
         interrupted: Literal["timeout", "stopped"] | None = None
+        interrupted_at = 0.0
         seen = 0
         while True:
             now = time.monotonic()
             if interrupted is None and (now >= deadline or stop.is_set()):
                 interrupted = "stopped" if stop.is_set() else "timeout"
                 await self.client.interrupt(self.kernel_id)
+                interrupted_at = now
                 deadline = time.monotonic() + grace
             elif interrupted is not None and now >= deadline:
                 return out, "dead_timeout"
+            elif interrupted is not None and now - interrupted_at >= INTERRUPT_AGAIN_SECONDS:
+                # A SIGINT that reaches the kernel before it starts the cell is lost: ask again.
+                await self.client.interrupt(self.kernel_id)
+                interrupted_at = now
             try:
                 message = await self._next(min(0.25, max(0.01, deadline - now)))
             except KernelGone:
