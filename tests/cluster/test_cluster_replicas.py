@@ -411,8 +411,8 @@ def test_a_thread_deleted_through_another_replica_stops_its_run_and_leaves_no_ro
     with cluster.replica_client((executor + 1) % len(cluster.replicas)) as other:
         assert other.beta.threads.delete(thread_id).deleted
     replica = cluster.replicas[executor]
-    # Its worker poll ends it ("run ended: its thread was deleted"), or, when its lease heartbeat comes
-    # first, the heartbeat ("lease lost"), which is test_cluster_thread_delete.py's xfail.
+    # Its worker poll or its lease heartbeat (whichever comes first) stops it; either way the run closes
+    # itself as deleted (test_cluster_thread_delete.py pins the heartbeat path).
     wait_until(
         lambda: [
             line

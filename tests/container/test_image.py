@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("ASSISTD_TEST_CONTAINER") != "1", reason="set ASSISTD_TEST_CONTAINER=1"),
+    pytest.mark.skipif(
+        os.environ.get("ASSISTD_TEST_CONTAINER") != "1",
+        reason="builds the image with podman (minutes, too slow for CI): opt in with ASSISTD_TEST_CONTAINER=1",
+    ),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 
