@@ -36,6 +36,7 @@ from assistd.sandbox.gateway_client import (
     KernelChannels,
     KernelGone,
 )
+from assistd.sandbox.output import execution, kept_status
 from assistd.stores import sandbox_sessions as store
 
 log = logging.getLogger("assistd.sandbox.gateway")
@@ -173,25 +174,8 @@ class GatewaySandbox:
             except (KernelGone, HelperFailed) as exc:
                 log.warning("could not collect files from gateway kernel %s: %s", channel.kernel_id, exc)
                 notices.append("Files the cell wrote could not be returned.")
-            if how == "timeout":
-                notices.append(f"The cell ran longer than {limit} and was interrupted; variables and files were kept.")
-                status = "timeout"
-            elif how == "stopped":
-                notices.append("The cell was interrupted because its run was cancelled; variables and files were kept.")
-                status = "stopped"
-            else:
-                status = "error" if how == "error" else "ok"
-        if output.truncated:
-            notices.append("The output was too long and was cut.")
-        if skipped:
-            notices.append("Files too large to return: " + ", ".join(skipped) + ".")
-        return Execution(
-            status=status,
-            logs="".join(output.logs),
-            images=output.images,
-            files=written,
-            notice=" ".join(notices) or None,
-        )
+            status = kept_status(how, limit, notices)
+        return execution(status, output, written, skipped, notices)
 
     async def _session_channel(self, session: str, notices: list[str]) -> tuple[KernelChannels, frozenset[str], bool]:
         """The session's kernel connection, the input files already in it, and whether the kernel is new.

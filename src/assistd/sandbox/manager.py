@@ -27,6 +27,7 @@ from assistd.sandbox.environment import runtime as load_runtime
 from assistd.sandbox.kernel import Kernel, KernelDied, connection_info, write_connection_file
 from assistd.sandbox.launch import HOST_PATH, Launch, Runtime, bwrap_argv, kernel_argv, wrap_limits
 from assistd.sandbox.limits import Cgroups, CgroupSet, Limits
+from assistd.sandbox.output import execution, kept_status
 from assistd.sandbox.seccomp import write_filter
 
 log = logging.getLogger("assistd.sandbox")
@@ -246,25 +247,9 @@ class SessionManager:
                     await self._end(session, current, None)
             notices.append(f"The Python session was reset because {why}: {KEPT}.")
             status = "reset"
-        elif how == "timeout":
-            notices.append(f"The cell ran longer than {limit} and was interrupted; variables and files were kept.")
-            status = "timeout"
-        elif how == "stopped":
-            notices.append("The cell was interrupted because its run was cancelled; variables and files were kept.")
-            status = "stopped"
         else:
-            status = "error" if how == "error" else "ok"
-        if output.truncated:
-            notices.append("The output was too long and was cut.")
-        if skipped:
-            notices.append("Files too large to return: " + ", ".join(skipped) + ".")
-        return Execution(
-            status=status,
-            logs="".join(output.logs),
-            images=output.images,
-            files=written,
-            notice=" ".join(notices) or None,
-        )
+            status = kept_status(how, limit, notices)
+        return execution(status, output, written, skipped, notices)
 
     # --- sessions -----------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from assistd.sandbox.base import Execution, OutputFile
 from assistd.sandbox.files import is_image
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -68,3 +69,35 @@ class CellOutput:
             self.error = True
             traceback = "\n".join(str(line) for line in content.get("traceback") or [])
             self.add_text(ANSI.sub("", traceback) + "\n", cap)
+
+
+def kept_status(how: str, limit: str, notices: list[str]) -> Literal["ok", "error", "timeout", "stopped"]:
+    """How a cell that left its session alive ended, as a status; interruptions add their notice."""
+    if how == "timeout":
+        notices.append(f"The cell ran longer than {limit} and was interrupted; variables and files were kept.")
+        return "timeout"
+    if how == "stopped":
+        notices.append("The cell was interrupted because its run was cancelled; variables and files were kept.")
+        return "stopped"
+    return "error" if how == "error" else "ok"
+
+
+def execution(
+    status: Literal["ok", "error", "timeout", "stopped", "reset"],
+    output: CellOutput,
+    written: list[OutputFile],
+    skipped: list[str],
+    notices: list[str],
+) -> Execution:
+    """What one cell produced, with the notices about cut output and files too large to return."""
+    if output.truncated:
+        notices.append("The output was too long and was cut.")
+    if skipped:
+        notices.append("Files too large to return: " + ", ".join(skipped) + ".")
+    return Execution(
+        status=status,
+        logs="".join(output.logs),
+        images=output.images,
+        files=written,
+        notice=" ".join(notices) or None,
+    )
