@@ -284,7 +284,7 @@ def _executor(
         models,
         signals,
         Lifecycle(db, signals),
-        Loop(toolbox, signals),
+        Loop(toolbox, signals, tool_call_retries=settings.tool_call_retries),
         AssistantsAdapter(db, blobs, toolbox),
         settings.lease_seconds,
     )

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_max_attempts: int = Field(default=4, ge=1)
     upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
+    # Model calls in a row whose tool calls are refused (unknown tool, unusable arguments) and sent back
+    # to the model to correct, before the run fails (docs/run-engine.md, "Imperfect tool calls").
+    tool_call_retries: int = Field(default=2, ge=0)
 
     # The bundled local model (docs/local-model.md)
     local_model_path: Path | None = None

@@ -156,6 +156,22 @@ def test_run_streaming_past_expiry_expires(expiring_client: Any, fake: FakeUpstr
     assert step.status == "expired"
 
 
+def test_expired_run_reports_the_usage_of_its_model_calls(expiring_client: Any, fake: FakeUpstream) -> None:
+    """A tool round, then an answer the expiry cuts: the run's usage counts both calls, the steps theirs."""
+    client = expiring_client
+    model = new_model()
+    text = " ".join(f"w{i}" for i in range(200))
+    fake.script(model, Reply.call("get_stock", {"ticker": "AAPL"}), Reply(text=text, interval=0.05))
+    assistant = make_assistant(client, model, tools=[WEATHER])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Talk."}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "expired"
+    assert run.usage is not None and run.usage.prompt_tokens > 0 and run.usage.completion_tokens > 0
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+    assert step.status == "expired" and step.usage is not None and step.usage.completion_tokens > 0
+    assert run.usage.total_tokens > step.usage.total_tokens  # the refused call (no step of its own) counts
+
+
 # --- auto truncation ------------------------------------------------------------------------------
 
 
@@ -257,8 +273,9 @@ def _run_once(client: Any, fake: FakeUpstream, *replies: Reply, tools: list[Any]
         ([Reply.fail(429), Reply.fail(429)], "rate_limit_exceeded", 2),
         # The upstream answers only after 5 s, well past the 1 s timeout, on both attempts.
         ([Reply(text="too late", delay=5), Reply(text="too late", delay=5)], "server_error", 2),
-        ([Reply(tool_calls=[{"name": "get_weather", "arguments": "{not json"}])], "server_error", 1),
-        ([Reply.call("not_offered", {})], "server_error", 1),
+        # Refused calls go back to the model (docs/run-engine.md): the run fails on the third in a row.
+        ([Reply(tool_calls=[{"name": "get_weather", "arguments": "{not json"}])] * 3, "server_error", 3),
+        ([Reply.call("not_offered", {})] * 3, "server_error", 3),
     ],
     ids=["http-500", "http-429", "timeout", "invalid-tool-json", "unknown-function"],
 )
@@ -283,9 +300,8 @@ def test_upstream_failure_fails_the_run(
 
 
 def test_failed_run_usage_counts_the_failed_call(flaky_client: Any, fake: FakeUpstream) -> None:
-    run, _ = _run_once(
-        flaky_client, fake, Reply(tool_calls=[{"name": "get_weather", "arguments": "{not json"}]), tools=[WEATHER]
-    )
+    refused = Reply(tool_calls=[{"name": "get_weather", "arguments": "{not json"}])
+    run, _ = _run_once(flaky_client, fake, *[refused] * 3, tools=[WEATHER])
     assert run.status == "failed"
     assert run.usage is not None and run.usage.completion_tokens > 0
 

@@ -135,8 +135,9 @@ def test_tool_call_cut_mid_arguments_fails_without_requires_action(client: Any, 
     assert run.status == "failed" and run.required_action is None
     assert run.last_error.code == "server_error" and "closed the connection" in run.last_error.message
     assert len(fake.requests(model)) == 1  # the call had started streaming: not retried
-    (step,) = stored_steps(client, thread.id, run.id)
-    assert step.type == "tool_calls" and step.status == "failed"
+    # A function call is shown once its arguments are complete and checked: this one never was.
+    assert stored_steps(client, thread.id, run.id) == []
+    assert run.usage is not None and run.usage.total_tokens > 0, "the cut call's tokens are counted"
 
 
 @pytest.mark.parametrize("mode", ["poll", "stream"])

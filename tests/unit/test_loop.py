@@ -18,7 +18,7 @@ from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDe
 from assistd.providers.routing import Resolved
 from assistd.stores.runs import NO_USAGE
 from assistd.tools import Toolbox
-from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext
+from assistd.tools.base import DeltaSink, Json, RefusedCall, ToolCall, ToolContext
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
@@ -55,6 +55,7 @@ class Memory:
         self.answers: list[tuple[Usage, bool]] = []
         self.tool_steps: list[list[Json]] = []
         self.budgets: list[int] = []
+        self.refused: list[RefusedCall] = []
 
     async def conversation(self, tool_output_tokens: int) -> Conversation:
         self.budgets.append(tool_output_tokens)
@@ -78,6 +79,9 @@ class Memory:
     async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
         self.tool_steps.append([call.public() for call in calls])
 
+    async def refuse(self, calls: list[RefusedCall]) -> None:
+        self.refused += calls
+
     async def before_action(self) -> None:
         return None
 
@@ -87,7 +91,7 @@ class Memory:
     def keep_calls(self, calls: list[ToolCall], usage: Usage) -> Parts:
         raise AssertionError("the loop never writes")
 
-    def partial(self) -> Parts:
+    def partial(self, usage: Usage | None = None) -> Parts:
         raise AssertionError("the loop never writes")
 
 
@@ -175,11 +179,33 @@ def test_a_function_call_waits_for_the_client_as_a_typed_call() -> None:
     assert [d[2]["function"]["arguments"] for d in memory.deltas] == ['{"city":', '"Paris"}']
 
 
-def test_a_function_that_was_not_offered_or_bad_json_fails_the_run() -> None:
-    outcome, _, _ = run(Scripted([call(0, "launch", "{}")]))
-    assert outcome == Failed("server_error", "The model called a function that is not offered: 'launch'.", True, True)
-    outcome, _, _ = run(Scripted([call(0, "get_weather", "{nope")]))
-    assert isinstance(outcome, Failed) and "invalid JSON arguments" in outcome.message
+def test_a_function_that_was_not_offered_is_refused_and_the_model_corrects_itself() -> None:
+    provider = Scripted([call(0, "launch", "{}")], [call(0, "get_weather", '{"city": "Oslo"}')])
+    outcome, memory, totals = run(provider)
+    assert isinstance(outcome, NeedsAction) and outcome.calls[0].details["name"] == "get_weather"
+    (refused,) = memory.refused
+    assert refused.name == "launch" and refused.reason == "unknown_tool"
+    assert refused.error.startswith("Error: no tool named 'launch'; available: get_weather, echo")
+    assert [d[0] for d in memory.deltas] == [outcome.calls[0].id], "the refused call was never shown"
+    assert len(provider.requests) == 2 and totals["total_tokens"] > 0
+
+
+def test_past_the_bound_the_run_fails_saying_what_the_model_did() -> None:
+    outcome, memory, _ = run(Scripted([call(0, "launch", "{}")]))
+    assert isinstance(outcome, Failed) and outcome.partial
+    assert outcome.message == "The model called an unknown tool 'launch' 3 times (available: get_weather, echo)."
+    assert len(memory.refused) == 2 and [r.attempt for r in memory.refused] == [1, 2]
+    outcome, _, _ = run(Scripted([call(0, "get_weather", "nope, no JSON")]))
+    assert isinstance(outcome, Failed)
+    assert outcome.message.startswith("The model sent invalid arguments for 'get_weather' 3 times (last: Error: ")
+
+
+def test_malformed_arguments_are_repaired_before_any_delta_is_shown() -> None:
+    outcome, memory, _ = run(Scripted([call(0, "get_weather", "{'city': 'Par"), call(0, None, "is',}")]))
+    assert isinstance(outcome, NeedsAction)
+    (weather,) = outcome.calls
+    assert weather.details["arguments"] == '{"city":"Paris"}'
+    assert [d[2]["function"]["arguments"] for d in memory.deltas] == ["", '{"city":"Paris"}']
 
 
 def test_a_server_side_tool_runs_then_the_model_answers_and_private_state_never_shows() -> None:
@@ -194,7 +220,7 @@ def test_a_server_side_tool_runs_then_the_model_answers_and_private_state_never_
 
 def test_a_provider_error_fails_the_run_keeping_what_streamed() -> None:
     outcome, _, totals = run(Scripted(ProviderError("upstream down", "rate_limit_exceeded")))
-    assert outcome == Failed("rate_limit_exceeded", "upstream down", with_usage=False, partial=True)
+    assert outcome == Failed("rate_limit_exceeded", "upstream down", partial=True)
     assert totals == NO_USAGE
 
 

@@ -69,10 +69,10 @@ def to_run(run: RunRecord) -> Run:
 
 
 def public_details(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
-    """Private keys (a call's raw arguments, queries, written files) never leave; file_search result
+    """Private keys (a call's raw arguments, queries, written files, refused calls) never leave; file_search result
     content only with include[]."""
     if details.get("type") != "tool_calls":
-        return details
+        return {k: v for k, v in details.items() if k != "private"}
     calls = []
     for call in details["tool_calls"]:
         call = {k: v for k, v in call.items() if not k.startswith("_")}

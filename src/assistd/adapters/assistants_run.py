@@ -4,12 +4,14 @@ thread, and `thread.*` stream events as it streams.
 Per model call: answer text opens a message and its message_creation step (images the run's code
 made since its last message are shown first); citation markers in the text become file_citation
 annotations, `sandbox:` links file_path ones (tools/citations.py); tool calls share one tool_calls
-step whose details stream as deltas.
+step whose details stream as deltas. Calls the engine refused (an unknown tool, unusable arguments)
+are kept in the private part of the next step written (`"refused"`, tools/base.py), never shown.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import mimetypes
 import time
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from pydantic import TypeAdapter
 
 from assistd import ids
 from assistd.adapters.assistants import to_message, to_step
-from assistd.adapters.prompt import conversation
+from assistd.adapters.prompt import conversation, refused_items
 from assistd.adapters.stream import assistants_stream
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter
@@ -50,7 +52,7 @@ from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import Json, RunRecord, StepRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
-from assistd.tools.base import ToolCall, stored_details
+from assistd.tools.base import REFUSED, RefusedCall, ToolCall, stored_details
 from assistd.tools.citations import CitationStream
 
 MAX_INLINE_IMAGE = 20 * 1024 * 1024
@@ -68,6 +70,7 @@ class _Call:
     message_step_id: str | None = None
     text: list[str] = field(default_factory=list)
     tool_step_id: str | None = None
+    refused: list[RefusedCall] = field(default_factory=list)  # kept with the tool step
 
     def content(self) -> list[Json]:
         """The message's content so far: images, then the text and the citations found in it."""
@@ -107,6 +110,7 @@ class AssistantsRecorder:
         self.stream = assistants_stream(emitter)
         self.call = _Call(CitationStream(lambda c, r: None), [])
         self._next: _Call = self.call
+        self._refused: list[RefusedCall] = []  # refused calls no step keeps yet
 
     # --- the conversation ---------------------------------------------------------------------
 
@@ -120,6 +124,8 @@ class AssistantsRecorder:
         self._next = _Call(
             CitationStream(file_search.resolver(searches), written.get), code_interpreter.pending_images(steps)
         )
+        if self._refused:  # refused in the last model call, kept with no step yet: the model reads them last
+            items = dataclasses.replace(items, turn=(*items.turn, *refused_items(self._refused)))
         return items
 
     async def begin_call(self) -> None:
@@ -171,9 +177,8 @@ class AssistantsRecorder:
             assistant_id=run.assistant_id,
             run_id=run.id,
         )
-        step = self._step(
-            "message_creation", {"type": "message_creation", "message_creation": {"message_id": message.id}}
-        )
+        details: Json = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+        step = self._step("message_creation", self._keep_refused(details))
         async with self.db.write() as conn:
             await run_store.insert_step(conn, _values(step))
             await message_store.insert_run_message(conn, _values(message))
@@ -215,7 +220,8 @@ class AssistantsRecorder:
 
     async def tool_deltas(self, call: ToolCall, position: int, deltas: list[Json]) -> None:
         if self.call.tool_step_id is None:
-            step = self._step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+            self.call.refused, self._refused = self._refused, []
+            step = self._step("tool_calls", stored_details([], self.call.refused))
             async with self.db.write() as conn:
                 await run_store.insert_step(conn, _values(step))
             self.call.tool_step_id = step.id
@@ -225,14 +231,34 @@ class AssistantsRecorder:
             details = StepDetailsDelta(step_details=ToolCallsDelta(tool_calls=[typed]))
             await self.stream.send(StepDeltaEvent(data=RunStepDelta(id=self.call.tool_step_id, delta=details)))
 
+    async def refuse(self, calls: list[RefusedCall]) -> None:
+        self._refused += calls
+
+    def _keep_refused(self, details: Json) -> Json:
+        """A new step's details, keeping the refused calls no step keeps yet."""
+        if self._refused:
+            details = {**details, "private": {REFUSED: [call.stored() for call in self._refused]}}
+            self._refused = []
+        return details
+
+    def _tool_details(self, calls: list[ToolCall]) -> Json:
+        """The tool step's details: its calls, and the refused calls it keeps (this model call's too)."""
+        self.call.refused += self._refused
+        self._refused = []
+        return stored_details(calls, self.call.refused)
+
     async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
+        if self.call.tool_step_id is None:  # every call was refused: the text before them completes
+            if self.call.message_id is not None:
+                await self._close_text_before_tools(usage)
+            return
         if self.call.message_id is not None:
             await self._close_text_before_tools()
         values = {
             "status": "completed",
             "completed_at": int(time.time()),
             "usage": usage_counters(usage),
-            "step_details": stored_details(calls),
+            "step_details": self._tool_details(calls),
         }
         assert self.call.tool_step_id is not None
         async with self.db.write() as conn:
@@ -258,23 +284,25 @@ class AssistantsRecorder:
 
     def keep_calls(self, calls: list[ToolCall], usage: Usage) -> Parts:
         step_id = self.call.tool_step_id
+        details = self._tool_details(calls)
 
         async def keep(conn: Connection) -> None:
             assert step_id is not None
-            await run_store.update_step(
-                conn, step_id, {"step_details": stored_details(calls), "usage": usage_counters(usage)}
-            )
+            await run_store.update_step(conn, step_id, {"step_details": details, "usage": usage_counters(usage)})
 
         return keep
 
     # --- the message ----------------------------------------------------------------------------
 
-    def partial(self) -> Parts:
+    def partial(self, usage: Usage | None = None) -> Parts:
         call = self.call
+        step_id = call.tool_step_id or call.message_step_id  # the step that ends the model call
 
         async def save(conn: Connection) -> None:
             if call.message_id is not None and call.text:
                 await message_store.update_run_message(conn, call.message_id, {"content": call.content()})
+            if usage is not None and step_id is not None:
+                await run_store.update_step(conn, step_id, {"usage": usage_counters(usage)})
 
         return save
 
@@ -299,15 +327,18 @@ class AssistantsRecorder:
         await self.stream.send(MessageEvent(event=event, data=to_message(message)))
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 
-    async def _close_text_before_tools(self) -> None:
+    async def _close_text_before_tools(self, usage: Usage | None = None) -> None:
         call = self.call
         assert call.message_id is not None and call.message_step_id is not None
         at = int(time.time())
+        step_values: Json = {"status": "completed", "completed_at": at}
+        if usage is not None:  # no tool step: the message step ends the model call
+            step_values["usage"] = usage_counters(usage)
         async with self.db.write() as conn:
             await message_store.update_run_message(
                 conn, call.message_id, {"content": call.content(), "status": "completed", "completed_at": at}
             )
-            await run_store.update_step(conn, call.message_step_id, {"status": "completed", "completed_at": at})
+            await run_store.update_step(conn, call.message_step_id, step_values)
             message = await message_store.load_run_message(conn, call.message_id)
             step = await run_store.load_step(conn, call.message_step_id)
         await self.stream.send(MessageEvent(event="thread.message.completed", data=to_message(message)))

@@ -6,7 +6,7 @@ replayed by their tools. Fitting them into the budget and rendering the request 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from assistd.db.database import Connection, Database
@@ -29,7 +29,7 @@ from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
-from assistd.tools.base import calls_from_details
+from assistd.tools.base import RefusedCall, calls_from_details, refused_in
 
 HISTORY_PAGE = 200
 
@@ -99,13 +99,15 @@ def history(db: Database, run: RunRecord, load_image: ImageLoader) -> Callable[[
 
 async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tokens: int) -> tuple[TurnItem, ...]:
     """The run's steps so far, in order: its answers, and its tool calls replayed by their tools (the
-    arguments the model sent, the result text it read)."""
+    arguments the model sent, the result text it read). Calls the engine refused come before the step
+    that keeps them, each with its error as its result."""
     steps = await run_store.run_steps(conn, run_id)
     message_ids = [s.step_details["message_creation"]["message_id"] for s in steps if s.type == "message_creation"]
     texts = await message_store.run_message_texts(conn, message_ids)
     items: list[TurnItem] = []
     numbers: dict[str, int] = {}  # per tool: how many of its calls the run made (file_search's citation markers)
     for step in steps:
+        items += refused_items(refused_in(step.step_details))
         if step.type == "message_creation":
             text = texts.get(step.step_details["message_creation"]["message_id"], "")
             if text:
@@ -126,6 +128,11 @@ async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tok
             outputs.append(ToolOutputItem(c.id, output))
         items.extend(outputs)
     return tuple(items)
+
+
+def refused_items(calls: Sequence[RefusedCall]) -> list[TurnItem]:
+    """Refused calls as the model reads them: the calls, then each one's error as its result."""
+    return [*(ToolCallItem(c.id, c.name, c.arguments) for c in calls), *(ToolOutputItem(c.id, c.error) for c in calls)]
 
 
 def instructions(run: RunRecord) -> str:

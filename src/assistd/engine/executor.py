@@ -132,12 +132,11 @@ class Executor:
             case Stopped(reason=reason, partial=partial, calls=calls, usage=usage):
                 parts = [recorder.keep_calls(calls, usage)] if calls is not None and usage is not None else []
                 if partial:
-                    parts.append(recorder.partial())
-                await lifecycle.stop(run.id, reason, watch, _all(parts))
-            case Failed(code=code, message=message, with_usage=with_usage, partial=partial):
-                parts = [recorder.partial()] if partial else []
-                counted = totals if with_usage else None
-                await lifecycle.fail(run.id, code, message, watch, _all(parts), usage=counted)
+                    parts.append(recorder.partial(usage if calls is None else None))
+                await lifecycle.stop(run.id, reason, watch, _all(parts), usage=totals)
+            case Failed(code=code, message=message, partial=partial, usage=usage):
+                parts = [recorder.partial(usage)] if partial else []
+                await lifecycle.fail(run.id, code, message, watch, _all(parts), usage=totals)
 
 
 def _all(parts: list[Parts]) -> Parts:

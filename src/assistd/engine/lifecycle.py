@@ -227,25 +227,41 @@ class Lifecycle:
             log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
         await closed.announce(emitter)
 
-    async def expire(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
-        """-> expired: past `expires_at`, whatever it was waiting for."""
+    async def expire(
+        self, run_id: str, emitter: Emitter, parts: Parts = _nothing, usage: dict[str, int] | None = None
+    ) -> None:
+        """-> expired: past `expires_at`, whatever it was waiting for. `usage`: the run's totals when
+        its executor ends it (else the totals it stored last stay)."""
+        extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
-            closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
+            closed = await self._close(conn, run_id, S.EXPIRED, required_action=None, **extra)
         await closed.announce(emitter)
 
-    async def cancelled(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
+    async def cancelled(
+        self, run_id: str, emitter: Emitter, parts: Parts = _nothing, usage: dict[str, int] | None = None
+    ) -> None:
         """-> cancelled: the end of a cancel (by whoever executes the run, or at once when nobody does)."""
+        extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
-            closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()))
+            closed = await self._close(
+                conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()), **extra
+            )
         await closed.announce(emitter)
 
-    async def stop(self, run_id: str, reason: StopReason, emitter: Emitter, parts: Parts = _nothing) -> None:
+    async def stop(
+        self,
+        run_id: str,
+        reason: StopReason,
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        usage: dict[str, int] | None = None,
+    ) -> None:
         if reason == "expired":
-            await self.expire(run_id, emitter, parts)
+            await self.expire(run_id, emitter, parts, usage)
         else:
-            await self.cancelled(run_id, emitter, parts)
+            await self.cancelled(run_id, emitter, parts, usage)
 
     async def recover(self, run_id: str, status: str, emitter: Emitter) -> None:
         """A run whose executor is gone (its lease lapsed): a cancel it was working on completes, any

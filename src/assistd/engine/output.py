@@ -18,7 +18,7 @@ from assistd.engine.items import Conversation
 from assistd.engine.lifecycle import Parts, StopReason
 from assistd.providers.base import Usage
 from assistd.stores.runs import Json, RunRecord
-from assistd.tools.base import ToolCall
+from assistd.tools.base import RefusedCall, ToolCall
 
 
 class Recorder(Protocol):
@@ -48,7 +48,14 @@ class Recorder(Protocol):
         ...
 
     async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:
-        """Server-side tools ran: text before them and the tool step complete."""
+        """Server-side tools ran: text before them and the tool step complete. `calls` is empty when
+        every call of the model call was refused: its text completes, with the call's usage."""
+        ...
+
+    async def refuse(self, calls: list[RefusedCall]) -> None:
+        """Calls the model made that are not run (an unknown tool, unusable arguments): kept privately
+        with the step this model call or the next writes, so the model reads them, and their errors,
+        before that step's own output. Clients never see them."""
         ...
 
     async def before_action(self) -> None:
@@ -63,8 +70,9 @@ class Recorder(Protocol):
         """Stores the calls on their step (in the transaction that ends or pauses the run)."""
         ...
 
-    def partial(self) -> Parts:
-        """Stores the text streamed so far (in the transaction that ends the run)."""
+    def partial(self, usage: Usage | None = None) -> Parts:
+        """Stores the text streamed so far, and `usage` (the interrupted model call's) on the step it
+        opened (in the transaction that ends the run)."""
         ...
 
 
@@ -95,15 +103,18 @@ class Stopped:
     reason: StopReason
     partial: bool = False
     calls: list[ToolCall] | None = None  # the calls the tools worked on when the stop came
-    usage: Usage | None = None
+    usage: Usage | None = None  # the usage of the model call it interrupted (counted in the run's totals)
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
+    """The run fails. Its usage is the run's totals, the failed model call's included (`usage`: that
+    call's, kept on the step it opened)."""
+
     code: str
     message: str
-    with_usage: bool = False  # the run's totals include the call that failed
     partial: bool = False
+    usage: Usage | None = None
 
 
 Outcome = Answered | PromptTooLong | NeedsAction | Stopped | Failed

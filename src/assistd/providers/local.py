@@ -464,8 +464,10 @@ def _respond(
         # strings; the streamed arguments escape them, so clients still get valid JSON.
         parsed = json.loads(text, strict=False)["tool_calls"]
     except (ValueError, KeyError, TypeError) as exc:
+        put(Chunk(usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))  # a failed run still counts it
         raise ProviderError(f"constrained tool-call output did not parse ({gen.finish}): {exc}") from None
     if not isinstance(parsed, list) or calls.count == 0:
+        put(Chunk(usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))
         raise ProviderError(f"the local model wrote no complete tool call ({gen.finish}, {budget} tokens allowed)")
     put(Chunk(finish_reason="tool_calls", usage=Usage(prompt_tokens, gen.tokens + decided_tokens)))
 

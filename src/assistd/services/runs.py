@@ -34,7 +34,7 @@ from assistd.services.threads import ThreadService, new_message
 from assistd.stores import runs as store
 from assistd.stores.messages import insert_messages
 from assistd.stores.runs import RunRecord
-from assistd.tools.base import calls_from_details, stored_details
+from assistd.tools.base import calls_from_details, refused_in, stored_details
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
 
@@ -274,7 +274,8 @@ class RunService:
                 for call in calls:
                     if call.type == "function":
                         call.details["output"] = outputs.get(call.id, call.details.get("output"))
-                values = {"status": "completed", "completed_at": now(), "step_details": stored_details(calls)}
+                details = stored_details(calls, refused_in(step.step_details))
+                values = {"status": "completed", "completed_at": now(), "step_details": details}
                 await store.update_step(conn, step.id, values)
             if not await self.lifecycle.requeue(conn, run_id, self._lease(owner)):
                 raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')

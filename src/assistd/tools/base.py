@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from assistd.stores.runs import StepRecord
 
@@ -49,13 +49,58 @@ class ToolCall:
         return cls(str(call["id"]), str(call["type"]), dict(call[call["type"]]), {**legacy, **(private or {})})
 
 
-def stored_details(calls: Sequence[ToolCall]) -> Json:
-    """A tool_calls step's details as stored: the public calls, and their private state beside them."""
+@dataclass(frozen=True, slots=True)
+class RefusedCall:
+    """A call the model made that was not run: an unknown tool, or arguments that are not a JSON object
+    even repaired. The model reads `error` as its result and may call again; clients never see it
+    (it is kept in the private part of a step's details, under `"refused"`). `attempt`: the run's
+    model call that made it (1 for the first refused model call in a row)."""
+
+    id: str
+    name: str
+    arguments: str
+    error: str
+    reason: Literal["unknown_tool", "invalid_arguments"]
+    attempt: int = 1
+
+    def stored(self) -> Json:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "error": self.error,
+            "reason": self.reason,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_stored(cls, row: Json) -> RefusedCall:
+        reason: Literal["unknown_tool", "invalid_arguments"] = (
+            "unknown_tool" if row.get("reason") == "unknown_tool" else "invalid_arguments"
+        )
+        return cls(
+            str(row["id"]), str(row["name"]), str(row["arguments"]), str(row["error"]), reason, int(row["attempt"])
+        )
+
+
+def stored_details(calls: Sequence[ToolCall], refused: Sequence[RefusedCall] = ()) -> Json:
+    """A tool_calls step's details as stored: the public calls, and their private state beside them
+    (with the refused calls replayed to the model before them)."""
     details: Json = {"type": "tool_calls", "tool_calls": [call.public() for call in calls]}
-    private = {call.id: call.private for call in calls if call.private}
+    private: Json = {call.id: call.private for call in calls if call.private}
+    if refused:
+        private[REFUSED] = [call.stored() for call in refused]
     if private:
         details["private"] = private
     return details
+
+
+REFUSED = "refused"  # the key of a step's refused calls in its private details (never a call id)
+
+
+def refused_in(details: Json) -> list[RefusedCall]:
+    """The refused calls a step keeps privately (the model read them before the step's own output)."""
+    return [RefusedCall.from_stored(row) for row in (details.get("private") or {}).get(REFUSED) or []]
 
 
 def calls_from_details(details: Json) -> list[ToolCall]:

@@ -28,6 +28,7 @@ from assistd.sandbox.files import safe_name
 from assistd.storage.blobs import BlobStore
 from assistd.stores import files as file_store
 from assistd.stores.runs import StepRecord, run_resources
+from assistd.tools.arguments import Checked, check
 from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
 
 NAME = "code_interpreter"
@@ -62,10 +63,14 @@ def function(data_path: str, file_names: Sequence[str]) -> dict[str, Any]:
 
 
 def code_of(arguments: str) -> str:
-    """The code from the model's arguments; a model that sent bare code instead of JSON is understood."""
+    """The code from the model's arguments, repaired when they are not quite JSON (tools/arguments.py);
+    a model that sent bare code instead of JSON is understood."""
     try:
         parsed = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
+        repaired = check(arguments)
+        if isinstance(repaired, Checked) and isinstance(repaired.value.get("code"), str):
+            return str(repaired.value["code"])
         return arguments
     if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
         return str(parsed["code"])

@@ -16,6 +16,7 @@ from assistd.db.database import Database
 from assistd.providers import tokens
 from assistd.stores import vector_stores as vector_store_store
 from assistd.stores.runs import StepRecord, run_resources
+from assistd.tools.arguments import Invalid, check
 from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
 from assistd.tools.citations import Resolver, marker
 
@@ -126,6 +127,20 @@ def resolver(calls: list[ToolCall]) -> Resolver:
 INGESTION_WAIT_SECONDS = 60.0
 
 
+def queries_of(arguments: str) -> list[str] | Invalid:
+    """The queries in the model's arguments, repaired (tools/arguments.py); one query given as a
+    string, or as `query`, is understood."""
+    checked = check(arguments)
+    if isinstance(checked, Invalid):
+        return checked
+    queries = checked.value.get("queries", checked.value.get("query"))
+    if isinstance(queries, str):
+        queries = [queries]
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        return Invalid("the arguments have no 'queries' (a list of strings)")
+    return [q for q in queries if q.strip()]
+
+
 class FileSearchTool:
     """The built-in search: the model's queries stay private to the step; clients see the results."""
 
@@ -150,6 +165,9 @@ class FileSearchTool:
 
     def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
         arguments = orjson.dumps({"queries": call.private.get("queries", [])}).decode()
+        error = call.private.get("error")
+        if error is not None:  # the model reads why its call found nothing
+            return arguments, str(error)
         return arguments, results_text(number, call.details.get("results") or [], budget)
 
     async def run(self, calls: list[ToolCall], context: ToolContext, delta: DeltaSink, cancel: asyncio.Event) -> None:
@@ -161,12 +179,15 @@ class FileSearchTool:
             raise ToolFailed("invalid_prompt", f"Vector store {expired} has expired.")
         await self._await_ingestion(thread_stores, cancel)
         for call in calls:
-            try:
-                queries = orjson.loads(call.arguments or "{}").get("queries")
-            except (orjson.JSONDecodeError, AttributeError):
-                queries = None
-            if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-                raise ToolFailed("server_error", "The model produced invalid arguments for file_search.")
+            queries = queries_of(call.arguments)
+            if isinstance(queries, Invalid):
+                # The model reads the error as the call's result and may search again (engine/loop.py).
+                call.private["queries"] = []
+                call.private["error"] = (
+                    f"Error: {queries.reason}. You sent: {call.arguments[:500]}. "
+                    'Call file_search again with {"queries": ["..."]}.'
+                )
+                continue
             hits = []
             if self.retriever is not None and store_ids and queries:
                 hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
