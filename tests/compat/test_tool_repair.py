@@ -152,6 +152,30 @@ def test_unknown_tool_is_corrected_on_retry(client: Any, fake: FakeUpstream, mod
     assert "get_stock" not in raw_run_output(client, run)
 
 
+def test_a_refused_call_beside_a_good_one_waits_for_the_good_ones_output(client: Any, fake: FakeUpstream) -> None:
+    """Parallel calls: the good one goes to the client; the model then reads its output and the error."""
+    model, assistant, thread = start(
+        client,
+        fake,
+        Reply.calls(("get_weather", {"city": "Paris"}), ("get_stock", {"ticker": "AAPL"})),
+        Reply.say("Sunny."),
+    )
+    run = poll(client, assistant, thread)
+    assert run.status == "requires_action"
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather"
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "18C"}]
+    )
+    assert run.status == "completed"
+    last = fake.requests(model)[-1]
+    assert sorted(name for name, _ in called(last)) == ["get_stock", "get_weather"]
+    assert sorted(r[:6] for r in tool_results(last)) == ["18C", "Error:"]
+    (step, _) = stored_steps(client, thread.id, run.id)
+    assert [c.function.name for c in step.step_details.tool_calls] == ["get_weather"]
+    assert "get_stock" not in raw_run_output(client, run)
+
+
 def test_invalid_arguments_are_corrected_on_retry(client: Any, fake: FakeUpstream) -> None:
     model, assistant, thread = start(
         client,
