@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite,postgres")
     add_compare_arg(parser)
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", DeprecationWarning)  # the SDK's, on every Assistants call
     trees = source_trees(args.compare_src)
     rows = []
     started = time.monotonic()
