@@ -54,3 +54,16 @@ def test_sandbox_links_become_file_path_annotations_at_any_split() -> None:
 def test_input_names_keep_file_names_and_disambiguate() -> None:
     names = input_names([("file-a", "data.csv"), ("file-b", "dir/data.csv"), ("file-c", "../.."), ("file-d", ".env")])
     assert names == {"file-a": "data.csv", "file-b": "file-b-data.csv", "file-c": "file-c", "file-d": "file-d"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        ('{"code": "print(1)', "print(1)"),  # cut short
+        ("{'code': 'print(2)'}", "print(2)"),  # single quotes
+        ('{"code": "x = 1\\nprint(x)",}', "x = 1\nprint(x)"),  # a trailing comma
+        ("x = {'a': 1}\nprint(x)", "x = {'a': 1}\nprint(x)"),  # bare code with braces stays code
+    ],
+)
+def test_code_of_repairs_arguments_that_are_not_quite_json(arguments: str, code: str) -> None:
+    assert code_of(arguments) == code
