@@ -10,7 +10,7 @@ from assistd.tools.function import FunctionTool
 
 class Toolbox:
     """The tools a run can use, by the name the model calls them with. Any other name is a function
-    call: the client runs it (and a call to a function not offered fails the run)."""
+    call: the client runs it (a call to a tool the run does not offer is refused, engine/loop.py)."""
 
     def __init__(self, builtin: Sequence[Tool]) -> None:
         self.function: Tool = FunctionTool()
@@ -19,9 +19,6 @@ class Toolbox:
     def all(self) -> list[Tool]:
         """In the order their functions are shown to the model: the run's functions first."""
         return [self.function, *self.builtin.values()]
-
-    def by_name(self, name: str | None) -> Tool:
-        return self.builtin.get(name or "", self.function)
 
     def by_type(self, kind: str) -> Tool:
         return self.builtin.get(kind, self.function)

@@ -33,8 +33,3 @@ class FunctionTool:
     def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
         output = call.details.get("output")
         return None if output is None else (str(call.details["arguments"]), str(output))
-
-
-def offered(tools: list[Json]) -> set[str]:
-    """The names of the run's function tools."""
-    return {tool["function"]["name"] for tool in tools if tool["type"] == NAME}
