@@ -18,7 +18,7 @@ from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDe
 from assistd.providers.routing import Resolved
 from assistd.stores.runs import NO_USAGE
 from assistd.tools import Toolbox
-from assistd.tools.base import DeltaSink, Json, RefusedCall, ToolCall, ToolContext
+from assistd.tools.base import DeltaSink, Json, RefusedCall, ToolCall, ToolContext, ToolFailed
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
@@ -114,6 +114,8 @@ class Echo:
 
     async def run(self, calls: list[ToolCall], context: ToolContext, delta: DeltaSink, cancel: asyncio.Event) -> None:
         for call in calls:
+            if orjson.loads(call.arguments)["say"] == "fail":
+                raise ToolFailed("server_error", "echo failed")
             call.details["result"] = orjson.loads(call.arguments)["say"]
             await delta(call, {"type": "echo", "echo": {"result": call.details["result"]}})
 
@@ -222,6 +224,24 @@ def test_a_provider_error_fails_the_run_keeping_what_streamed() -> None:
     outcome, _, totals = run(Scripted(ProviderError("upstream down", "rate_limit_exceeded")))
     assert outcome == Failed("rate_limit_exceeded", "upstream down", partial=True)
     assert totals == NO_USAGE
+
+
+def test_every_failure_counts_the_calls_it_made() -> None:
+    """A tool that fails, a backend that fails mid-stream: the failed call's usage is in the totals."""
+    outcome, _, totals = run(Scripted([call(0, "echo", '{"say": "fail"}'), Chunk(usage=Usage(11, 3))]))
+    assert outcome == Failed("server_error", "echo failed", partial=True, usage=Usage(11, 3))
+    assert totals["total_tokens"] == 14
+
+    class CutMidStream(Scripted):
+        async def complete(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+            self.requests.append(request)
+            yield Chunk(text="It is sunny")
+            raise ProviderError("the backend closed the connection")
+
+    outcome, _, totals = run(CutMidStream([]))
+    assert isinstance(outcome, Failed) and outcome.usage is not None
+    assert outcome.usage.prompt_tokens > 0 and outcome.usage.completion_tokens == 3  # counted here (cl100k)
+    assert totals["total_tokens"] == outcome.usage.total_tokens
 
 
 def test_a_stop_before_the_call_ends_the_run_without_calling_the_model() -> None:
