@@ -330,3 +330,14 @@ def test_cancelled_run_reports_the_usage_of_its_model_calls(client: Any, fake: F
     (step,) = stored_steps(client, thread.id, run.id)
     assert step.status == "cancelled" and step.usage is not None
     assert step.usage.total_tokens == run.usage.total_tokens
+
+
+def test_a_forced_tool_choice_still_holds_after_a_refused_call(client: Any, fake: FakeUpstream) -> None:
+    model, assistant, thread = start(
+        client, fake, Reply.call("get_stock", {"ticker": "AAPL"}), Reply.call("get_weather", {"city": "Paris"})
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice="required", poll_interval_ms=50
+    )
+    assert run.status == "requires_action"
+    assert [r["tool_choice"] for r in fake.requests(model)] == ["required", "required"]

@@ -243,6 +243,9 @@ def test_a_forced_choice_turns_auto_once_the_turn_has_called_a_tool(choice: Any)
     turn: tuple[TurnItem, ...] = (ToolCallItem("c", "get_weather", "{}"), ToolOutputItem("c", "sunny"))
     assert fitted(settings=TurnSettings(tool_choice=choice), tools=[TOOL]).request.tool_choice != "auto"
     assert fitted(turn=turn, settings=TurnSettings(tool_choice=choice), tools=[TOOL]).request.tool_choice == "auto"
+    # A refused call (an unknown tool, unusable arguments) is not a call either: the model must call again.
+    refused: tuple[TurnItem, ...] = (ToolCallItem("c", "get_stock", "{}", refused=True), ToolOutputItem("c", "Error"))
+    assert fitted(turn=refused, settings=TurnSettings(tool_choice=choice), tools=[TOOL]).request.tool_choice != "auto"
     # An answer in the turn is not a call: the choice still holds.
     text_only: tuple[TurnItem, ...] = (AssistantText("hm"),)
     assert fitted(turn=text_only, settings=TurnSettings(tool_choice="required"), tools=[TOOL]).request.tool_choice == (

@@ -132,7 +132,10 @@ async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tok
 
 def refused_items(calls: Sequence[RefusedCall]) -> list[TurnItem]:
     """Refused calls as the model reads them: the calls, then each one's error as its result."""
-    return [*(ToolCallItem(c.id, c.name, c.arguments) for c in calls), *(ToolOutputItem(c.id, c.error) for c in calls)]
+    return [
+        *(ToolCallItem(c.id, c.name, c.arguments, refused=True) for c in calls),
+        *(ToolOutputItem(c.id, c.error) for c in calls),
+    ]
 
 
 def instructions(run: RunRecord) -> str:

@@ -47,11 +47,13 @@ class AssistantText:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallItem:
-    """A call the model made: the function name it used and the arguments it sent."""
+    """A call the model made: the function name it used and the arguments it sent. `refused`: not run
+    (an unknown tool, unusable arguments); its output is the error the model reads."""
 
     call_id: str
     name: str
     arguments: str
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,9 +76,12 @@ def tool_output_budget(context_window: int) -> int:
 
 
 def _tool_choice(choice: ToolChoice, turn: Sequence[Item]) -> ToolChoice:
-    """A forced choice (`required`, a named tool) applies until the turn has called a tool; then the
-    model answers freely, with the results in view (else it would call the tool forever)."""
-    if any(isinstance(item, ToolCallItem) for item in turn) and (choice == "required" or isinstance(choice, NamedTool)):
+    """A forced choice (`required`, a named tool) applies until the turn has called a tool (a refused
+    call does not count); then the model answers freely, with the results in view (else it would call
+    the tool forever)."""
+    if any(isinstance(item, ToolCallItem) and not item.refused for item in turn) and (
+        choice == "required" or isinstance(choice, NamedTool)
+    ):
         return "auto"
     return choice
 
