@@ -95,9 +95,21 @@ class _Notifications(Protocol):
     async def close(self, *, timeout: float | None = None) -> None: ...
 
 
-def listener_dsn(url: str) -> str:
-    """The plain libpq URL asyncpg connects with, from the SQLAlchemy one (`postgresql+asyncpg://...`)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def listener_connect_args(url: str) -> dict[str, object]:
+    """asyncpg.connect's arguments for the SQLAlchemy URL the pool uses (host, port, user, ssl, ...),
+    without SQLAlchemy's own options (`prepared_statement_cache_size`)."""
+    import inspect
+
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+    parsed = make_url(url)
+    _, options = parsed.get_dialect()().create_connect_args(parsed)
+    accepted = inspect.signature(asyncpg.connect).parameters
+    args = {name: value for name, value in options.items() if name in accepted}
+    settings = args.get("server_settings")
+    args["server_settings"] = {**(settings if isinstance(settings, dict) else {}), "application_name": APPLICATION_NAME}
+    args.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    return args
 
 
 class Listener:
@@ -113,7 +125,7 @@ class Listener:
         on_wakeup: Callable[[Wakeup], None],
         on_connected: Callable[[], None],
     ) -> None:
-        self._dsn = listener_dsn(url)
+        self._connect_args = listener_connect_args(url)
         self._on_wakeup = on_wakeup
         self._on_connected = on_connected
         self._task: asyncio.Task[None] | None = None
@@ -163,11 +175,7 @@ class Listener:
         import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
         try:
-            conn: _Notifications = await asyncpg.connect(
-                self._dsn,
-                timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings={"application_name": APPLICATION_NAME},
-            )
+            conn: _Notifications = await asyncpg.connect(**self._connect_args)
         except Exception as exc:  # the database is down or unreachable: try again later
             log.warning("could not open the listener connection", extra={"error": str(exc)})
             return None
