@@ -79,9 +79,10 @@ class Worker:
     async def stop(self, grace: float = 10.0) -> None:
         """Runs still executing after `grace` are cut and their leases handed back: another process (or
         this one, restarted) recovers them at once, as it would a crashed one's."""
+        await self.jobs.stop(grace)  # cancels from other replicas still arrive while runs drain
         if self.listener is not None:
             await self.listener.stop()
-        await self.jobs.stop(grace)
+        await asyncio.gather(*self._checks, return_exceptions=True)
 
     def spawn(self, run_id: str, emitter: Emitter | None = None) -> None:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
