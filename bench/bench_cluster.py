@@ -22,6 +22,15 @@ recovered) and ASSISTD_WORKER_POLL_SECONDS (`--worker-poll-seconds`, default 1.0
    skipped) until it is terminal. Lost = not terminal within 120 s; doubled = more than one run row,
    assistant message, or upstream request for it. Resumed = `completed`; failed = `failed`. Recovery
    time = SIGKILL -> terminal state seen. The killed replica is restarted before the next try.
+
+    python bench/bench_cluster.py --signals                      # NOTIFY vs polling only, ~1-2 minutes
+
+`--signals` measures only how signals travel between replicas, on two fresh clusters: one with
+PostgreSQL LISTEN/NOTIFY (the default), one with ASSISTD_LISTEN_NOTIFY=false (polling only), both at
+`--worker-poll-seconds` and ASSISTD_WORKER_CONCURRENCY=1. Cancel latency is measured as in 2.
+Run-queued pickup: replica 0's only worker slot is held by a streamed run; a run is created through
+replica 0 (which cannot take it); latency = create request answered -> the run's row leaves
+`queued` (claimed by an idle replica), read from the database every 20 ms.
 """
 
 from __future__ import annotations
@@ -210,6 +219,104 @@ def kill_once(cluster: Cluster, fake: FakeUpstream, attempt: int) -> dict[str, A
     return outcome
 
 
+# --- signals: NOTIFY vs polling only -----------------------------------------------------------
+
+
+def pickup_once(cluster: Cluster, fake: FakeUpstream, model: str) -> float:
+    """A run created through replica 0 (its one slot busy): seconds until another replica claimed it."""
+    with cluster.replica_client(0) as first:
+        assistant = first.beta.assistants.create(model=model)
+        thread = first.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+        run = first.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        created = time.monotonic()
+        wait_until(
+            lambda: cluster.fetch("SELECT status FROM runs WHERE id = $1", run.id)[0][0],
+            lambda status: status != "queued",
+            60,
+            "another replica to claim the run",
+        )
+        seconds = time.monotonic() - created
+        wait_until(
+            lambda: first.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status,
+            lambda status: status in TERMINAL,
+            60,
+            "the run to end",
+        )
+    return seconds
+
+
+def measure_signals(
+    postgres: TestPostgres, s3: MotoS3, fake: FakeUpstream, root: Path, args: argparse.Namespace, notify: bool
+) -> dict[str, Any]:
+    bucket = f"assistd-bench-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket)
+    env = {
+        "ASSISTD_UPSTREAM_BASE_URL": fake.base_url,
+        "ASSISTD_LEASE_SECONDS": str(args.lease_seconds),
+        "ASSISTD_WORKER_POLL_SECONDS": str(args.worker_poll_seconds),
+        "ASSISTD_WORKER_CONCURRENCY": "1",
+        "ASSISTD_LISTEN_NOTIFY": "true" if notify else "false",
+    }
+    mode = "notify" if notify else "polling"
+    cluster = Cluster(
+        postgres.new_database(), s3.assistd_env(bucket, "files/"), root / mode, replicas=args.replicas, env=env
+    )
+    with cluster:
+        cancels = [cancel_once(cluster, fake, i) for i in range(args.cancels)]
+        print(f"{mode} cancels: {[round(c, 3) for c in cancels]}", file=sys.stderr)
+        busy = f"busy-{uuid.uuid4().hex[:8]}"
+        quick = f"quick-{uuid.uuid4().hex[:8]}"
+        fake.script(busy, Reply(text="slow " * 6000, interval=0.1))
+        fake.script(quick, Reply.say("ok"))
+        with cluster.replica_client(0) as first:
+            assistant = first.beta.assistants.create(model=busy)
+            thread = first.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+            with first.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as events:
+                next(iter(events))  # thread.run.created: replica 0 holds it
+                pickups = [pickup_once(cluster, fake, quick) for _ in range(args.pickups)]
+                print(f"{mode} pickups: {[round(p, 3) for p in pickups]}", file=sys.stderr)
+    return {
+        "cancel_s": {"n": len(cancels), "p50": pct(cancels, 50), "p90": pct(cancels, 90), "max": max(cancels)},
+        "pickup_s": {"n": len(pickups), "p50": pct(pickups, 50), "p90": pct(pickups, 90), "max": max(pickups)},
+    }
+
+
+def signals_main(args: argparse.Namespace) -> int:
+    started = time.time()
+    load_before = loadavg()
+    warn_if_loaded("bench_cluster", load_before)
+    root = Path(tempfile.mkdtemp(prefix="assistd-bench-signals-"))
+    postgres = TestPostgres()
+    try:
+        with MotoS3(log_dir=root) as s3, FakeUpstream() as fake:
+            figures = {
+                mode: measure_signals(postgres, s3, fake, root, args, notify=mode == "notify")
+                for mode in ("notify", "polling")
+            }
+    finally:
+        postgres.close()
+    result = {
+        **result_head("cluster-signals", started, machine(load_before), versions(["openai", "asyncpg", "sqlalchemy"])),
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "figures": figures,
+    }
+    path = write_result(result, args.output, started)
+    print("\n" + heading(f"cross-replica signals: {args.replicas} replicas on PostgreSQL, NOTIFY vs polling", result))
+    print(f"\nworker poll {args.worker_poll_seconds:g} s, worker concurrency 1\n")
+    print("| signals | cancel via another replica p50 / p90 / max | run queued -> claimed elsewhere p50 / p90 / max |")
+    print("|---|---|---|")
+    for mode, label in (
+        ("notify", "LISTEN/NOTIFY (default)"),
+        ("polling", "polling only (ASSISTD_LISTEN_NOTIFY=false)"),
+    ):
+        c, p = figures[mode]["cancel_s"], figures[mode]["pickup_s"]
+        cancel = f"{fmt(c['p50'])} / {fmt(c['p90'])} / {fmt(c['max'])} s (n={c['n']})"
+        pickup = f"{fmt(p['p50'])} / {fmt(p['p90'])} / {fmt(p['max'])} s (n={p['n']})"
+        print(f"| {label} | {cancel} | {pickup} |")
+    print(f"\nresults: {path}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, default=3)
@@ -217,10 +324,14 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--worker-poll-seconds", type=float, default=1.0)
+    parser.add_argument("--signals", action="store_true", help="only cancel and pickup latency, NOTIFY vs polling")
+    parser.add_argument("--pickups", type=int, default=10)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.replicas < 2:
         parser.error("--replicas must be at least 2")
+    if args.signals:
+        return signals_main(args)
 
     started = time.time()
     load_before = loadavg()

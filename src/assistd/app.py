@@ -91,7 +91,7 @@ async def open_services(settings: Settings) -> Services:
     finally:
         await migration_engine.dispose()
     blobs = await open_blob_store(settings)
-    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size, notify=settings.listen_notify)
     keys = KeyService(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)

@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.db.wakeups import RunStop, announce
 from assistd.engine.events import Emitter, MessageClosed, RunChanged, StepClosed
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
@@ -178,6 +179,7 @@ class Lifecycle:
             if not allowed(run.status, S.CANCELLING):
                 raise InvalidRequest(f"Cannot cancel run with status '{run.status}'.")
             await move(conn, run_id, S.CANCELLING)
+            await announce(self.db, conn, RunStop(run_id))  # to the replica executing it, on commit
             snapshot = await run_store.load_run(conn, run_id)
             assert snapshot is not None
         if not self.signals.cancel(run_id) and run.status in (S.QUEUED, S.REQUIRES_ACTION):

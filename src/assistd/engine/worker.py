@@ -5,11 +5,13 @@ Claiming, the heartbeat that keeps a lease fresh, and the drain at shutdown are 
 lapsed (its process died, or stopped and handed it back) is recovered: `in_progress` runs fail with
 `last_error`, `cancelling` runs become `cancelled`, `queued` runs are simply claimed again; runs past
 `expires_at` that nobody executes expire; a cancel made through another replica reaches the run
-executing here.
+executing here, at once when its replica's NOTIFY wakes this one (db/wakeups.py), at the next poll
+otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -18,6 +20,7 @@ import uuid
 
 from assistd.db import tables as t
 from assistd.db.database import Database
+from assistd.db.wakeups import Listener, RunQueued, Wakeup
 from assistd.engine.events import Emitter, ExecutionOver, NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import RunStatus
@@ -57,6 +60,8 @@ class Worker:
             # is stopped through its signal, so that it closes itself and its stream ends properly.
             on_lost=lambda key: self.executor.signals.cancel(key[0]),
         )
+        self.listener = Listener(db.url, self._woken, self._reconnected) if db.notify else None
+        self._checks: set[asyncio.Task[None]] = set()
 
     @property
     def owner(self) -> str:
@@ -64,6 +69,8 @@ class Worker:
 
     def start(self) -> None:
         self.jobs.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def notify(self) -> None:
         """A run was queued here: claim it now rather than at the next poll."""
@@ -72,7 +79,10 @@ class Worker:
     async def stop(self, grace: float = 10.0) -> None:
         """Runs still executing after `grace` are cut and their leases handed back: another process (or
         this one, restarted) recovers them at once, as it would a crashed one's."""
-        await self.jobs.stop(grace)
+        await self.jobs.stop(grace)  # cancels from other replicas still arrive while runs drain
+        if self.listener is not None:
+            await self.listener.stop()
+        await asyncio.gather(*self._checks, return_exceptions=True)
 
     def spawn(self, run_id: str, emitter: Emitter | None = None) -> None:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
@@ -104,10 +114,40 @@ class Worker:
             # At info: a recovered run that fails logs its own warning (lifecycle.fail), once.
             log.info("recovering an orphaned run", extra={"run_id": run_id, "status": row.status})
             await lifecycle.recover(run_id, row.status, NullEmitter())
-        if running:
-            async with self.db.read() as conn:
-                status = await run_store.statuses(conn, running)
-            for run_id in running:
-                # Cancelled through another replica, or its thread deleted there (the row is gone).
-                if status.get(run_id, RunStatus.CANCELLING) == RunStatus.CANCELLING:
-                    self.executor.signals.cancel(run_id)
+        await self.pass_on_stops(running)
+
+    async def pass_on_stops(self, run_ids: set[str]) -> None:
+        """Stop those of `run_ids` executing here that were cancelled through another replica, or whose
+        thread was deleted there (the row is gone): the row says so, whatever woke us."""
+        running = run_ids & set(self.executor.signals.running())
+        if not running:
+            return
+        async with self.db.read() as conn:
+            status = await run_store.statuses(conn, running)
+        for run_id in running:
+            if status.get(run_id, RunStatus.CANCELLING) == RunStatus.CANCELLING:
+                self.executor.signals.cancel(run_id)
+
+    # --- wake-ups from other replicas (PostgreSQL NOTIFY) ----------------------------------------
+
+    def _woken(self, wakeup: Wakeup) -> None:
+        if isinstance(wakeup, RunQueued):
+            self.notify()
+        elif wakeup.run_id in self.executor.signals.running():
+            self._check({wakeup.run_id})
+
+    def _reconnected(self) -> None:
+        """Wake-ups sent while there was no listener connection are lost: look at everything once."""
+        self.notify()
+        self._check(set(self.executor.signals.running()))
+
+    def _check(self, run_ids: set[str]) -> None:
+        task = asyncio.create_task(self._checked(run_ids), name="assistd-stop-check")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _checked(self, run_ids: set[str]) -> None:
+        try:
+            await self.pass_on_stops(run_ids)
+        except Exception:  # the poll checks again
+            log.exception("stop check failed", extra={"runs": sorted(run_ids)})
