@@ -1,12 +1,13 @@
 """What a Prometheus scrape of GET /metrics costs, with many runs in the database (issue 15, item 6).
 
-    python bench/bench_metrics.py                                  # 0 and 10,000 runs, sqlite and postgres
-    python bench/bench_metrics.py --runs 0,10000,100000 --scrapes 50
+    python bench/bench_metrics.py                                 # 0 and 10,000 runs, sqlite and postgres
+    python bench/bench_metrics.py --runs 0,10000,100000 --vacuum  # the table in docs/deployment.md#metrics
 
 For each backend and run count: a real `assistd serve` (LiveServer) on a fresh SQLite file or
-PostgreSQL database (pgserver), `--runs` rows inserted straight into `runs` (8 statuses, 20 models,
-10 of them queued), then `--scrapes` sequential GET /metrics after 3 warm-up scrapes. The table shows
-the scrape's wall time (p50, p95, from the client) and the exposition's size. Since the gauges are
+PostgreSQL database (pgserver), `--runs` rows inserted straight into `runs` (8 statuses, 20 models, 10 of them queued;
+`--vacuum`: then VACUUM ANALYZE on PostgreSQL, as autovacuum would), then `--scrapes` sequential
+GET /metrics after 3 warm-up scrapes. The table shows the scrape's wall time (p50, p95, from the
+client) and the exposition's size. Since the gauges are
 read from the database at each scrape, the 0-run row is the floor (process metrics, histograms).
 """
 
@@ -27,7 +28,7 @@ STATUSES = ["completed"] * 12 + ["failed", "cancelled", "expired", "incomplete",
 MODELS = [f"model-{i}" for i in range(20)]
 
 
-async def insert_runs(database_url: str, count: int) -> None:
+async def insert_runs(database_url: str, count: int, vacuum: bool) -> None:
     from sqlalchemy import insert
 
     from assistd.db import tables as t
@@ -56,6 +57,10 @@ async def insert_runs(database_url: str, count: int) -> None:
     async with engine.begin() as conn:
         for start in range(0, len(rows), 1000):
             await conn.execute(insert(t.runs), rows[start : start + 1000])
+    if vacuum and not database_url.startswith("sqlite"):
+        # What autovacuum does to a table in use: the visibility map lets the grouped count read the index alone.
+        async with engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql("VACUUM ANALYZE runs")
     await engine.dispose()
 
 
@@ -80,6 +85,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--runs", default="0,10000", help="comma-separated run counts")
     parser.add_argument("--scrapes", type=int, default=30)
+    parser.add_argument("--vacuum", action="store_true", help="VACUUM ANALYZE runs after inserting (PostgreSQL)")
     args = parser.parse_args()
 
     from assistd.testing.server import LiveServer
@@ -104,7 +110,7 @@ def main() -> None:
                         data_dir, database_url=database_url if backend == "postgres" else None, env=env
                     ).start()
                     try:
-                        asyncio.run(insert_runs(database_url, runs))
+                        asyncio.run(insert_runs(database_url, runs, args.vacuum))
                         times, size = measure(server.url, args.scrapes)
                     finally:
                         server.stop()

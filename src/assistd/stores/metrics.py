@@ -1,7 +1,8 @@
 """The counts /metrics reports from the database (services/metrics.py): what every replica sees alike.
 
-A handful of aggregate queries in one read: runs grouped by status and model (a scan of `runs`,
-about 10 ms per 10k runs, bench/bench_metrics.py), and three counts the (status, lease) indexes answer.
+Two statements in one read: runs grouped by status and model (a scan of the (status, model) index
+alone: a whole scrape takes 7 ms on SQLite, 17 ms on PostgreSQL with 10k runs, bench/bench_metrics.py),
+and three counts on indexed status columns.
 """
 
 from __future__ import annotations
