@@ -9,6 +9,7 @@ first one hangs), so the counts are exact.
 
 from __future__ import annotations
 
+import socket
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,6 +115,39 @@ def test_openmetrics_is_served_to_who_asks_for_it(one_worker: LiveServer) -> Non
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
+
+
+# --- ingestion backlog ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def silent_embeddings() -> Iterator[str]:
+    """An embeddings endpoint that takes connections and never answers: ingestion waits on it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+
+
+def test_files_waiting_for_ingestion_are_the_backlog(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Callable[..., LiveServer],
+    silent_embeddings: str,
+) -> None:
+    env = {"ASSISTD_EMBEDDINGS_BASE_URL": silent_embeddings, "ASSISTD_DRAIN_SECONDS": "0"}
+    server = launch(request, tmp_path_factory, BACKENDS[0], env=env)
+    client = sdk(server)
+    try:
+        files = [
+            client.files.create(file=(f"notes-{i}.txt", b"some words to embed", "text/plain"), purpose="assistants")
+            for i in range(2)
+        ]
+        store = client.vector_stores.create(file_ids=[f.id for f in files])
+        assert store.file_counts.in_progress == 2
+        assert value(scrape(server), "assistd_ingestion_backlog_files") == 2
+    finally:
+        client.close()
 
 
 # --- on and off, and the token ------------------------------------------------------------------------
