@@ -22,6 +22,7 @@ from assistd.api import files as files_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
 from assistd.api import vector_stores as vector_stores_api
+from assistd.api.metrics import metrics_routes
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
 from assistd.api.routing import Router
@@ -36,6 +37,7 @@ from assistd.engine.signals import RunSignals
 from assistd.engine.worker import Worker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
 from assistd.extras import belongs_to, missing, missing_message
+from assistd.observe import NO_OBSERVER, Observer
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
 from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
@@ -52,6 +54,7 @@ from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
+from assistd.services.metrics import Metrics
 from assistd.services.registry import Services
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
@@ -95,11 +98,14 @@ async def open_services(settings: Settings) -> Services:
     keys = KeyService(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
-    models = model_router(settings)
-    signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
-    executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
+    metrics = Metrics(db, sandbox, gateway_sandbox=settings.sandbox_backend == "gateway") if settings.metrics else None
+    observer: Observer = metrics or NO_OBSERVER
+    models = model_router(settings, observer)
+    signals = RunSignals()
+    retriever = _retriever(db, embedder, no_embedder)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
@@ -124,6 +130,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+        metrics=metrics,
     )
 
 
@@ -270,6 +277,7 @@ def _executor(
     settings: Settings,
     retriever: Retriever,
     sandbox: Sandbox,
+    observer: Observer = NO_OBSERVER,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
@@ -283,7 +291,7 @@ def _executor(
         db,
         models,
         signals,
-        Lifecycle(db, signals),
+        Lifecycle(db, signals, observer),
         Loop(toolbox, signals),
         AssistantsAdapter(db, blobs, toolbox),
         settings.lease_seconds,
@@ -302,7 +310,7 @@ def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Ret
     return retrieve
 
 
-def model_router(settings: Settings) -> ModelRouter:
+def model_router(settings: Settings, observer: Observer = NO_OBSERVER) -> ModelRouter:
     config = load_config(settings.config) if settings.config else None
     key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
     return build_model_router(
@@ -313,6 +321,7 @@ def model_router(settings: Settings) -> ModelRouter:
         upstream_timeout=settings.upstream_timeout_seconds,
         retry=RetryPolicy(attempts=settings.upstream_max_attempts, base_delay=settings.upstream_retry_base_seconds),
         local=local_provider(settings),
+        observer=observer,
     )
 
 
@@ -402,6 +411,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi_json),
         *router.routes(),
         *admin_router.routes(),
+        *metrics_routes(settings),
         *(console_routes() if settings.console_enabled else []),
     ]
     app = Starlette(

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # How long an idle HTTP connection stays open: longer than clients' and proxies' own idle timeouts,
     # so they close first and never send on a connection the server is closing (docs/configuration.md).
     keep_alive_seconds: int = Field(default=75, ge=1)
+    # GET /metrics for Prometheus (docs/deployment.md#metrics): on by default, without an API key; with
+    # a token, only scrapes that send it as `Authorization: Bearer <token>` are answered.
+    metrics: bool = True
+    metrics_token: SecretStr | None = None
 
     # Where file bytes live (docs/deployment.md, "Object storage"): the data directory, or an
     # S3-compatible bucket (the `s3` extra) that every replica shares.

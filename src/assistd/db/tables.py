@@ -165,6 +165,7 @@ runs = Table(
     Column("lease_expires_at", Float, nullable=True),
     Index(None, "thread_id", "id"),
     Index(None, "status", "lease_expires_at"),
+    Index(None, "status", "model"),  # /metrics: runs by status and model, from the index alone
 )
 
 run_steps = Table(

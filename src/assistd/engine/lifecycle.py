@@ -23,6 +23,7 @@ from assistd.db.wakeups import RunStop, announce
 from assistd.engine.events import Emitter, MessageClosed, RunChanged, StepClosed
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
+from assistd.observe import NO_OBSERVER, Observer
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
@@ -122,9 +123,10 @@ async def _nothing(conn: Connection) -> None:
 class Lifecycle:
     """The operations, over the database. `signals` reaches runs executing in this process."""
 
-    def __init__(self, db: Database, signals: RunSignals) -> None:
+    def __init__(self, db: Database, signals: RunSignals, observer: Observer = NO_OBSERVER) -> None:
         self.db = db
         self.signals = signals
+        self.observer = observer  # told each final status this process commits (assistd/observe.py)
 
     async def start(self, run_id: str, emitter: Emitter) -> RunRecord | None:
         """queued -> in_progress. Returns the run when this process now executes it; None when it does
@@ -204,6 +206,7 @@ class Lifecycle:
             moved = await move(conn, run_id, target, **values)
             run = await run_store.load_run(conn, run_id)
         if moved and run is not None:
+            self._ended(run)
             await emitter.emit(RunChanged(run))
 
     async def fail(
@@ -227,21 +230,21 @@ class Lifecycle:
             )
         if closed.moved:
             log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
-        await closed.announce(emitter)
+        await self._announce(closed, emitter)
 
     async def expire(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
         """-> expired: past `expires_at`, whatever it was waiting for."""
         async with self.db.write() as conn:
             await parts(conn)
             closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
-        await closed.announce(emitter)
+        await self._announce(closed, emitter)
 
     async def cancelled(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
         """-> cancelled: the end of a cancel (by whoever executes the run, or at once when nobody does)."""
         async with self.db.write() as conn:
             await parts(conn)
             closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()))
-        await closed.announce(emitter)
+        await self._announce(closed, emitter)
 
     async def stop(self, run_id: str, reason: StopReason, emitter: Emitter, parts: Parts = _nothing) -> None:
         if reason == "expired":
@@ -256,6 +259,14 @@ class Lifecycle:
             await self.cancelled(run_id, emitter)
         else:
             await self.fail(run_id, "server_error", INTERRUPTED, emitter)
+
+    def _ended(self, run: RunRecord) -> None:
+        self.observer.run_ended(run.status, max(0.0, time.time() - run.created_at))
+
+    async def _announce(self, closed: Closed, emitter: Emitter) -> None:
+        if closed.moved and closed.run is not None:
+            self._ended(closed.run)
+        await closed.announce(emitter)
 
     async def _close(self, conn: Connection, run_id: str, target: RunStatus, **values: object) -> Closed:
         reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]

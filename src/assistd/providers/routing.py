@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistd.observe import NO_OBSERVER, Observer
 from assistd.providers.base import Provider
+from assistd.providers.observed import ObservedProvider
 from assistd.providers.openai_compat import OpenAICompatProvider, Quirks, RetryPolicy
 
 ENV_BACKEND = "upstream"
@@ -75,6 +77,7 @@ class ModelRouter:
     providers: dict[str, Provider]
     routes: list[RouteConfig] = field(default_factory=list)
     default: DefaultRoute | None = None
+    observer: Observer = NO_OBSERVER  # told every model call's timing (providers/observed.py)
 
     def resolve(self, model: str) -> Resolved | None:
         for route in self.routes:
@@ -88,7 +91,10 @@ class ModelRouter:
         return None
 
     def _resolved(self, backend: str, model: str) -> Resolved:
-        return Resolved(self.providers[backend], model)
+        provider = self.providers[backend]
+        if self.observer is not NO_OBSERVER:
+            provider = ObservedProvider(provider, backend, self.observer)
+        return Resolved(provider, model)
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -120,6 +126,7 @@ def build_router(
     upstream_timeout: float,
     retry: RetryPolicy,
     local: Provider | None = None,
+    observer: Observer = NO_OBSERVER,
 ) -> ModelRouter:
     """Backends from the file, then the env upstream, then the local model: the first that exists is the default."""
     config = config or RoutingConfig()
@@ -159,4 +166,4 @@ def build_router(
     missing = referenced - set(providers)
     if missing:
         raise ConfigError(f"routes name backends that are not configured: {', '.join(sorted(missing))}")
-    return ModelRouter(providers, list(config.routes), default)
+    return ModelRouter(providers, list(config.routes), default, observer)
