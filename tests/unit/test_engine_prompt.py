@@ -25,23 +25,21 @@ from assistd.engine.items import (
     UserMessage,
     no_history,
 )
-from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, Window, fit
+from assistd.engine.prompt import Prompt, PromptTooLarge, Window, fit
 from assistd.providers import tokens
+from assistd.providers.counting import Tiktoken
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
 class Unit:
-    """A counter where every item costs 10 tokens and instructions and tools cost nothing: budgets
-    read as item counts (fitting takes any counter; Step 10 passes the backend's own)."""
+    """A counter where every message but the instructions costs 10 tokens and tools cost nothing:
+    budgets read as message counts (fitting takes any counter: the route's backend's own)."""
 
-    def instructions(self, text: str) -> int:
-        return 0
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [0 if m["role"] == "system" else 10 for m in messages]
 
-    def items(self, items: Sequence[Item]) -> int:
-        return 10 * len(items)
-
-    def tools(self, tools: list[dict[str, Any]]) -> int:
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
         return 0
 
 
@@ -74,7 +72,7 @@ def fitted(
 ) -> Prompt:
     conversation = Conversation(instructions, history, turn, settings or TurnSettings())
     shown = Window("up-model", window, used[0], used[1], tools if tools is not None else [])
-    return asyncio.run(fit(conversation, shown, counter or ChatTokens()))
+    return asyncio.run(fit(conversation, shown, counter or Tiktoken()))
 
 
 def test_items_render_as_chat_messages_after_the_instructions() -> None:
@@ -180,10 +178,14 @@ def test_the_turns_items_are_never_cut_the_history_gives_way() -> None:
     assert prompt.tokens == 60
 
 
-def test_the_newest_message_goes_even_when_it_alone_is_over_the_window() -> None:
+def test_the_newest_message_goes_when_it_fits_the_window_less_room_for_the_answer() -> None:
     history, _ = history_of(user("older"), user("x" * 10))
-    prompt = fitted(history, window=8, counter=Unit())  # the backend decides what to do with it
+    prompt = fitted(history, window=12, counter=Unit())  # over the budget (9), within the window (12)
     assert [m["content"] for m in prompt.request.messages[1:]] == ["x" * 10]
+    # Over the whole window it cannot go: the run fails for context instead of the backend.
+    with pytest.raises(PromptTooLarge) as raised:
+        fitted(history, window=8, counter=Unit())
+    assert raised.value.limit == "context_window" and (raised.value.needed, raised.value.budget) == (10, 6)
 
 
 def test_last_messages_keeps_at_most_that_many_history_items() -> None:

@@ -55,11 +55,32 @@ class ToolCallItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Excerpt:
+    """One piece of a tool's output a budget may shorten (its `text`; the `heading`, such as a citation
+    marker, stays whole) or leave out: a file_search result."""
+
+    heading: str
+    text: str
+
+
+def excerpts_text(excerpts: tuple[Excerpt, ...]) -> str:
+    """What the model reads of a tool output made of excerpts: each under its heading, best first."""
+    return "\n\n".join(f"{e.heading}\n{e.text}" if e.heading else e.text for e in excerpts)
+
+
+@dataclass(frozen=True, slots=True)
 class ToolOutputItem:
-    """The text a call's result gave the model (a budget may trim it; it stays with its call)."""
+    """The text a call's result gave the model (a budget may trim it; it stays with its call).
+    `excerpts`, when the output is made of them (best first), are what `text` shows: a budget shortens
+    them, then keeps fewer (engine/prompt.py); an output without them is shortened as one text."""
 
     call_id: str
     text: str
+    excerpts: tuple[Excerpt, ...] = ()
+
+    @classmethod
+    def of(cls, call_id: str, excerpts: tuple[Excerpt, ...]) -> ToolOutputItem:
+        return cls(call_id, excerpts_text(excerpts), excerpts)
 
 
 HistoryItem = UserMessage | AssistantText

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from assistd.engine.items import Excerpt
 from assistd.stores.runs import StepRecord
 
 Json = dict[str, Any]
@@ -113,7 +114,9 @@ class Tool(Protocol):
         """Fill the calls' results (server-side tools). Raises ToolFailed when the run must fail."""
         ...
 
-    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
-        """The call as the model made it and the result it reads: (arguments, output text); None while the
-        result is not in. `number`: the call's position among the run's calls of this tool."""
+    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str | tuple[Excerpt, ...]] | None:
+        """The call as the model made it and the result it reads: (arguments, output text, or the excerpts
+        it is made of, which a budget may shorten or leave out: engine/prompt.py); None while the result
+        is not in. `number`: the call's position among the run's calls of this tool; `budget`: tokens the
+        output may take at most."""
         ...
