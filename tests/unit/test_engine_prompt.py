@@ -11,12 +11,11 @@ import pytest
 
 from assistd.engine.items import (
     AssistantText,
-    Excerpt,
     Conversation,
+    Excerpt,
     History,
     HistoryItem,
     ImagePart,
-    Item,
     NamedTool,
     TextPart,
     ToolCallItem,

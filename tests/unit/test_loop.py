@@ -160,7 +160,7 @@ def test_a_call_cut_at_max_completion_tokens_is_incomplete_and_usage_is_estimate
     provider = Scripted([Chunk(text="a b c"), Chunk(finish_reason="length")])
     outcome, memory, totals = run(provider, limit=300)
     assert outcome == Answered(incomplete=True)
-    prompt = asyncio.run(Tiktoken().fixed(provider.requests[0].tools))  # the conversation is empty: only the tools count
+    prompt = asyncio.run(Tiktoken().fixed(provider.requests[0].tools))  # an empty conversation: only the tools
     assert prompt > 0 and totals["prompt_tokens"] == prompt and totals["completion_tokens"] > 0  # counted here
     assert provider.requests[0].max_tokens == 300  # the turn's settings bound the answer
 
