@@ -23,6 +23,8 @@ from assistd.tools.citations import Resolver, marker
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
 NO_RESULTS = "No results."
+MAX_REPLAYED_QUERIES = 8
+MAX_REPLAYED_QUERY = 200  # characters
 DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
 
 FUNCTION = {
@@ -151,7 +153,10 @@ class FileSearchTool:
         return []
 
     def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str | tuple[Excerpt, ...]] | None:
-        arguments = orjson.dumps({"queries": call.private.get("queries", [])}).decode()
+        # The queries as the model reads them back: a few, each short (a small model can write a
+        # thousand tokens of queries, which would then crowd its results out of every later prompt).
+        queries = [q[:MAX_REPLAYED_QUERY] for q in call.private.get("queries", [])[:MAX_REPLAYED_QUERIES]]
+        arguments = orjson.dumps({"queries": queries}).decode()
         results = call.details.get("results") or []
         return arguments, result_excerpts(number, results, budget) if results else NO_RESULTS
 
