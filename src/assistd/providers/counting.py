@@ -94,6 +94,29 @@ def tokenize_url(base_url: str) -> str:
     return f"{root}/tokenize"
 
 
+class CountCache:
+    """Token counts of texts already counted, the least recently used forgotten past `size`."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._counts: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def get(self, key: bytes) -> int | None:
+        count = self._counts.get(key)
+        if count is not None:
+            self._counts.move_to_end(key)
+        return count
+
+    def put(self, key: bytes, count: int) -> None:
+        self._counts[key] = count
+        if len(self._counts) > self.size:
+            self._counts.popitem(last=False)
+
+
 class TokenizeEndpoint:
     """The backend's POST /tokenize. The body names the text both ways (vLLM reads `prompt`, llama.cpp's
     server `content`); the answer's `count` (vLLM) or its `tokens` list is the count."""
@@ -104,7 +127,7 @@ class TokenizeEndpoint:
         self.fallback = fallback
         self.client = client
         self.requests = 0  # made so far (tests and benches read it)
-        self._cache: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self._cache = CountCache()
         self._down_until = 0.0
         self._gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
@@ -128,10 +151,9 @@ class TokenizeEndpoint:
         for text in dict.fromkeys(texts):
             if text in counts:
                 continue
-            key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            key = CountCache.key(text)
             cached = self._cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(key)
                 counts[text] = cached
             else:
                 missing.append((text, key))
@@ -142,9 +164,7 @@ class TokenizeEndpoint:
                 counts[text] = self.fallback.scale(tokens.count_text(text))
                 continue
             counts[text] = count
-            self._cache[key] = count
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache.put(key, count)
         for text, _ in missing[MAX_REQUESTS_PER_COUNT:]:
             counts[text] = self.fallback.scale(tokens.count_text(text))
         return counts

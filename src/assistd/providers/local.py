@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from assistd.providers.base import ChatRequest, Chunk, ProviderError, Usage
+from assistd.providers.counting import CountCache
 from assistd.providers.local_calls import CallStream
 from assistd.providers.local_text import TextGuard
 
@@ -386,6 +387,15 @@ class LocalCounter:
 
     def __init__(self, provider: LocalProvider) -> None:
         self.provider = provider
+        self._cache = CountCache()  # a run's later model calls count the same history again
+
+    def _count(self, model: LocalModel, text: str) -> int:
+        key = CountCache.key(text)
+        count = self._cache.get(key)
+        if count is None:
+            count = model.count(text)
+            self._cache.put(key, count)
+        return count
 
     async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
         model = await self.provider.model()
@@ -396,12 +406,12 @@ class LocalCounter:
                 content = template_message(message, names)["content"]
             except ValueError:  # arguments that are not JSON: the text as it is
                 content = json.dumps(message, ensure_ascii=False)
-            out.append(model.count(content) + model.message_overhead)
+            out.append(self._count(model, content) + model.message_overhead)
         return out
 
     async def fixed(self, tools: list[dict[str, Any]]) -> int:
         model = await self.provider.model()
-        return model.framing + (model.count(tools_block(tools)) + 1 if tools else 0)
+        return model.framing + (self._count(model, tools_block(tools)) + 1 if tools else 0)
 
 
 def _respond(
