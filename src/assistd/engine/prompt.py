@@ -128,18 +128,22 @@ async def fit(conversation: Conversation, window: Window, counter: TokenCounter)
     async with aclosing(conversation.history()) as newest_first:
         newest = None if keep_at_most == 0 else await _next(newest_first)
         newest_cost = 0 if newest is None else await cost(counter, [newest])
-        turn, used = await _fit_turn(conversation.turn, budget - base - newest_cost, counter)
-        used += base
-        if used > budget:
-            raise PromptTooLarge(limit, used + newest_cost, budget, window.context_window)
-        if newest is not None:
-            if used + newest_cost <= budget or (
-                limit == "context_window" and used + newest_cost <= window.context_window
-            ):
-                history.append(newest)
-                used += newest_cost
-            elif limit == "context_window" or not turn:
+        turn, turn_cost = await _fit_turn(conversation.turn, budget - base - newest_cost, counter)
+        used = base + turn_cost
+        if newest is not None and used + newest_cost > budget:
+            if limit == "context_window" and used + newest_cost <= window.context_window:
+                pass  # the question goes, over the answer's reserve: the answer gets what is left
+            elif limit == "max_prompt_tokens" and conversation.turn:
+                newest = None  # the turn goes without the history, trimmed only as far as it must
+                turn, turn_cost = await _fit_turn(conversation.turn, budget - base, counter)
+                used = base + turn_cost
+            else:
                 raise PromptTooLarge(limit, used + newest_cost, budget, window.context_window)
+        if used > budget:
+            raise PromptTooLarge(limit, used, budget, window.context_window)
+        if newest is not None:
+            history.append(newest)
+            used += newest_cost
         async for item in newest_first:
             if not history or (keep_at_most is not None and len(history) >= keep_at_most):
                 break
