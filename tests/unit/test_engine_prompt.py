@@ -314,3 +314,15 @@ def test_a_plain_tool_output_is_shortened_as_one_text() -> None:
     turn: tuple[TurnItem, ...] = (ToolCallItem("c", "f", "{}"), ToolOutputItem("c", "y" * 5000))
     (output,) = outputs_of(fitted(no_history, turn, window=2000, counter=Chars()))
     assert output.startswith("yyy") and output.endswith(" …") and len(output) <= 1500
+
+
+def test_under_max_prompt_tokens_results_make_room_for_the_question_or_stay_whole_without_it() -> None:
+    turn = searched("a", 1000)
+    settings = TurnSettings(max_prompt_tokens=1200)
+    # The question (600) fits once the results are shortened: they are.
+    prompt = fitted(history_of(user("q" * 600))[0], turn, settings, counter=Chars())
+    assert prompt.request.messages[1]["content"] == "q" * 600 and outputs_of(prompt)[0].endswith(" …")
+    # A question that cannot fit beside even the shortest results is left out, and they stay whole.
+    prompt = fitted(history_of(user("q" * 1100))[0], turn, settings, counter=Chars())
+    assert [m["role"] for m in prompt.request.messages] == ["system", "assistant", "tool"]
+    assert not outputs_of(prompt)[0].endswith(" …")
