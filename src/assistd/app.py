@@ -38,6 +38,7 @@ from assistd.engine.worker import Worker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
 from assistd.extras import belongs_to, missing, missing_message
 from assistd.observe import NO_OBSERVER, Observer
+from assistd.providers.counting import Counting
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
 from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
@@ -322,6 +323,9 @@ def model_router(settings: Settings, observer: Observer = NO_OBSERVER) -> ModelR
         retry=RetryPolicy(attempts=settings.upstream_max_attempts, base_delay=settings.upstream_retry_base_seconds),
         local=local_provider(settings),
         observer=observer,
+        upstream_counting=Counting(
+            settings.upstream_token_counter, settings.upstream_token_margin, settings.upstream_tokenize_url
+        ),
     )
 
 

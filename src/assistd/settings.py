@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_max_attempts: int = Field(default=4, ge=1)
     upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
+    upstream_token_counter: Literal["tiktoken", "tokenize"] = "tiktoken"
+    upstream_token_margin: float = Field(default=0.2, ge=0, le=4)
+    upstream_tokenize_url: str | None = None
 
     # The bundled local model (docs/local-model.md)
     local_model_path: Path | None = None

@@ -26,11 +26,11 @@ from assistd.engine.output import (
     Recorder,
     Stopped,
 )
-from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, TokenCounter, Window, fit, tool_output_budget
+from assistd.engine.prompt import Prompt, PromptTooLarge, Window, fit, tool_output_budget
 from assistd.engine.signals import Interrupted, InterruptibleStream, RunSignals
 from assistd.engine.usage import add_usage
 from assistd.providers import tokens
-from assistd.providers.base import Chunk, ProviderError, Usage
+from assistd.providers.base import Chunk, ProviderError, TokenCounter, Usage
 from assistd.providers.routing import Resolved
 from assistd.tools import Toolbox
 from assistd.tools.base import Json, ToolCall, ToolContext, ToolFailed
@@ -66,7 +66,7 @@ class Loop:
     def __init__(self, toolbox: Toolbox, signals: RunSignals, counter: TokenCounter | None = None) -> None:
         self.toolbox = toolbox
         self.signals = signals
-        self.counter = counter or ChatTokens()
+        self.counter = counter  # None: the route's (its backend's tokens)
 
     async def run(
         self,
@@ -91,9 +91,11 @@ class Loop:
             )
             conversation = await recorder.conversation(tool_output_budget(window.context_window))
             try:
-                prompt = await fit(conversation, window, self.counter)
-            except PromptTooLarge:
-                return PromptTooLong()
+                prompt = await fit(conversation, window, self.counter or resolved.counter)
+            except PromptTooLarge as exc:
+                if exc.limit == "max_prompt_tokens":
+                    return PromptTooLong()
+                return Failed("invalid_prompt", str(exc), with_usage=True)
             await recorder.begin_call()
             call = _ModelCall()
             try:

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from assistd.observe import CallOutcome, Observer
-from assistd.providers.base import ChatRequest, Chunk, Provider
+from assistd.providers.base import ChatRequest, Chunk, Provider, TokenCounter
 
 
 class ObservedProvider:
@@ -39,6 +39,9 @@ class ObservedProvider:
             if closer is not None:
                 await closer()
             self.observer.model_call(self.backend, request.model, first, time.perf_counter() - started, outcome)
+
+    def counter(self, model: str) -> TokenCounter:
+        return self.inner.counter(model)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistd.observe import NO_OBSERVER, Observer
-from assistd.providers.base import Provider
+from assistd.providers.base import Provider, TokenCounter
+from assistd.providers.counting import DEFAULT_MARGIN, CounterKind, Counting
 from assistd.providers.observed import ObservedProvider
 from assistd.providers.openai_compat import OpenAICompatProvider, Quirks, RetryPolicy
 
@@ -47,6 +48,9 @@ class BackendConfig(_Strict):
     context_window: int = Field(default=8192, ge=256)
     timeout_seconds: float = Field(default=600.0, gt=0)
     quirks: QuirksConfig = Field(default_factory=QuirksConfig)
+    token_counter: CounterKind = "tiktoken"  # how prompts are counted to fit context_window (providers/counting.py)
+    token_margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=4)
+    tokenize_url: str | None = None
 
 
 class RouteConfig(_Strict):
@@ -70,6 +74,11 @@ class RoutingConfig(_Strict):
 class Resolved:
     provider: Provider
     model: str  # the name sent to the backend
+
+    @property
+    def counter(self) -> TokenCounter:
+        """What the route's prompts are counted with: the backend's tokens where it can tell."""
+        return self.provider.counter(self.model)
 
 
 @dataclass
@@ -127,6 +136,7 @@ def build_router(
     retry: RetryPolicy,
     local: Provider | None = None,
     observer: Observer = NO_OBSERVER,
+    upstream_counting: Counting | None = None,
 ) -> ModelRouter:
     """Backends from the file, then the env upstream, then the local model: the first that exists is the default."""
     config = config or RoutingConfig()
@@ -147,6 +157,7 @@ def build_router(
             timeout=backend.timeout_seconds,
             quirks=Quirks(**backend.quirks.model_dump()),
             retry=retry,
+            counting=Counting(backend.token_counter, backend.token_margin, backend.tokenize_url),
         )
     default = config.default
     if upstream_base_url:
@@ -157,6 +168,7 @@ def build_router(
             context_window=upstream_context_window,
             timeout=upstream_timeout,
             retry=retry,
+            counting=upstream_counting,
         )
         default = default or DefaultRoute(backend=ENV_BACKEND)
     if local is not None:
