@@ -100,7 +100,13 @@ async def open_services(settings: Settings) -> Services:
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
     executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
-    worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
+    worker = Worker(
+        db,
+        executor,
+        concurrency=settings.worker_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        resume_limit=settings.run_resume_limit,
+    )
     ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)

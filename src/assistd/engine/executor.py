@@ -60,14 +60,15 @@ class Executor:
         self.adapter = adapter
         self.lease_seconds = lease_seconds
 
-    async def execute(self, run_id: str, owner: str, emitter: Emitter) -> None:
+    async def execute(self, run_id: str, owner: str, emitter: Emitter, *, resumed: bool = False) -> None:
         """Execute a run `owner` holds the lease of. The run worker's leased queue (engine/queue.py)
         renews that lease while this runs, passes on cancels made through other replicas, and
-        releases it after."""
+        releases it after. `resumed`: the run is `in_progress` already, taken over from a dead
+        executor (engine/lifecycle.py `recover`); the loop goes on from its durable steps."""
         cancel = self.signals.register(run_id)
         watch = EndWatch(emitter)
         try:
-            await self._execute(run_id, watch, emitter, cancel)
+            await self._execute(run_id, watch, emitter, cancel, resumed)
             if not watch.ended and await self._deleted(run_id):
                 await self._close_deleted(run_id, watch)
         except Exception as exc:  # the run must end, whatever happened
@@ -95,8 +96,13 @@ class Executor:
         if not watch.ended:
             await watch.emit(RunDeleted(run_id))
 
-    async def _execute(self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event) -> None:
-        run = await self.lifecycle.start(run_id, watch)
+    async def _execute(
+        self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event, resumed: bool
+    ) -> None:
+        if resumed:
+            run = await self.lifecycle.resumed(run_id, watch)
+        else:
+            run = await self.lifecycle.start(run_id, watch)
         if run is None:
             return
         self.signals.expire_at(run_id, run.expires_at)  # an in_progress run expires whatever it waits for

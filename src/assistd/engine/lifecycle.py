@@ -30,6 +30,10 @@ from assistd.stores.runs import Json, RunRecord, StepRecord
 log = logging.getLogger("assistd.runs")
 
 INTERRUPTED = "The run was interrupted: the server executing it stopped. Create a new run to continue."
+RESUME_LIMIT = (
+    "The run was interrupted {times} times: the server executing it stopped each time, and a run is resumed "
+    "at most {limit} times (ASSISTD_RUN_RESUME_LIMIT). Create a new run to continue."
+)
 
 
 class RunStatus(StrEnum):
@@ -66,6 +70,16 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 StopReason = Literal["cancelled", "expired"]
 # A hook an operation runs first in its transaction: the parts (messages, steps) the caller writes with it.
 Parts = Callable[[Connection], Awaitable[None]]
+# Takes a lapsed run's lease in the recovering transaction: True for exactly one process (engine/queue.py).
+Take = Callable[[Connection], Awaitable[bool]]
+
+
+class Recovery(StrEnum):
+    """What `Lifecycle.recover` did with a run whose executor is gone."""
+
+    NOT_OURS = "not_ours"  # another process took it first (or it is no longer lapsed)
+    RESUMED = "resumed"  # still in_progress, held by the caller, its unfinished parts discarded: execute it
+    ENDED = "ended"  # closed: cancelled, expired, or failed (resume limit)
 
 
 def allowed(source: str, target: RunStatus) -> bool:
@@ -247,13 +261,64 @@ class Lifecycle:
         else:
             await self.cancelled(run_id, emitter, parts)
 
-    async def recover(self, run_id: str, status: str, emitter: Emitter) -> None:
-        """A run whose executor is gone (its lease lapsed): a cancel it was working on completes, any
-        other work fails with `last_error` (resuming a half-made model call is not safe)."""
-        if status == S.CANCELLING:
-            await self.cancelled(run_id, emitter)
-        else:
-            await self.fail(run_id, "server_error", INTERRUPTED, emitter)
+    async def recover(self, run_id: str, take: Take, resume_limit: int, emitter: Emitter) -> Recovery:
+        """A run whose executor is gone (its lease lapsed), if `take` gets its lease: a cancel it was
+        working on completes; a run past `expires_at` expires; an `in_progress` run is resumed from its
+        last durable point (its in-progress steps and the message being written are deleted: the model
+        call they belonged to is made again, its tools run again) up to `resume_limit` times, counted in
+        `runs.resumes`; past that it fails with `last_error`. The status stays `in_progress` throughout
+        a resume: nothing moves it, so no transition is involved."""
+        async with self.db.write() as conn:
+            if not await take(conn):
+                return Recovery.NOT_OURS
+            run = await run_store.load_run(conn, run_id, lock=True)
+            if run is None or run.status not in (S.IN_PROGRESS, S.CANCELLING):
+                return Recovery.NOT_OURS
+            now = int(time.time())
+            if run.status == S.CANCELLING:
+                closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=now)
+            elif run.expires_at is not None and run.expires_at <= now:
+                closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
+            elif run.resumes >= resume_limit:
+                message = (
+                    INTERRUPTED if resume_limit == 0 else RESUME_LIMIT.format(times=run.resumes + 1, limit=resume_limit)
+                )
+                error = {"code": "server_error", "message": message}
+                await run_store.mark_open_steps(conn, run_id, {"last_error": error})
+                closed = await self._close(conn, run_id, S.FAILED, failed_at=now, last_error=error)
+            else:
+                await self._discard_unfinished(conn, run)
+                return Recovery.RESUMED
+        if closed.moved and closed.run is not None and closed.run.status == S.FAILED:
+            log.warning("run failed", extra={"run_id": run_id, "code": "server_error", "resumes": run.resumes})
+        await closed.announce(emitter)
+        return Recovery.ENDED
+
+    async def _discard_unfinished(self, conn: Connection, run: RunRecord) -> None:
+        """What the dead executor left half-made goes; what it finished stays, with the usage it recorded."""
+        discarded = await run_store.discard_open_steps(conn, run.id)
+        opened = [s.step_details["message_creation"]["message_id"] for s in discarded if s.type == "message_creation"]
+        await message_store.delete_unfinished_run_messages(conn, opened)
+        usage = run_store.usage_totals(run.usage)
+        recorded = dict.fromkeys(usage, 0)
+        for step in await run_store.run_steps(conn, run.id):
+            for key, value in (step.usage or {}).items():
+                recorded[key] = recorded.get(key, 0) + value
+        kept = {key: max(usage.get(key, 0), recorded.get(key, 0)) for key in usage | recorded}
+        await run_store.set_resumed(conn, run.id, run.resumes + 1, kept)
+        log.info("run resumed", extra={"run_id": run.id, "resumes": run.resumes + 1, "discarded": len(discarded)})
+
+    async def resumed(self, run_id: str, emitter: Emitter) -> RunRecord | None:
+        """The start of a resumed run's execution (`recover` said RESUMED): the run, when it is still
+        `in_progress`; None when it is not (a cancel that came meanwhile is closed here)."""
+        async with self.db.read() as conn:
+            run = await run_store.load_run(conn, run_id)
+        if run is not None and run.status == S.CANCELLING:
+            await self.stop(run_id, "cancelled", emitter)
+            return None
+        if run is None or run.status != S.IN_PROGRESS:
+            return None
+        return run
 
     async def _close(self, conn: Connection, run_id: str, target: RunStatus, **values: object) -> Closed:
         reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]
