@@ -290,7 +290,9 @@ class Lifecycle:
                 await self._discard_unfinished(conn, run)
                 return Recovery.RESUMED
         if closed.moved and closed.run is not None and closed.run.status == S.FAILED:
-            log.warning("run failed", extra={"run_id": run_id, "code": "server_error", "resumes": run.resumes})
+            error = closed.run.last_error or {}
+            extra = {"run_id": run_id, "code": error.get("code"), "error": error.get("message")}
+            log.warning("run failed", extra=extra)
         await closed.announce(emitter)
         return Recovery.ENDED
 
