@@ -3,11 +3,15 @@ in a server-side tool, or after a completed tool step, and the run is resumed by
 its last durable point: completed steps kept, the interrupted call made again, nothing doubled.
 
 This module's cluster allows one resume per run (ASSISTD_RUN_RESUME_LIMIT=1): a second interruption
-fails the run, saying so. The slow-stream case (polled and streamed) is in test_cluster_replicas.py.
+fails the run, saying so. An executor that was only stalled (SIGSTOP) past its lease finds its run
+resumed elsewhere and writes nothing more. The slow-stream case (polled and streamed) is in
+test_cluster_replicas.py.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +34,11 @@ SLEEPY = "import time\ntime.sleep(40)\nprint('woke up')"
 def resuming(
     request: pytest.FixtureRequest, cluster_starter: Callable[..., Iterator[Cluster]], sandbox_python: Path
 ) -> Iterator[Cluster]:
-    env = {"ASSISTD_RUN_RESUME_LIMIT": "1", "ASSISTD_SANDBOX_PYTHON": str(sandbox_python)}
+    env = {
+        "ASSISTD_RUN_RESUME_LIMIT": "1",
+        "ASSISTD_SANDBOX_PYTHON": str(sandbox_python),
+        "ASSISTD_DRAIN_SECONDS": "1",  # a stopped replica cuts its runs quickly
+    }
     yield from cluster_starter(request, env=env)
 
 
@@ -190,3 +198,76 @@ def test_a_run_interrupted_past_the_resume_limit_fails_saying_so(resuming: Clust
     finally:
         for index in killed:
             resuming.restart(index)
+
+
+def test_a_stalled_executor_whose_run_was_resumed_elsewhere_writes_nothing_more(
+    resuming: Cluster, fake: FakeUpstream
+) -> None:
+    """SIGSTOP the executor past its lease: another replica resumes the run. SIGCONT: the stalled one
+    finds its lease gone and must stop where it stands, not end (cancel) the run its successor runs."""
+    model = f"stalled-{uuid.uuid4().hex[:8]}"
+    fake.script(model, Reply(text="slow " * 600, interval=0.1), Reply(text="again " * 60, interval=0.1))
+    thread_id, run_id = start_run(resuming, model, [])
+    with resuming.client() as client:
+        wait_until(lambda: assistant_messages(client, thread_id), lambda ms: len(ms) == 1, 60, "the message")
+    stalled = resuming.wait_for_executor(run_id)
+    process = resuming.replicas[stalled].process
+    assert process is not None
+    stop_outside_a_transaction(resuming, process.pid)
+    try:
+        successor = wait_until(
+            lambda: resuming.executing_replica(run_id), lambda i: i not in (None, stalled), 60, "a resume elsewhere"
+        )
+        wait_until(lambda: len(fake.requests(model)), lambda n: n == 2, 30, "the resumed model call")
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    with resuming.client() as client:
+        run = wait_for_end(client, thread_id, run_id)
+        assert run.status == "completed", (run.status, run.last_error)
+        (message,) = assistant_messages(client, thread_id)
+        assert message.status == "completed" and message.content[0].text.value.startswith("again")
+        (step,) = steps_of(client, thread_id, run_id)
+        assert step.status == "completed" and step.step_details.message_creation.message_id == message.id
+    assert resuming.executing_replica(run_id) is None and successor != stalled
+    wait_until(lambda: resuming.replicas[stalled].logs(), lambda log: "taken over elsewhere" in log, 10, "the cut")
+
+
+def stop_outside_a_transaction(cluster: Cluster, pid: int) -> None:
+    """SIGSTOP a replica at a moment none of the database's sessions is inside a transaction: one stopped
+    holding a row lock would keep every other replica from taking its run over until it resumes (as a
+    process stalled mid-transaction does; PostgreSQL's idle_in_transaction_session_timeout bounds that)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in%'"
+    for _ in range(50):
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        if cluster.fetch(query) == [(0,)]:
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.1)
+    raise AssertionError("the replica was inside a transaction at every try")
+
+
+def test_a_replica_stopped_for_a_deploy_hands_its_run_over_and_another_resumes_it(
+    resuming: Cluster, fake: FakeUpstream
+) -> None:
+    """SIGTERM (a rolling deploy): the run outlives the drain, is cut and its lease handed back; another
+    replica resumes it at its next poll, without waiting for the lease to lapse."""
+    model = f"deploy-{uuid.uuid4().hex[:8]}"
+    fake.script(model, Reply(text="slow " * 600, interval=0.1), Reply.say("Done after the deploy."))
+    thread_id, run_id = start_run(resuming, model, [])
+    with resuming.client() as client:
+        wait_until(lambda: assistant_messages(client, thread_id), lambda ms: len(ms) == 1, 60, "the message")
+    stopped = resuming.wait_for_executor(run_id)
+    resuming.replicas[stopped].stop()
+    try:
+        with resuming.client() as client:
+            run = wait_for_end(client, thread_id, run_id)
+            assert run.status == "completed", run.last_error
+            (message,) = assistant_messages(client, thread_id)
+            assert message.content[0].text.value == "Done after the deploy."
+            (step,) = steps_of(client, thread_id, run_id)
+            assert step.status == "completed" and step.step_details.message_creation.message_id == message.id
+        assert len(fake.requests(model)) == 2
+        assert "jobs cut at shutdown, handed back" in resuming.replicas[stopped].logs()
+    finally:
+        resuming.restart(stopped)

@@ -91,13 +91,17 @@ def sources(target: RunStatus) -> list[RunStatus]:
     return [status for status, targets in TRANSITIONS.items() if target in targets]
 
 
-async def move(conn: Connection, run_id: str, target: RunStatus, **values: object) -> bool:
+async def move(
+    conn: Connection, run_id: str, target: RunStatus, *, attempt: int | None = None, **values: object
+) -> bool:
     """The one compare-and-set, and the only UPDATE of runs.status in the code base. True when the run
     moved; False when it was in no status that leads to `target` (another process advanced it first,
-    or the move is illegal)."""
+    or the move is illegal). `attempt`: the executor's fence, the run's `resumes` when it started
+    executing it; a run resumed elsewhere since (the executor stalled past its lease) does not move."""
+    fence = [t.runs.c.resumes == attempt] if attempt is not None else []
     result = await conn.execute(
         update(t.runs)
-        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]))
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]), *fence)
         .values(status=target.value, **values)
     )
     return bool(result.rowcount)
@@ -158,20 +162,27 @@ class Lifecycle:
         return run
 
     async def require_action(
-        self, run_id: str, required: Json, usage: dict[str, int], emitter: Emitter, parts: Parts = _nothing
+        self,
+        run_id: str,
+        required: Json,
+        usage: dict[str, int],
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        attempt: int | None = None,
     ) -> None:
         """in_progress -> requires_action, with the tool calls `parts` stores; a run cancelled meanwhile
-        ends cancelled instead."""
+        ends cancelled instead. `attempt`: the executor's fence (see `move`), on every operation that
+        an executor ends or pauses its run with."""
         async with self.db.write() as conn:
             await parts(conn)
-            moved = await move(conn, run_id, S.REQUIRES_ACTION, required_action=required, usage=usage)
+            moved = await move(conn, run_id, S.REQUIRES_ACTION, attempt=attempt, required_action=required, usage=usage)
             run = await run_store.load_run(conn, run_id)
         if run is None:
             return
         if moved:
             await emitter.emit(RunChanged(run))
         elif run.status == S.CANCELLING:
-            await self.stop(run_id, "cancelled", emitter)
+            await self.stop(run_id, "cancelled", emitter, attempt=attempt)
 
     async def requeue(self, conn: Connection, run_id: str, lease: Json) -> bool:
         """requires_action -> queued once the tool outputs are in (in the caller's transaction)."""
@@ -205,6 +216,7 @@ class Lifecycle:
         usage: dict[str, int],
         emitter: Emitter,
         incomplete_details: Json | None = None,
+        attempt: int | None = None,
     ) -> None:
         """The run's answer is in: completed, or incomplete at a token limit."""
         values: dict[str, object] = {"usage": usage}
@@ -213,7 +225,7 @@ class Lifecycle:
         if incomplete_details is not None:
             values["incomplete_details"] = incomplete_details
         async with self.db.write() as conn:
-            moved = await move(conn, run_id, target, **values)
+            moved = await move(conn, run_id, target, attempt=attempt, **values)
             run = await run_store.load_run(conn, run_id)
         if moved and run is not None:
             await emitter.emit(RunChanged(run))
@@ -226,6 +238,7 @@ class Lifecycle:
         emitter: Emitter,
         parts: Parts = _nothing,
         usage: dict[str, int] | None = None,
+        attempt: int | None = None,
     ) -> None:
         """-> failed with `last_error`; the open steps carry the error too. `usage`: the run's totals
         including the call that failed, when it produced any. Logs the one warning line per failed run."""
@@ -233,33 +246,47 @@ class Lifecycle:
         extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
-            await run_store.mark_open_steps(conn, run_id, {"last_error": error})
             closed = await self._close(
-                conn, run_id, S.FAILED, failed_at=int(time.time()), last_error=error, required_action=None, **extra
+                conn,
+                run_id,
+                S.FAILED,
+                attempt=attempt,
+                step_values={"last_error": error},
+                failed_at=int(time.time()),
+                last_error=error,
+                required_action=None,
+                **extra,
             )
         if closed.moved:
             log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
         await closed.announce(emitter)
 
-    async def expire(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
+    async def expire(self, run_id: str, emitter: Emitter, parts: Parts = _nothing, attempt: int | None = None) -> None:
         """-> expired: past `expires_at`, whatever it was waiting for."""
         async with self.db.write() as conn:
             await parts(conn)
-            closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
+            closed = await self._close(conn, run_id, S.EXPIRED, attempt=attempt, required_action=None)
         await closed.announce(emitter)
 
-    async def cancelled(self, run_id: str, emitter: Emitter, parts: Parts = _nothing) -> None:
+    async def cancelled(
+        self, run_id: str, emitter: Emitter, parts: Parts = _nothing, attempt: int | None = None
+    ) -> None:
         """-> cancelled: the end of a cancel (by whoever executes the run, or at once when nobody does)."""
         async with self.db.write() as conn:
             await parts(conn)
-            closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()))
+            at = int(time.time())
+            closed = await self._close(
+                conn, run_id, S.CANCELLED, attempt=attempt, required_action=None, cancelled_at=at
+            )
         await closed.announce(emitter)
 
-    async def stop(self, run_id: str, reason: StopReason, emitter: Emitter, parts: Parts = _nothing) -> None:
+    async def stop(
+        self, run_id: str, reason: StopReason, emitter: Emitter, parts: Parts = _nothing, attempt: int | None = None
+    ) -> None:
         if reason == "expired":
-            await self.expire(run_id, emitter, parts)
+            await self.expire(run_id, emitter, parts, attempt)
         else:
-            await self.cancelled(run_id, emitter, parts)
+            await self.cancelled(run_id, emitter, parts, attempt)
 
     async def recover(self, run_id: str, take: Take, resume_limit: int, emitter: Emitter) -> Recovery:
         """A run whose executor is gone (its lease lapsed), if `take` gets its lease: a cancel it was
@@ -284,8 +311,9 @@ class Lifecycle:
                     INTERRUPTED if resume_limit == 0 else RESUME_LIMIT.format(times=run.resumes + 1, limit=resume_limit)
                 )
                 error = {"code": "server_error", "message": message}
-                await run_store.mark_open_steps(conn, run_id, {"last_error": error})
-                closed = await self._close(conn, run_id, S.FAILED, failed_at=now, last_error=error)
+                closed = await self._close(
+                    conn, run_id, S.FAILED, step_values={"last_error": error}, failed_at=now, last_error=error
+                )
             else:
                 await self._discard_unfinished(conn, run)
                 return Recovery.RESUMED
@@ -322,10 +350,26 @@ class Lifecycle:
             return None
         return run
 
-    async def _close(self, conn: Connection, run_id: str, target: RunStatus, **values: object) -> Closed:
+    async def _close(
+        self,
+        conn: Connection,
+        run_id: str,
+        target: RunStatus,
+        *,
+        attempt: int | None = None,
+        step_values: Json | None = None,
+        **values: object,
+    ) -> Closed:
+        """Move the run, then (only if it moved: the parts may be another executor's) close its open
+        steps (with `step_values` first) and messages."""
         reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]
-        steps = await run_store.close_open_steps(conn, run_id, target.value)
-        messages = await message_store.close_run_messages(conn, run_id, reason)
-        moved = await move(conn, run_id, target, **values)
+        moved = await move(conn, run_id, target, attempt=attempt, **values)
+        steps: list[StepRecord] = []
+        messages: list[MessageRecord] = []
+        if moved:
+            if step_values:
+                await run_store.mark_open_steps(conn, run_id, step_values)
+            steps = await run_store.close_open_steps(conn, run_id, target.value)
+            messages = await message_store.close_run_messages(conn, run_id, reason)
         run = await run_store.load_run(conn, run_id)
         return Closed(moved, run, tuple(steps), tuple(messages))

@@ -152,12 +152,16 @@ class LeasedQueue:
     async def take_lapsed(self, conn: Connection, key: JobKey, where: ColumnElement[bool]) -> bool:
         """Take over the lease of a row matching `where` whose holder's lease lapsed (its process died),
         in the caller's transaction: True for exactly one process. The job kind then carries the job on
-        (a run resumed where its dead executor left it)."""
-        result = await conn.execute(
-            update(self.jobs.table)
-            .where(self.jobs.match(key), where, self.jobs.lease_free(time.time()))
-            .values(self.lease())
-        )
+        (a run resumed where its dead executor left it). A row another transaction has locked is left
+        for a later pass (SKIP LOCKED on PostgreSQL): a process stopped inside a transaction must not
+        stall the recovering worker's whole loop."""
+        now = time.time()
+        condition = and_(self.jobs.match(key), where, self.jobs.lease_free(now))
+        key_columns = [self.jobs.column(name) for name in self.jobs.key]
+        locked = select(*key_columns).where(condition).with_for_update(skip_locked=True)
+        if (await conn.execute(locked)).first() is None:
+            return False
+        result = await conn.execute(update(self.jobs.table).where(condition).values(self.lease()))
         return bool(result.rowcount)
 
     async def lapsed(self, where: ColumnElement[bool] | None = None) -> list[tuple[JobKey, Any]]:
