@@ -107,7 +107,13 @@ async def open_services(settings: Settings) -> Services:
     signals = RunSignals()
     retriever = _retriever(db, embedder, no_embedder)
     executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer)
-    worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
+    worker = Worker(
+        db,
+        executor,
+        concurrency=settings.worker_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        resume_limit=settings.run_resume_limit,
+    )
     ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)

@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     listen_notify: bool = True
+    run_resume_limit: int = Field(default=2, ge=0)
     drain_seconds: float = Field(default=10.0, ge=0)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
 

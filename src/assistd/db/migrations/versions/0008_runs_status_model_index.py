@@ -1,12 +1,10 @@
 """runs (status, model) index: /metrics counts runs by status and model at every scrape
 
 A covering index: the grouped count reads it instead of the table (SQLite, 100k runs: 13 ms instead of
-357 ms, and SQLite's reads hold the event loop). Revises 0006: branch s11-resume adds 0007 alongside;
-whichever merges second points its down_revision at the other (tests/integration/test_migrations.py
-checks there is one head).
+357 ms, and SQLite's reads hold the event loop).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30 07:05:00.000000
 """
 
@@ -15,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
