@@ -99,7 +99,8 @@ async def open_services(settings: Settings) -> Services:
     signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
-    executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
+    retriever = _retriever(db, embedder, no_embedder)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, embedder)
     worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
     ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
@@ -270,6 +271,7 @@ def _executor(
     settings: Settings,
     retriever: Retriever,
     sandbox: Sandbox,
+    embedder: Embedder | None = None,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
@@ -285,7 +287,14 @@ def _executor(
         signals,
         Lifecycle(db, signals),
         Loop(toolbox, signals),
-        AssistantsAdapter(db, blobs, toolbox),
+        AssistantsAdapter(
+            db,
+            blobs,
+            toolbox,
+            citations=settings.citations,
+            embedder=embedder,
+            citation_threshold=settings.citations_threshold,
+        ),
         settings.lease_seconds,
     )
 
