@@ -48,6 +48,7 @@ MAX_PASSAGE_CHARS = 1200
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+|\n+")
 TERMINAL = re.compile(r"[.!?。！？][\"'”’)\]]*$")
+ENDINGS = frozenset(".!?。！？\"'”’)]")  # what the last character of a finished sentence may be
 _ABBREVIATIONS = "e.g i.e etc vs dr mr mrs ms prof st fig no al cf approx ca jr sr inc ltd co u.s"
 ABBREVIATIONS = frozenset(_ABBREVIATIONS.split())  # "e.g. this" does not end a sentence
 _STOPWORDS = """a about above after again against all also am an and any are as at be because been before being
@@ -129,12 +130,20 @@ class Attributor:
     def __init__(self, results: Sequence[Source], embedder: Embedder | None, threshold: float = DEFAULT_THRESHOLD):
         self.threshold = threshold
         self.embedder = embedder
-        self.passages = [p for source in results for p in _passages(source)]
-        self._frequency = Counter(w for p in self.passages for w in p.words)  # passages with each word
+        self.results = list(results)
+        self._passages: list[_Passage] | None = None  # split on first use: most model calls never need them
+        self._frequency: Counter[str] = Counter()  # passages with each word
         self._vectors: dict[str, Any] = {}  # passage text → its embedding
 
     def __bool__(self) -> bool:
-        return bool(self.passages)
+        return bool(self.results)
+
+    @property
+    def passages(self) -> list[_Passage]:
+        if self._passages is None:
+            self._passages = [p for source in self.results for p in _passages(source)]
+            self._frequency = Counter(w for p in self._passages for w in p.words)
+        return self._passages
 
     async def support(self, sentence: str) -> Support | None:
         """The best-supporting result and its score, when the score reaches the threshold."""
@@ -146,11 +155,12 @@ class Attributor:
         wanted = words(sentence)
         if len(wanted) < MIN_WORDS:
             return None
-        rarity = {w: math.log(1 + len(self.passages) / (1 + self._frequency[w])) for w in wanted}
+        passages = self.passages
+        rarity = {w: math.log(1 + len(passages) / (1 + self._frequency[w])) for w in wanted}
         total = sum(rarity.values())
         scored = [
             (sum(rarity[w] for w in wanted & p.words) / total, i)
-            for i, p in enumerate(self.passages)
+            for i, p in enumerate(passages)
             if len(wanted & p.words) >= MIN_OVERLAP * len(wanted)
         ]
         candidates = sorted(scored, reverse=True)[:CANDIDATES]
@@ -229,11 +239,15 @@ class AttributedStream:
         out: list[Piece] = []
         start = 0
         for i, char in enumerate(text):
-            if (char == "\n" or (char.isspace() and _ends_sentence(self._sentence + text[start:i]))) and (
-                self._sentence + text[start:i]
-            ).strip():
+            if not char.isspace():
+                continue
+            before = text[i - 1] if i > 0 else self._sentence[-1:]
+            if char != "\n" and before not in ENDINGS:
+                continue
+            sentence = self._sentence + text[start:i]
+            if sentence.strip() and (char == "\n" or _ends_sentence(sentence)):
                 out.append(self._send(text[start:i], None))
-                self._sentence += text[start:i]
+                self._sentence = sentence
                 out += await self._end_sentence()
                 start = i
         out.append(self._send(text[start:], None))
