@@ -106,7 +106,7 @@ async def open_services(settings: Settings) -> Services:
     models = model_router(settings, observer)
     signals = RunSignals()
     retriever = _retriever(db, embedder, no_embedder)
-    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder)
     worker = Worker(
         db,
         executor,
@@ -285,6 +285,7 @@ def _executor(
     retriever: Retriever,
     sandbox: Sandbox,
     observer: Observer = NO_OBSERVER,
+    embedder: Embedder | None = None,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
@@ -300,7 +301,14 @@ def _executor(
         signals,
         Lifecycle(db, signals, observer),
         Loop(toolbox, signals),
-        AssistantsAdapter(db, blobs, toolbox),
+        AssistantsAdapter(
+            db,
+            blobs,
+            toolbox,
+            citations=settings.citations,
+            embedder=embedder,
+            citation_threshold=settings.citations_threshold,
+        ),
         settings.lease_seconds,
     )
 

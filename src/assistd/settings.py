@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     embeddings_model: str = "text-embedding-3-small"
     embeddings_dimensions: int = Field(default=384, ge=8)
     embeddings_max_windows: int | None = Field(default=1, ge=1)
+    # Citations (docs/file-search.md, "Citations on any model"): `model` keeps only the markers the model
+    # writes, `auto` also cites answer sentences the search results support, `off` emits no file_citation.
+    citations: Literal["model", "auto", "off"] = "auto"
+    citations_threshold: float = Field(default=0.6, ge=0, le=1)
     ingestion_concurrency: int = Field(default=2, ge=1)
     # What parsing one file may use (docs/file-search.md): decompression bombs end `invalid_file`.
     ingestion_max_unpacked_mb: int = Field(default=256, ge=1)
