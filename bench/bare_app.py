@@ -30,10 +30,12 @@ def create_app(get_body: bytes, post_body: bytes) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
-        Route("/healthz", healthz),
-        Route("/{path:path}", handle, methods=["GET", "POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/{path:path}", handle, methods=["GET", "POST"]),
+        ]
+    )
 
 
 def main() -> None:

@@ -161,8 +161,14 @@ class Sample:
 def run_wrk(port: int, path: str, method: str, connections: int, seconds: int, pid: int | None = None) -> Sample:
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": POST_BODY, "BENCH_AUTH": API_KEY}
     cmd = [
-        "wrk", f"-t{CONCURRENCY[connections]}", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", str(LUA), f"http://127.0.0.1:{port}{path}",
+        "wrk",
+        f"-t{CONCURRENCY[connections]}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}{path}",
     ]
     cpu_before = process_cpu_seconds(pid) if pid else None
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -174,11 +180,15 @@ def run_wrk(port: int, path: str, method: str, connections: int, seconds: int, p
     lat = data["latency_us"]
     return Sample(
         rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=lat["p50"] / 1000, p75_ms=lat["p75"] / 1000, p90_ms=lat["p90"] / 1000, p99_ms=lat["p99"] / 1000,
+        p50_ms=lat["p50"] / 1000,
+        p75_ms=lat["p75"] / 1000,
+        p90_ms=lat["p90"] / 1000,
+        p99_ms=lat["p99"] / 1000,
         errors=sum(data["errors"].values()),
         cpu_ms_per_request=(
             (cpu_after - cpu_before) * 1000 / data["requests"]
-            if cpu_before is not None and cpu_after is not None and data["requests"] else None
+            if cpu_before is not None and cpu_after is not None and data["requests"]
+            else None
         ),
     )
 
@@ -191,7 +201,8 @@ def median_sample(samples: list[Sample]) -> dict[str, Any]:
         "errors": sum(s.errors for s in samples),
         "cpu_ms_per_request": (
             statistics.median(s.cpu_ms_per_request for s in samples if s.cpu_ms_per_request is not None)
-            if any(s.cpu_ms_per_request is not None for s in samples) else None
+            if any(s.cpu_ms_per_request is not None for s in samples)
+            else None
         ),
         "samples": [asdict(s) for s in samples],
     }
@@ -204,7 +215,7 @@ def measure_cell(
     paths: dict[str, str] = {}
     for target in targets:
         if operation == "list-messages":
-            paths[target.key] = (target.list_path or "/v1/threads/thread_bare/messages?limit=20")
+            paths[target.key] = target.list_path or "/v1/threads/thread_bare/messages?limit=20"
         elif target.name == "bare":
             paths[target.key] = "/v1/threads/thread_bare/messages"
         else:
@@ -235,20 +246,24 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
         for mode, url in zip(modes, urls, strict=True):
             data_dir = workdir / f"{backend}-log-{'on' if mode else 'off'}"
             server = LiveServer(
-                data_dir, database_url=url,
+                data_dir,
+                database_url=url,
                 env={"ASSISTD_API_KEYS": API_KEY, "ASSISTD_LOG_REQUESTS": "true" if mode else "false"},
             )
             stack.enter_context(server)
-            target = Target("assistd", server.port, pid=server.process.pid if server.process else None,
-                            log_requests=mode)
+            target = Target(
+                "assistd", server.port, pid=server.process.pid if server.process else None, log_requests=mode
+            )
             print(f"[{backend}] seeding {SEED_MESSAGES} messages into {target.key} ...", file=sys.stderr, flush=True)
             listed, created = seed_assistd(target)
             captured.setdefault("get", listed.decode())
             captured.setdefault("post", created.decode())
             targets.append(target)
         targets.append(stack.enter_context(bare_server(captured, workdir)))
-        sizes = {"list_response_bytes": len(captured["get"].encode()),
-                 "create_response_bytes": len(captured["post"].encode())}
+        sizes = {
+            "list_response_bytes": len(captured["get"].encode()),
+            "create_response_bytes": len(captured["post"].encode()),
+        }
         for operation in args.operations:
             for connections in args.concurrency:
                 print(f"[{backend}] {operation} c={connections} ...", file=sys.stderr, flush=True)
@@ -256,13 +271,18 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
                 bare = cell["bare"]
                 for target in targets[:-1]:
                     mine = cell[target.key]
-                    rows.append({
-                        "backend": backend, "operation": operation, "concurrency": connections,
-                        "log_requests": target.log_requests,
-                        "assistd": mine, "bare": bare,
-                        "ratio": mine["rps"] / bare["rps"] if bare["rps"] else None,
-                        **sizes,
-                    })
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "operation": operation,
+                            "concurrency": connections,
+                            "log_requests": target.log_requests,
+                            "assistd": mine,
+                            "bare": bare,
+                            "ratio": mine["rps"] / bare["rps"] if bare["rps"] else None,
+                            **sizes,
+                        }
+                    )
     return rows
 
 
@@ -287,9 +307,21 @@ def render_tables(rows: list[dict[str, Any]], modes: list[bool]) -> str:
     show_log = len(modes) > 1
     for backend in dict.fromkeys(r["backend"] for r in rows):
         out.append(f"\n### {backend}\n")
-        head = ["operation", "conc"] + (["request log"] if show_log else []) + [
-            "assistd rps", "p50 ms", "p99 ms", "bare rps", "p50 ms", "p99 ms", "ratio (rps)",
-            "assistd CPU ms/req", "bare CPU ms/req"]
+        head = (
+            ["operation", "conc"]
+            + (["request log"] if show_log else [])
+            + [
+                "assistd rps",
+                "p50 ms",
+                "p99 ms",
+                "bare rps",
+                "p50 ms",
+                "p99 ms",
+                "ratio (rps)",
+                "assistd CPU ms/req",
+                "bare CPU ms/req",
+            ]
+        )
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join("---" if i < 2 + show_log else "---:" for i in range(len(head))) + "|")
         for r in (r for r in rows if r["backend"] == backend):
@@ -297,8 +329,15 @@ def render_tables(rows: list[dict[str, Any]], modes: list[bool]) -> str:
             cells = [r["operation"], str(r["concurrency"])]
             if show_log:
                 cells.append("on" if r["log_requests"] else "off")
-            cells += [fmt_rps(a["rps"]), fmt_ms(a["p50_ms"]), fmt_ms(a["p99_ms"]),
-                      fmt_rps(b["rps"]), fmt_ms(b["p50_ms"]), fmt_ms(b["p99_ms"]), f"{r['ratio']:.2f}"]
+            cells += [
+                fmt_rps(a["rps"]),
+                fmt_ms(a["p50_ms"]),
+                fmt_ms(a["p99_ms"]),
+                fmt_rps(b["rps"]),
+                fmt_ms(b["p50_ms"]),
+                fmt_ms(b["p99_ms"]),
+                f"{r['ratio']:.2f}",
+            ]
             if a["errors"] or b["errors"]:
                 cells[-1] += f" (errors: assistd {a['errors']}, bare {b['errors']})"
             cells += [fmt_cpu(a.get("cpu_ms_per_request")), fmt_cpu(b.get("cpu_ms_per_request"))]
@@ -308,17 +347,21 @@ def render_tables(rows: list[dict[str, Any]], modes: list[bool]) -> str:
 
 def render_comparison(rows: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> str:
     old = {row_key(r): r for r in baseline["rows"]}
-    out = [f"\n### compared with {name} (new / old)\n",
-           "| backend | operation | conc | log | assistd rps new | old | new/old | p50 new | old | new/old "
-           "| p99 new | old | new/old | ratio new | old | CPU ms/req new | old |",
-           "|---|---|---|---|" + "---:|" * 13]
+    out = [
+        f"\n### compared with {name} (new / old)\n",
+        "| backend | operation | conc | log | assistd rps new | old | new/old | p50 new | old | new/old "
+        "| p99 new | old | new/old | ratio new | old | CPU ms/req new | old |",
+        "|---|---|---|---|" + "---:|" * 13,
+    ]
     for r in rows:
         o = old.get(row_key(r))
         log = "on" if r["log_requests"] else "off"
         if o is None:
-            out.append(f"| {r['backend']} | {r['operation']} | {r['concurrency']} | {log} | "
-                       f"{fmt_rps(r['assistd']['rps'])} | — | — | — | — | — | — | — | — | {r['ratio']:.2f} | — | "
-                       f"{fmt_cpu(r['assistd'].get('cpu_ms_per_request'))} | — |")
+            out.append(
+                f"| {r['backend']} | {r['operation']} | {r['concurrency']} | {log} | "
+                f"{fmt_rps(r['assistd']['rps'])} | — | — | — | — | — | — | — | — | {r['ratio']:.2f} | — | "
+                f"{fmt_cpu(r['assistd'].get('cpu_ms_per_request'))} | — |"
+            )
             continue
         a, oa = r["assistd"], o["assistd"]
         out.append(
@@ -348,8 +391,20 @@ def render_aims(rows: list[dict[str, Any]]) -> str:
 
 
 def api_versions() -> dict[str, str]:
-    found = versions(("assistd", "uvicorn", "starlette", "pydantic", "sqlalchemy", "aiosqlite", "asyncpg",
-                      "uvloop", "httptools", "orjson"))
+    found = versions(
+        (
+            "assistd",
+            "uvicorn",
+            "starlette",
+            "pydantic",
+            "sqlalchemy",
+            "aiosqlite",
+            "asyncpg",
+            "uvloop",
+            "httptools",
+            "orjson",
+        )
+    )
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     found["wrk"] = (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "?"
     return found
@@ -361,8 +416,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=3, help="seconds per measurement (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per target and cell")
     parser.add_argument("--repeat", type=int, default=3, help="measurements per cell; medians are reported")
-    parser.add_argument("--log-requests", default="off",
-                        help="assistd request logging to measure: off, on, or off,on (one server each)")
+    parser.add_argument(
+        "--log-requests", default="off", help="assistd request logging to measure: off, on, or off,on (one server each)"
+    )
     parser.add_argument("--operations", default=",".join(OPERATIONS))
     parser.add_argument("--concurrency", default="1,32")
     add_output_args(parser, "api")
@@ -393,13 +449,20 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_backend(backend, args, Path(tmp) / backend)
     result = {
         **result_head("api", started, machine(load_before, os.getloadavg()), api_versions()),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
-                     "seed_messages": SEED_MESSAGES, "wrk_threads": CONCURRENCY, "post_body": POST_BODY},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "repeat": args.repeat,
+            "seed_messages": SEED_MESSAGES,
+            "wrk_threads": CONCURRENCY,
+            "post_body": POST_BODY,
+        },
         "rows": rows,
     }
     output = write_result(result, args.output, started)
-    print(f"## assistd API benchmark ({result['git']}, {result['started_at']}, {args.duration}s x "
-          f"{args.repeat}, medians)")
+    print(
+        f"## assistd API benchmark ({result['git']}, {result['started_at']}, {args.duration}s x {args.repeat}, medians)"
+    )
     print(render_tables(rows, args.log_requests))
     if baseline is not None:
         print(render_comparison(rows, baseline, str(args.baseline)))

@@ -1,6 +1,6 @@
 """Three replicas on one PostgreSQL and one S3 bucket behind a round-robin proxy: flows, cancel, SIGKILL.
 
-    python bench/bench_cluster.py                                # 10 cancels, 10 kills, ~2-3 minutes
+    python bench/bench_cluster.py                                # 10 cancels, 10 kills, 2 x 12 in flight
     python bench/bench_cluster.py --kills 20 --lease-seconds 30  # the default lease: ~30 s per kill
 
 The topology is `assistd.testing.cluster.Cluster` (the one tests/cluster uses): `--replicas` `assistd
@@ -20,8 +20,24 @@ recovered) and ASSISTD_WORKER_POLL_SECONDS (`--worker-poll-seconds`, default 1.0
 3. SIGKILL mid-run (`--kills` runs): the same kind of run, created through the proxy; the replica
    executing it is killed with SIGKILL; the run is polled through the proxy (the dead replica is
    skipped) until it is terminal. Lost = not terminal within 120 s; doubled = more than one run row,
-   assistant message, or upstream request for it. Resumed = `completed`; failed = `failed`. Recovery
-   time = SIGKILL -> terminal state seen. The killed replica is restarted before the next try.
+   assistant message or message_creation step, or more than two upstream requests (the interrupted
+   call and the resumed one) for it. Resumed = `completed`; failed = `failed`. Recovery time =
+   SIGKILL -> terminal state seen. The killed replica is restarted before the next try.
+4. SIGKILL with runs in flight (`--rounds` rounds of `--in-flight` runs): N runs, created on each
+   replica in turn (so spread over them), each streaming a 60 s answer; once every one is writing its
+   message, the replica executing the most of them is killed. Every run is polled to its end:
+   lost / doubled as above (a run the kill did not touch must call the model once), resumed vs
+   failed among the killed replica's runs, and the time from SIGKILL to `completed` of the resumed
+   runs (the others finish their own 60 s answer).
+
+    python bench/bench_cluster.py --signals                      # NOTIFY vs polling only, ~1-2 minutes
+
+`--signals` measures only how signals travel between replicas, on two fresh clusters: one with
+PostgreSQL LISTEN/NOTIFY (the default), one with ASSISTD_LISTEN_NOTIFY=false (polling only), both at
+`--worker-poll-seconds` and ASSISTD_WORKER_CONCURRENCY=1. Cancel latency is measured as in 2.
+Run-queued pickup: replica 0's only worker slot is held by a streamed run; a run is created through
+replica 0 (which cannot take it); latency = create request answered -> the run's row leaves
+`queued` (claimed by an idle replica), read from the database every 20 ms.
 """
 
 from __future__ import annotations
@@ -183,6 +199,7 @@ def cancel_once(cluster: Cluster, fake: FakeUpstream, attempt: int) -> float:
 def kill_once(cluster: Cluster, fake: FakeUpstream, attempt: int) -> dict[str, Any]:
     model = f"kill-{attempt}-{uuid.uuid4().hex[:8]}"
     thread_id, run_id, executor = start_slow_run(cluster, fake, model)
+    fake.script(model, Reply.say("Resumed."))
     killed_at = time.monotonic()
     cluster.kill(executor)
     outcome: dict[str, Any] = {"executor": executor}
@@ -200,14 +217,175 @@ def kill_once(cluster: Cluster, fake: FakeUpstream, attempt: int) -> dict[str, A
                 return outcome
             outcome["recovery_s"] = time.monotonic() - killed_at
             outcome["status"] = run.status
-            runs = cluster.fetch("SELECT count(*) FROM runs WHERE id = $1", run_id)[0][0]
-            messages = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
             outcome["lost"] = False
-            outcome["doubled"] = runs != 1 or len(messages) > 1 or len(fake.requests(model)) > 1
+            outcome["doubled"] = doubled(cluster, client, thread_id, run_id) or len(fake.requests(model)) > 2
             outcome["upstream_requests"] = len(fake.requests(model))
     finally:
         cluster.restart(executor)
     return outcome
+
+
+# --- signals: NOTIFY vs polling only -----------------------------------------------------------
+
+
+def pickup_once(cluster: Cluster, fake: FakeUpstream, model: str) -> float:
+    """A run created through replica 0 (its one slot busy): seconds until another replica claimed it."""
+    with cluster.replica_client(0) as first:
+        assistant = first.beta.assistants.create(model=model)
+        thread = first.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+        run = first.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        created = time.monotonic()
+        wait_until(
+            lambda: cluster.fetch("SELECT status FROM runs WHERE id = $1", run.id)[0][0],
+            lambda status: status != "queued",
+            60,
+            "another replica to claim the run",
+        )
+        seconds = time.monotonic() - created
+        wait_until(
+            lambda: first.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status,
+            lambda status: status in TERMINAL,
+            60,
+            "the run to end",
+        )
+    return seconds
+
+
+def measure_signals(
+    postgres: TestPostgres, s3: MotoS3, fake: FakeUpstream, root: Path, args: argparse.Namespace, notify: bool
+) -> dict[str, Any]:
+    bucket = f"assistd-bench-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket)
+    env = {
+        "ASSISTD_UPSTREAM_BASE_URL": fake.base_url,
+        "ASSISTD_LEASE_SECONDS": str(args.lease_seconds),
+        "ASSISTD_WORKER_POLL_SECONDS": str(args.worker_poll_seconds),
+        "ASSISTD_WORKER_CONCURRENCY": "1",
+        "ASSISTD_LISTEN_NOTIFY": "true" if notify else "false",
+    }
+    mode = "notify" if notify else "polling"
+    cluster = Cluster(
+        postgres.new_database(), s3.assistd_env(bucket, "files/"), root / mode, replicas=args.replicas, env=env
+    )
+    with cluster:
+        cancels = [cancel_once(cluster, fake, i) for i in range(args.cancels)]
+        print(f"{mode} cancels: {[round(c, 3) for c in cancels]}", file=sys.stderr)
+        busy = f"busy-{uuid.uuid4().hex[:8]}"
+        quick = f"quick-{uuid.uuid4().hex[:8]}"
+        fake.script(busy, Reply(text="slow " * 6000, interval=0.1))
+        fake.script(quick, Reply.say("ok"))
+        with cluster.replica_client(0) as first:
+            assistant = first.beta.assistants.create(model=busy)
+            thread = first.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+            with first.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as events:
+                next(iter(events))  # thread.run.created: replica 0 holds it
+                pickups = [pickup_once(cluster, fake, quick) for _ in range(args.pickups)]
+                print(f"{mode} pickups: {[round(p, 3) for p in pickups]}", file=sys.stderr)
+    return {
+        "cancel_s": {"n": len(cancels), "p50": pct(cancels, 50), "p90": pct(cancels, 90), "max": max(cancels)},
+        "pickup_s": {"n": len(pickups), "p50": pct(pickups, 50), "p90": pct(pickups, 90), "max": max(pickups)},
+    }
+
+
+def signals_main(args: argparse.Namespace) -> int:
+    started = time.time()
+    load_before = loadavg()
+    warn_if_loaded("bench_cluster", load_before)
+    root = Path(tempfile.mkdtemp(prefix="assistd-bench-signals-"))
+    postgres = TestPostgres()
+    try:
+        with MotoS3(log_dir=root) as s3, FakeUpstream() as fake:
+            figures = {
+                mode: measure_signals(postgres, s3, fake, root, args, notify=mode == "notify")
+                for mode in ("notify", "polling")
+            }
+    finally:
+        postgres.close()
+    result = {
+        **result_head("cluster-signals", started, machine(load_before), versions(["openai", "asyncpg", "sqlalchemy"])),
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "figures": figures,
+    }
+    path = write_result(result, args.output, started)
+    print("\n" + heading(f"cross-replica signals: {args.replicas} replicas on PostgreSQL, NOTIFY vs polling", result))
+    print(f"\nworker poll {args.worker_poll_seconds:g} s, worker concurrency 1\n")
+    print("| signals | cancel via another replica p50 / p90 / max | run queued -> claimed elsewhere p50 / p90 / max |")
+    print("|---|---|---|")
+    for mode, label in (
+        ("notify", "LISTEN/NOTIFY (default)"),
+        ("polling", "polling only (ASSISTD_LISTEN_NOTIFY=false)"),
+    ):
+        c, p = figures[mode]["cancel_s"], figures[mode]["pickup_s"]
+        cancel = f"{fmt(c['p50'])} / {fmt(c['p90'])} / {fmt(c['max'])} s (n={c['n']})"
+        pickup = f"{fmt(p['p50'])} / {fmt(p['p90'])} / {fmt(p['max'])} s (n={p['n']})"
+        print(f"| {label} | {cancel} | {pickup} |")
+    print(f"\nresults: {path}")
+    return 0
+
+
+def doubled(cluster: Cluster, client: Any, thread_id: str, run_id: str) -> bool:
+    """More than one run row, assistant message, or message_creation step for one run."""
+    runs = cluster.fetch("SELECT count(*) FROM runs WHERE id = $1", run_id)[0][0]
+    messages = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    steps = list(client.beta.threads.runs.steps.list(run_id, thread_id=thread_id))
+    return runs != 1 or len(messages) > 1 or sum(s.type == "message_creation" for s in steps) > 1
+
+
+def kill_in_flight(cluster: Cluster, fake: FakeUpstream, n: int, round_: int) -> list[dict[str, Any]]:
+    """N runs in flight over the replicas; the replica executing most of them is SIGKILLed."""
+    runs: list[tuple[str, str, str]] = []  # model, thread, run
+    with cluster.client() as client:
+        for i in range(n):
+            model = f"flight-{round_}-{i}-{uuid.uuid4().hex[:8]}"
+            fake.script(model, Reply(text="slow " * 600, interval=0.1), Reply.say("Resumed."))
+            assistant = client.beta.assistants.create(model=model)
+            thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+            # Each replica in turn: the one a run is created on claims it at once.
+            with cluster.replica_client(i % len(cluster.replicas)) as creator:
+                run = creator.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+            runs.append((model, thread.id, run.id))
+        for _, thread_id, _ in runs:
+            wait_until(
+                lambda t=thread_id: [m for m in client.beta.threads.messages.list(t) if m.role == "assistant"],
+                lambda ms: len(ms) == 1,
+                60,
+                "every run's message",
+            )
+    executors = {run_id: cluster.executing_replica(run_id) for _, _, run_id in runs}
+    held = [index for index in executors.values() if index is not None]
+    victim = max(set(held), key=held.count)
+    killed_at = time.monotonic()
+    cluster.kill(victim)
+    outcomes: list[dict[str, Any]] = []
+    try:
+        with cluster.client() as client:
+            pending = {run_id: (model, thread_id) for model, thread_id, run_id in runs}
+            ended: dict[str, tuple[str, float]] = {}
+            deadline = time.monotonic() + 150
+            while pending and time.monotonic() < deadline:
+                for run_id, (_, thread_id) in list(pending.items()):
+                    status = client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).status
+                    if status in TERMINAL:
+                        ended[run_id] = (status, time.monotonic() - killed_at)
+                        del pending[run_id]
+                time.sleep(0.1)
+            for model, thread_id, run_id in runs:
+                killed = executors[run_id] == victim
+                status, seconds = ended.get(run_id, ("lost", None))
+                requests = len(fake.requests(model))
+                outcomes.append(
+                    {
+                        "killed": killed,
+                        "status": status,
+                        "lost": status == "lost",
+                        "doubled": doubled(cluster, client, thread_id, run_id) or requests > (2 if killed else 1),
+                        "seconds": seconds,
+                        "upstream_requests": requests,
+                    }
+                )
+    finally:
+        cluster.restart(victim)
+    return outcomes
 
 
 def main() -> int:
@@ -215,12 +393,18 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--cancels", type=int, default=10)
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--in-flight", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--worker-poll-seconds", type=float, default=1.0)
+    parser.add_argument("--signals", action="store_true", help="only cancel and pickup latency, NOTIFY vs polling")
+    parser.add_argument("--pickups", type=int, default=10)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.replicas < 2:
         parser.error("--replicas must be at least 2")
+    if args.signals:
+        return signals_main(args)
 
     started = time.time()
     load_before = loadavg()
@@ -257,6 +441,10 @@ def main() -> int:
                 for i in range(args.kills):
                     kills.append(kill_once(cluster, fake, i))
                     print(f"kill {i + 1}/{args.kills}: {kills[-1]}", file=sys.stderr)
+                flights: list[dict[str, Any]] = []
+                for i in range(args.rounds):
+                    flights.extend(kill_in_flight(cluster, fake, args.in_flight, i))
+                    print(f"in flight, round {i + 1}/{args.rounds}: {flights[-args.in_flight :]}", file=sys.stderr)
                 served = list(cluster.proxy.served)
     finally:
         postgres.close()
@@ -283,6 +471,7 @@ def main() -> int:
             "mean": statistics.mean(recoveries) if recoveries else None,
         },
         "proxy_connections_per_replica": served,
+        "in_flight": flight_figures(flights),
     }
     result = {
         **result_head("cluster", started, machine(load_before), versions(["openai", "asyncpg", "sqlalchemy"])),
@@ -305,12 +494,46 @@ def main() -> int:
     print(
         f"| SIGKILL -> run terminal on another replica, p50 / p90 (n={r['n']}) | {fmt(r['p50'])} / {fmt(r['p90'])} s |"
     )
+    f = figures["in_flight"]
+    print(f"| in flight: runs (of which on the killed replica), {args.rounds} rounds | {f['runs']} ({f['killed']}) |")
+    print(f"| in flight: runs lost / doubled | {f['lost']} / {f['doubled']} |")
+    print(f"| in flight: killed replica's runs resumed / failed | {f['resumed']} / {f['failed']} |")
+    rs = f["resumed_s"]
+    print(
+        "| in flight: SIGKILL -> resumed run completed, p50 / p90 / max | "
+        f"{fmt(rs['p50'])} / {fmt(rs['p90'])} / {fmt(rs['max'])} s |"
+    )
+    us = f["untouched_s"]
+    print(f"| in flight: SIGKILL -> untouched run completed, p50 / max | {fmt(us['p50'])} / {fmt(us['max'])} s |")
     print(f"| proxy connections per replica | {' / '.join(map(str, served))} |")
     for name, outcome in flows.items():
         if outcome != "passed":
             print(f"\n{name}: {outcome}")
     print(f"\nresults: {path}")
-    return 0 if figures["flows_passed"] == len(flows) and figures["lost"] == figures["doubled"] == 0 else 1
+    clean = figures["lost"] == figures["doubled"] == f["lost"] == f["doubled"] == 0
+    return 0 if figures["flows_passed"] == len(flows) and clean else 1
+
+
+def flight_figures(flights: list[dict[str, Any]]) -> dict[str, Any]:
+    killed = [o for o in flights if o["killed"]]
+    resumed = [o["seconds"] for o in killed if o["status"] == "completed"]
+    untouched = [o["seconds"] for o in flights if not o["killed"] and o["status"] == "completed"]
+    return {
+        "runs": len(flights),
+        "killed": len(killed),
+        "lost": sum(o["lost"] for o in flights),
+        "doubled": sum(o["doubled"] for o in flights),
+        "resumed": len(resumed),
+        "failed": sum(o["status"] == "failed" for o in killed),
+        "resumed_s": {
+            "n": len(resumed),
+            "p50": pct(resumed, 50),
+            "p90": pct(resumed, 90),
+            "max": max(resumed, default=0),
+        },
+        "untouched_s": {"n": len(untouched), "p50": pct(untouched, 50), "max": max(untouched, default=0)},
+        "outcomes": flights,
+    }
 
 
 if __name__ == "__main__":

@@ -69,12 +69,60 @@ MARKER = "The marigold sextant needs zinc plated quokka gearwheels before the ve
 MARKER_QUERY = "marigold sextant quokka gearwheels vellum regatta"
 LINE_CHARS = 80
 MODULES = [
-    "os", "collections", "json", "argparse", "asyncio", "logging", "subprocess", "pathlib", "typing",
-    "unittest", "inspect", "threading", "socket", "decimal", "datetime", "textwrap", "shutil", "tarfile",
-    "zipfile", "csv", "sqlite3", "random", "statistics", "email.message", "http.client", "urllib.request",
-    "functools", "itertools", "dataclasses", "enum", "contextlib", "io", "re", "string", "heapq", "bisect",
-    "configparser", "ftplib", "smtplib", "imaplib", "pickle", "shelve", "tempfile", "glob", "fnmatch",
-    "locale", "gettext", "calendar", "difflib", "pprint", "traceback", "warnings", "weakref", "abc",
+    "os",
+    "collections",
+    "json",
+    "argparse",
+    "asyncio",
+    "logging",
+    "subprocess",
+    "pathlib",
+    "typing",
+    "unittest",
+    "inspect",
+    "threading",
+    "socket",
+    "decimal",
+    "datetime",
+    "textwrap",
+    "shutil",
+    "tarfile",
+    "zipfile",
+    "csv",
+    "sqlite3",
+    "random",
+    "statistics",
+    "email.message",
+    "http.client",
+    "urllib.request",
+    "functools",
+    "itertools",
+    "dataclasses",
+    "enum",
+    "contextlib",
+    "io",
+    "re",
+    "string",
+    "heapq",
+    "bisect",
+    "configparser",
+    "ftplib",
+    "smtplib",
+    "imaplib",
+    "pickle",
+    "shelve",
+    "tempfile",
+    "glob",
+    "fnmatch",
+    "locale",
+    "gettext",
+    "calendar",
+    "difflib",
+    "pprint",
+    "traceback",
+    "warnings",
+    "weakref",
+    "abc",
 ]
 
 
@@ -134,8 +182,13 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         content_id, page_id = next_id, next_id + 1
         next_id += 2
         page_objs.append((content_id, b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"))
-        page_objs.append((page_id, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
-                          b" /Resources << /Font << /F1 %d 0 R >> >> >>" % (content_id, font_id)))
+        page_objs.append(
+            (
+                page_id,
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                b" /Resources << /Font << /F1 %d 0 R >> >> >>" % (content_id, font_id),
+            )
+        )
         page_ids.append(page_id)
     kids = " ".join(f"{i} 0 R" for i in page_ids).encode()
     head = [
@@ -233,8 +286,11 @@ def searchable_rounds(pdf: bytes, rounds: int, poll: float) -> tuple[list[dict[s
             try:
                 _rounds(client, pdf, rounds, poll, found)
             except Exception:
-                print(f"bench_ingest: server exit code {server.process and server.process.poll()}, log tail:\n"
-                      f"{server.logs()[-3000:]}", file=sys.stderr)
+                print(
+                    f"bench_ingest: server exit code {server.process and server.process.poll()}, log tail:\n"
+                    f"{server.logs()[-3000:]}",
+                    file=sys.stderr,
+                )
                 raise
         db = Path(tmp) / "assistd.db"
         import sqlite3
@@ -287,8 +343,10 @@ async def split(pdf: bytes, what_if: bool) -> dict[str, Any]:
         started = time.perf_counter()
         await embedder.embed([p.text for p in no_overlap])
         elapsed = time.perf_counter() - started
-        nwin = sum(max(1, math.ceil(len(e.ids) / body))
-                   for e in tokenizer.encode_batch([p.text for p in no_overlap], add_special_tokens=False))
+        nwin = sum(
+            max(1, math.ceil(len(e.ids) / body))
+            for e in tokenizer.encode_batch([p.text for p in no_overlap], add_special_tokens=False)
+        )
         what.append({"case": "800/0 (no overlap)", "chunks": len(no_overlap), "windows": nwin, "embed_s": elapsed})
         first = [
             p.text[: e.offsets[body - 1][1]] if len(e.ids) > body else p.text
@@ -297,8 +355,9 @@ async def split(pdf: bytes, what_if: bool) -> dict[str, Any]:
         started = time.perf_counter()
         await embedder.embed(first)
         elapsed = time.perf_counter() - started
-        what.append({"case": "800/400, first window only", "chunks": len(pieces), "windows": len(pieces),
-                     "embed_s": elapsed})
+        what.append(
+            {"case": "800/400, first window only", "chunks": len(pieces), "windows": len(pieces), "embed_s": elapsed}
+        )
     return {"split": row, "what_if": what}
 
 
@@ -308,23 +367,31 @@ async def split(pdf: bytes, what_if: bool) -> dict[str, Any]:
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     s, rounds, pdf = result["split"], result["rounds"], result["pdf"]
     lines = [heading("ingestion", result), ""]
-    lines.append(f"PDF: {pdf['pages']} pages, {pdf['bytes']:,} bytes, {s['characters']:,} characters extracted, "
-                 f"{s['chunks']} chunks (800/400; the server stored {result['server']['chunks_per_file']} per file).")
+    lines.append(
+        f"PDF: {pdf['pages']} pages, {pdf['bytes']:,} bytes, {s['characters']:,} characters extracted, "
+        f"{s['chunks']} chunks (800/400; the server stored {result['server']['chunks_per_file']} per file)."
+    )
     lines.append("")
     lines.append("| round | upload s | ingest s (add → completed) | first search s | total s | chunks/s |")
     lines.append("|---:|---:|---:|---:|---:|---:|")
     for r in rounds:
         note = " (model load)" if r["round"] == 1 else ""
-        lines.append(f"| {r['round']}{note} | {fmt(r['upload_s'])} | {fmt(r['ingest_s'])} | {fmt(r['search_s'])} "
-                     f"| {fmt(r['total_s'])} | {fmt(s['chunks'] / r['ingest_s'], 1)} |")
+        lines.append(
+            f"| {r['round']}{note} | {fmt(r['upload_s'])} | {fmt(r['ingest_s'])} | {fmt(r['search_s'])} "
+            f"| {fmt(r['total_s'])} | {fmt(s['chunks'] / r['ingest_s'], 1)} |"
+        )
     warm = result["warm_total_s"]
     lines.append("")
     verdict = "meets" if warm <= AIM_SECONDS else "MISSES"
-    lines.append(f"Aim: a 100-page PDF searchable in <= {AIM_SECONDS:.0f} s on 2 cores — median of warm rounds "
-                 f"{warm:.1f} s on {result['machine']['cpus']} CPUs: {verdict} the aim.")
+    lines.append(
+        f"Aim: a 100-page PDF searchable in <= {AIM_SECONDS:.0f} s on 2 cores — median of warm rounds "
+        f"{warm:.1f} s on {result['machine']['cpus']} CPUs: {verdict} the aim."
+    )
     if baseline:
-        lines.append(f"Baseline: warm total {fmt(baseline.get('warm_total_s'))} s, new/old "
-                     f"{ratio(warm, baseline.get('warm_total_s'))}.")
+        lines.append(
+            f"Baseline: warm total {fmt(baseline.get('warm_total_s'))} s, new/old "
+            f"{ratio(warm, baseline.get('warm_total_s'))}."
+        )
     lines.append("")
     lines.append("Split, in process, same bytes:")
     lines.append("")
@@ -332,12 +399,16 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     lines.append("|---|---:|---:|---|")
     total = s["parse_s"] + s["chunk_s"] + s["embed_s"]
     lines.append(f"| parse (pdfium) | {fmt(s['parse_s'])} | {s['parse_s'] / total:.0%} | {s['characters']:,} chars |")
-    lines.append(f"| chunk (cl100k, 800/400) | {fmt(s['chunk_s'])} | {s['chunk_s'] / total:.0%} "
-                 f"| {s['chunks']} chunks, "
-                 f"{s['chunk_tokens_mean']:.0f} tokens each |")
-    lines.append(f"| embed (MiniLM int8) | {fmt(s['embed_s'])} | {s['embed_s'] / total:.0%} | {s['windows']} windows "
-                 f"({s['windows_per_chunk_mean']:.2f}/chunk, {s['wordpieces_per_chunk_mean']:.0f} wordpieces/chunk), "
-                 f"{s['windows_per_s']:.1f} windows/s |")
+    lines.append(
+        f"| chunk (cl100k, 800/400) | {fmt(s['chunk_s'])} | {s['chunk_s'] / total:.0%} "
+        f"| {s['chunks']} chunks, "
+        f"{s['chunk_tokens_mean']:.0f} tokens each |"
+    )
+    lines.append(
+        f"| embed (MiniLM int8) | {fmt(s['embed_s'])} | {s['embed_s'] / total:.0%} | {s['windows']} windows "
+        f"({s['windows_per_chunk_mean']:.2f}/chunk, {s['wordpieces_per_chunk_mean']:.0f} wordpieces/chunk), "
+        f"{s['windows_per_s']:.1f} windows/s |"
+    )
     lines.append(f"| total | {fmt(total)} | | model load {fmt(s['model_load_s'])} s not included |")
     if result["what_if"]:
         lines.append("")
@@ -345,8 +416,10 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         lines.append("|---|---:|---:|---:|---:|")
         lines.append(f"| now: 800/400, all windows | {s['chunks']} | {s['windows']} | {fmt(s['embed_s'])} | 1.00 |")
         for w in result["what_if"]:
-            lines.append(f"| {w['case']} | {w['chunks']} | {w['windows']} | {fmt(w['embed_s'])} "
-                         f"| {ratio(w['embed_s'], s['embed_s'])} |")
+            lines.append(
+                f"| {w['case']} | {w['chunks']} | {w['windows']} | {fmt(w['embed_s'])} "
+                f"| {ratio(w['embed_s'], s['embed_s'])} |"
+            )
     return "\n".join(lines)
 
 

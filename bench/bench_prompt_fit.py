@@ -13,9 +13,10 @@ import time
 from collections.abc import AsyncGenerator
 
 from assistd.engine.items import AssistantText, Conversation, HistoryItem, TextPart, TurnSettings, UserMessage
-from assistd.engine.prompt import ChatTokens, Window, fit
+from assistd.engine.prompt import Window, fit
 from assistd.engine.render import chat_messages
 from assistd.providers import tokens
+from assistd.providers.counting import Tiktoken
 
 
 def thread(length: int) -> list[HistoryItem]:
@@ -35,10 +36,10 @@ async def measure(length: int, rounds: int) -> tuple[float, float]:
 
     conversation = Conversation("Be terse.", newest_first, (), TurnSettings())
     window = Window("m", 1_000_000, 0, 0, [])
-    await fit(conversation, window, ChatTokens())
+    await fit(conversation, window, Tiktoken())
     start = time.perf_counter()
     for _ in range(rounds):
-        await fit(conversation, window, ChatTokens())
+        await fit(conversation, window, Tiktoken())
     fitted = (time.perf_counter() - start) / rounds * 1000
     messages = chat_messages(items)
     start = time.perf_counter()

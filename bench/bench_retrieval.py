@@ -148,9 +148,11 @@ def build_manpages(out: Path, docs: int, seed: int, max_chars: int) -> dict[str,
     chosen = sorted(usable[:docs])
     out.mkdir(parents=True, exist_ok=True)
     (out / "qrels").mkdir(exist_ok=True)
-    with open(out / "corpus.jsonl", "w") as corpus, open(out / "queries.jsonl", "w") as queries, open(
-        out / "qrels" / "test.tsv", "w"
-    ) as qrels:
+    with (
+        open(out / "corpus.jsonl", "w") as corpus,
+        open(out / "queries.jsonl", "w") as queries,
+        open(out / "qrels" / "test.tsv", "w") as qrels,
+    ):
         qrels.write("query-id\tcorpus-id\tscore\n")
         for i, (name, description, document) in enumerate(chosen):
             corpus.write(json.dumps({"_id": f"d{i}", "title": name, "text": document}) + "\n")
@@ -250,16 +252,22 @@ def ingest(client: Any, corpus: dict[str, dict[str, str]]) -> tuple[str, dict[st
             break
         if time.perf_counter() - last_note > 15:
             last_note = time.perf_counter()
-            print(f"bench_retrieval: ingested {done}/{len(file_ids)} files "
-                  f"({time.perf_counter() - uploaded:.0f} s)", file=sys.stderr)
+            print(
+                f"bench_retrieval: ingested {done}/{len(file_ids)} files ({time.perf_counter() - uploaded:.0f} s)",
+                file=sys.stderr,
+            )
         time.sleep(0.5)
     ingested = time.perf_counter()
     failed = sum(s.file_counts.failed for s in states)
-    return store.id, mapping, {
-        "upload_s": round(uploaded - started, 1),
-        "ingest_s": round(ingested - uploaded, 1),
-        "failed_files": failed,
-    }
+    return (
+        store.id,
+        mapping,
+        {
+            "upload_s": round(uploaded - started, 1),
+            "ingest_s": round(ingested - uploaded, 1),
+            "failed_files": failed,
+        },
+    )
 
 
 def hybrid_rankings(
@@ -340,8 +348,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     corpus, queries, qrels = load_beir(folder)
     if args.queries:
         queries = dict(list(queries.items())[: args.queries])
-    dataset.update(folder=str(folder), documents=len(corpus), queries=len(queries),
-                   characters=sum(len(doc_text(d)) for d in corpus.values()))
+    dataset.update(
+        folder=str(folder),
+        documents=len(corpus),
+        queries=len(queries),
+        characters=sum(len(doc_text(d)) for d in corpus.values()),
+    )
     limit = args.max_num_results * 5
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
         env = {"ASSISTD_API_KEYS": API_KEY, "ASSISTD_LOCAL_ENABLED": "false", "ASSISTD_LOG_REQUESTS": "false"}
@@ -365,18 +377,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "candidates_per_side": limit,
         "hybrid_endpoint_equals_in_process": f"{same}/{len(hybrid)}",
         "methods": {"keyword": score(keyword, qrels), "vector": score(vector, qrels), "hybrid": score(hybrid, qrels)},
-        "rankings": {q: {"keyword": keyword[q][:20], "vector": vector[q][:20], "hybrid": hybrid[q][:20]}
-                     for q in queries},
+        "rankings": {
+            q: {"keyword": keyword[q][:20], "vector": vector[q][:20], "hybrid": hybrid[q][:20]} for q in queries
+        },
     }
 
 
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     d, ing, methods = result["dataset"], result["ingestion"], result["methods"]
     lines = [heading("retrieval quality", result), ""]
-    lines.append(f"Dataset: {d['folder']} — {d['documents']:,} documents ({d['characters']:,} characters), "
-                 f"{d['queries']:,} queries. Ingestion through the API: upload {ing['upload_s']} s, "
-                 f"ingest {ing['ingest_s']} s, {ing['chunks']:,} chunks ({fmt(ing['chunks_per_s'], 1)} chunks/s), "
-                 f"{ing['failed_files']} failed files.")
+    lines.append(
+        f"Dataset: {d['folder']} — {d['documents']:,} documents ({d['characters']:,} characters), "
+        f"{d['queries']:,} queries. Ingestion through the API: upload {ing['upload_s']} s, "
+        f"ingest {ing['ingest_s']} s, {ing['chunks']:,} chunks ({fmt(ing['chunks_per_s'], 1)} chunks/s), "
+        f"{ing['failed_files']} failed files."
+    )
     lines.append("")
     old = (baseline or {}).get("methods", {})
     cols = "| method | nDCG@10 | recall@20 | MRR | top-1 | queries | documents |"
@@ -392,8 +407,10 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     }
     for method in METHODS:
         m = methods[method]
-        row = (f"| {names[method]} | {m['ndcg@10']:.3f} | {m['recall@20']:.3f} | {m['mrr']:.3f} | {m['top1']:.3f} "
-               f"| {m['queries']:,} | {d['documents']:,} |")
+        row = (
+            f"| {names[method]} | {m['ndcg@10']:.3f} | {m['recall@20']:.3f} | {m['mrr']:.3f} | {m['top1']:.3f} "
+            f"| {m['queries']:,} | {d['documents']:,} |"
+        )
         if old:
             o = old.get(method, {})
             row += f" {fmt(o.get('ndcg@10'), 3)} | {fmt(o.get('recall@20'), 3)} |"
@@ -401,13 +418,17 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     lines.append("")
     best = max(methods["keyword"]["ndcg@10"], methods["vector"]["ndcg@10"])
     verdict = "beats" if methods["hybrid"]["ndcg@10"] > best else "does NOT beat"
-    lines.append(f"Hybrid {verdict} both of its parts on nDCG@10 ({methods['hybrid']['ndcg@10']:.3f} vs best side "
-                 f"{best:.3f}). Reference, BEIR SciFact (published): BM25 {SCIFACT_REFERENCE['keyword']}, "
-                 f"all-MiniLM-L6-v2 {SCIFACT_REFERENCE['vector']}, RRF hybrid {SCIFACT_REFERENCE['hybrid']}.")
-    lines.append(f"Each side ranks {result['candidates_per_side']} chunk candidates (max_num_results "
-                 f"{result['settings']['max_num_results']} x 5); documents ranked by their best chunk. "
-                 "Endpoint hybrid = in-process search() on "
-                 f"{result['hybrid_endpoint_equals_in_process']} queries (top 20).")
+    lines.append(
+        f"Hybrid {verdict} both of its parts on nDCG@10 ({methods['hybrid']['ndcg@10']:.3f} vs best side "
+        f"{best:.3f}). Reference, BEIR SciFact (published): BM25 {SCIFACT_REFERENCE['keyword']}, "
+        f"all-MiniLM-L6-v2 {SCIFACT_REFERENCE['vector']}, RRF hybrid {SCIFACT_REFERENCE['hybrid']}."
+    )
+    lines.append(
+        f"Each side ranks {result['candidates_per_side']} chunk candidates (max_num_results "
+        f"{result['settings']['max_num_results']} x 5); documents ranked by their best chunk. "
+        "Endpoint hybrid = in-process search() on "
+        f"{result['hybrid_endpoint_equals_in_process']} queries (top 20)."
+    )
     return "\n".join(lines)
 
 

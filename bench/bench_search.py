@@ -92,21 +92,55 @@ async def populate(db: Database, size: int, words: list[str]) -> float:
     weights /= weights.sum()
     files = max(1, size // CHUNKS_PER_FILE)
     async with db.write() as conn:
-        await conn.execute(t.vector_stores.insert().values(
-            id=STORE, project_id="proj_bench", created_at=0, name="bench", description=None,
-            expires_after=None, last_active_at=0, metadata={},
-        ))
-        await conn.execute(t.files.insert(), [
-            {"id": f"file-{i:08d}", "project_id": "proj_bench", "created_at": 0, "filename": f"doc-{i}.txt",
-             "purpose": "assistants", "bytes": 1, "status": "processed", "expires_at": None, "blob_key": "x"}
-            for i in range(files)
-        ])
-        await conn.execute(t.vector_store_files.insert(), [
-            {"vector_store_id": STORE, "id": f"file-{i:08d}", "project_id": "proj_bench", "batch_id": None,
-             "created_at": 0, "status": "completed", "last_error": None, "chunking_strategy": {},
-             "attributes": {"half": i % 2}, "usage_bytes": 0, "lease_owner": None, "lease_expires_at": None}
-            for i in range(files)
-        ])
+        await conn.execute(
+            t.vector_stores.insert().values(
+                id=STORE,
+                project_id="proj_bench",
+                created_at=0,
+                name="bench",
+                description=None,
+                expires_after=None,
+                last_active_at=0,
+                metadata={},
+            )
+        )
+        await conn.execute(
+            t.files.insert(),
+            [
+                {
+                    "id": f"file-{i:08d}",
+                    "project_id": "proj_bench",
+                    "created_at": 0,
+                    "filename": f"doc-{i}.txt",
+                    "purpose": "assistants",
+                    "bytes": 1,
+                    "status": "processed",
+                    "expires_at": None,
+                    "blob_key": "x",
+                }
+                for i in range(files)
+            ],
+        )
+        await conn.execute(
+            t.vector_store_files.insert(),
+            [
+                {
+                    "vector_store_id": STORE,
+                    "id": f"file-{i:08d}",
+                    "project_id": "proj_bench",
+                    "batch_id": None,
+                    "created_at": 0,
+                    "status": "completed",
+                    "last_error": None,
+                    "chunking_strategy": {},
+                    "attributes": {"half": i % 2},
+                    "usage_bytes": 0,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+                for i in range(files)
+            ],
+        )
     batch = 5_000
     for start in range(0, size, batch):
         n = min(batch, size - start)
@@ -114,9 +148,14 @@ async def populate(db: Database, size: int, words: list[str]) -> float:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         picks = rng.choice(VOCAB, size=(n, WORDS_PER_CHUNK), p=weights)
         rows = [
-            {"vector_store_id": STORE, "file_id": f"file-{(start + j) // CHUNKS_PER_FILE:08d}",
-             "seq": (start + j) % CHUNKS_PER_FILE, "text": " ".join(words[w] for w in picks[j]),
-             "tokens": WORDS_PER_CHUNK, "embedding": vectors[j].astype("<f4").tobytes()}
+            {
+                "vector_store_id": STORE,
+                "file_id": f"file-{(start + j) // CHUNKS_PER_FILE:08d}",
+                "seq": (start + j) % CHUNKS_PER_FILE,
+                "text": " ".join(words[w] for w in picks[j]),
+                "tokens": WORDS_PER_CHUNK,
+                "embedding": vectors[j].astype("<f4").tobytes(),
+            }
             for j in range(n)
         ]
         async with db.write() as conn:
@@ -173,8 +212,10 @@ async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str
 
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     lines = [heading("vector-store search, SQLite", result), ""]
-    lines.append("| chunks | insert s | cold ms | hybrid p50 | hybrid p99 | filtered p50 | filtered p99 "
-                 "| keyword p50 | vector p50 | vs baseline (hybrid p50) |")
+    lines.append(
+        "| chunks | insert s | cold ms | hybrid p50 | hybrid p99 | filtered p50 | filtered p99 "
+        "| keyword p50 | vector p50 | vs baseline (hybrid p50) |"
+    )
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     old = {row["chunks"]: row for row in (baseline or {}).get("sizes", [])}
     for row in result["sizes"]:
@@ -186,8 +227,10 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
             f"| {fmt(row['keyword']['p50'])} | {fmt(row['vector']['p50'])} | {ratio(row['hybrid']['p50'], before)} |"
         )
     lines.append("")
-    lines.append(f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
-                 f"{result['settings']['max_num_results']}; query embedding not included.")
+    lines.append(
+        f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
+        f"{result['settings']['max_num_results']}; query embedding not included."
+    )
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from assistd.api import files as files_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
 from assistd.api import vector_stores as vector_stores_api
+from assistd.api.metrics import metrics_routes
 from assistd.api.middleware import RequestMiddleware
 from assistd.api.openapi import build_openapi
 from assistd.api.routing import Router
@@ -36,6 +37,8 @@ from assistd.engine.signals import RunSignals
 from assistd.engine.worker import Worker
 from assistd.errors import APIError, MethodNotAllowed, NotFound, ServerError
 from assistd.extras import belongs_to, missing, missing_message
+from assistd.observe import NO_OBSERVER, Observer
+from assistd.providers.counting import Counting
 from assistd.providers.local import LocalProvider, bundled_model_path, local_runtime_available
 from assistd.providers.openai_compat import RetryPolicy
 from assistd.providers.routing import ConfigError, ModelRouter, load_config
@@ -52,6 +55,7 @@ from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
+from assistd.services.metrics import Metrics
 from assistd.services.registry import Services
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
@@ -91,16 +95,25 @@ async def open_services(settings: Settings) -> Services:
     finally:
         await migration_engine.dispose()
     blobs = await open_blob_store(settings)
-    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size, notify=settings.listen_notify)
     keys = KeyService(db)
     await keys.ensure_default_project()
     files = FileService(db, blobs)
-    models = model_router(settings)
-    signals = RunSignals()
     embedder, no_embedder = make_embedder(settings)
     sandbox = make_sandbox(settings, db)
-    executor = _executor(db, blobs, models, signals, settings, _retriever(db, embedder, no_embedder), sandbox)
-    worker = Worker(db, executor, concurrency=settings.worker_concurrency, poll_seconds=settings.worker_poll_seconds)
+    metrics = Metrics(db, sandbox, gateway_sandbox=settings.sandbox_backend == "gateway") if settings.metrics else None
+    observer: Observer = metrics or NO_OBSERVER
+    models = model_router(settings, observer)
+    signals = RunSignals()
+    retriever = _retriever(db, embedder, no_embedder)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder)
+    worker = Worker(
+        db,
+        executor,
+        concurrency=settings.worker_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        resume_limit=settings.run_resume_limit,
+    )
     ingestion = ingestion_worker(db, blobs, _pipeline_factory(embedder, no_embedder, settings), settings, worker.owner)
     vector_stores = VectorStoreService(db, files, notify=ingestion.notify, embedder=embedder)
     assistants = AssistantService(db, files, vector_stores)
@@ -124,6 +137,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+        metrics=metrics,
     )
 
 
@@ -270,6 +284,8 @@ def _executor(
     settings: Settings,
     retriever: Retriever,
     sandbox: Sandbox,
+    observer: Observer = NO_OBSERVER,
+    embedder: Embedder | None = None,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
@@ -283,9 +299,16 @@ def _executor(
         db,
         models,
         signals,
-        Lifecycle(db, signals),
+        Lifecycle(db, signals, observer),
         Loop(toolbox, signals, tool_call_retries=settings.tool_call_retries),
-        AssistantsAdapter(db, blobs, toolbox),
+        AssistantsAdapter(
+            db,
+            blobs,
+            toolbox,
+            citations=settings.citations,
+            embedder=embedder,
+            citation_threshold=settings.citations_threshold,
+        ),
         settings.lease_seconds,
     )
 
@@ -302,7 +325,7 @@ def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Ret
     return retrieve
 
 
-def model_router(settings: Settings) -> ModelRouter:
+def model_router(settings: Settings, observer: Observer = NO_OBSERVER) -> ModelRouter:
     config = load_config(settings.config) if settings.config else None
     key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
     return build_model_router(
@@ -313,6 +336,10 @@ def model_router(settings: Settings) -> ModelRouter:
         upstream_timeout=settings.upstream_timeout_seconds,
         retry=RetryPolicy(attempts=settings.upstream_max_attempts, base_delay=settings.upstream_retry_base_seconds),
         local=local_provider(settings),
+        observer=observer,
+        upstream_counting=Counting(
+            settings.upstream_token_counter, settings.upstream_token_margin, settings.upstream_tokenize_url
+        ),
     )
 
 
@@ -402,6 +429,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi_json),
         *router.routes(),
         *admin_router.routes(),
+        *metrics_routes(settings),
         *(console_routes() if settings.console_enabled else []),
     ]
     app = Starlette(

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # How long an idle HTTP connection stays open: longer than clients' and proxies' own idle timeouts,
     # so they close first and never send on a connection the server is closing (docs/configuration.md).
     keep_alive_seconds: int = Field(default=75, ge=1)
+    # GET /metrics for Prometheus (docs/deployment.md#metrics): on by default, without an API key; with
+    # a token, only scrapes that send it as `Authorization: Bearer <token>` are answered.
+    metrics: bool = True
+    metrics_token: SecretStr | None = None
 
     # Where file bytes live (docs/deployment.md, "Object storage"): the data directory, or an
     # S3-compatible bucket (the `s3` extra) that every replica shares.
@@ -55,6 +59,9 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_max_attempts: int = Field(default=4, ge=1)
     upstream_retry_base_seconds: float = Field(default=0.5, ge=0)
+    upstream_token_counter: Literal["tiktoken", "tokenize"] = "tiktoken"
+    upstream_token_margin: float = Field(default=0.2, ge=0, le=4)
+    upstream_tokenize_url: str | None = None
     # Model calls in a row whose tool calls are refused (unknown tool, unusable arguments) and sent back
     # to the model to correct, before the run fails (docs/run-engine.md, "Imperfect tool calls").
     tool_call_retries: int = Field(default=2, ge=0)
@@ -73,6 +80,10 @@ class Settings(BaseSettings):
     embeddings_model: str = "text-embedding-3-small"
     embeddings_dimensions: int = Field(default=384, ge=8)
     embeddings_max_windows: int | None = Field(default=1, ge=1)
+    # Citations (docs/file-search.md, "Citations on any model"): `model` keeps only the markers the model
+    # writes, `auto` also cites answer sentences the search results support, `off` emits no file_citation.
+    citations: Literal["model", "auto", "off"] = "auto"
+    citations_threshold: float = Field(default=0.6, ge=0, le=1)
     ingestion_concurrency: int = Field(default=2, ge=1)
     # What parsing one file may use (docs/file-search.md): decompression bombs end `invalid_file`.
     ingestion_max_unpacked_mb: int = Field(default=256, ge=1)
@@ -114,6 +125,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    listen_notify: bool = True
+    run_resume_limit: int = Field(default=2, ge=0)
     drain_seconds: float = Field(default=10.0, ge=0)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
 

@@ -1,5 +1,6 @@
 """A thread deleted through one replica while another executes its run, when the executor's lease heartbeat
-notices before its worker poll does (a long ASSISTD_WORKER_POLL_SECONDS makes that the only way here).
+notices before its worker poll does (a long ASSISTD_WORKER_POLL_SECONDS and no NOTIFY make that the only way
+here).
 
 docs/runs.md: deleting the thread of an active run stops it as a cancel would, nothing it was writing
 survives, and a stream of that run ends with `thread.run.cancelled` and `[DONE]`.
@@ -24,8 +25,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 def heartbeat_cluster(
     request: pytest.FixtureRequest, cluster_starter: Callable[..., Iterator[Cluster]]
 ) -> Iterator[Cluster]:
-    """Two replicas whose worker polls every 60 s: the lease heartbeat (every 1 s) is what sees a deletion."""
-    yield from cluster_starter(request, replicas=2, env={"ASSISTD_WORKER_POLL_SECONDS": "60"})
+    """Two replicas whose worker polls every 60 s, without NOTIFY: the lease heartbeat (every 1 s) is what
+    sees a deletion (tests/cluster/test_cluster_wakeups.py has the NOTIFY path)."""
+    yield from cluster_starter(
+        request, replicas=2, env={"ASSISTD_WORKER_POLL_SECONDS": "60", "ASSISTD_LISTEN_NOTIFY": "false"}
+    )
 
 
 def test_a_stream_whose_thread_is_deleted_through_another_replica_ends_cancelled(

@@ -1,8 +1,9 @@
 """Crash recovery: SIGKILL a server with runs in every active state, start another on the same storage.
 
-The new process must finish what the dead one left: runs it was executing fail (their lease lapses),
-queued runs are executed, runs waiting for tool outputs keep waiting. Nothing stays active forever
-and no assistant message is written twice.
+The new process must finish what the dead one left: runs it was executing are resumed once their lease
+lapses (the half-written message replaced, the model called again) and complete, queued runs are
+executed, runs waiting for tool outputs keep waiting. Nothing stays active forever and no assistant
+message is written twice. A run interrupted more often than ASSISTD_RUN_RESUME_LIMIT allows fails.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def test_sigkill_with_active_runs_recovers(request: pytest.FixtureRequest, fake:
     tag = uuid.uuid4().hex[:8]
     slow_model, queued_model, tool_model = f"slow-{tag}", f"queued-{tag}", f"tool-{tag}"
     fake.script(slow_model, *[Reply(text="slow " * 600, interval=0.1) for _ in range(2)])
+    fake.script(slow_model, *[Reply.say("Resumed after the crash.") for _ in range(2)])
     fake.script(queued_model, *[Reply.say(f"queued reply {i}") for i in range(3)])
     fake.script(tool_model, Reply.call("get_weather", {"city": "Paris"}), Reply.say("Sunny, after the crash."))
 
@@ -115,15 +117,16 @@ def test_sigkill_with_active_runs_recovers(request: pytest.FixtureRequest, fake:
 
         for thread_id, run_id in slow:
             run = by_id[run_id]
-            assert run.status == "failed"
-            assert run.last_error is not None and run.last_error.code == "server_error"
-            assert run.failed_at is not None and run.expires_at is None
+            assert run.status == "completed", run.last_error
+            assert run.last_error is None and run.completed_at is not None
+            # The half-written message was replaced by the resumed call's, not kept beside it.
             (message,) = assistant_messages(client, thread_id)
-            assert message.status == "incomplete" and message.incomplete_details.reason == "run_failed"
+            assert message.status == "completed" and message.content[0].text.value == "Resumed after the crash."
             (step,) = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id)
-            assert step.status == "failed"
+            assert step.status == "completed" and step.step_details.message_creation.message_id == message.id
+            assert run.usage is not None and run.usage.completion_tokens > 0
             client.beta.threads.messages.create(thread_id, role="user", content="unlocked")
-        assert len(fake.requests(slow_model)) == 2, "an interrupted run is failed, not executed again"
+        assert len(fake.requests(slow_model)) == 4, "each interrupted run called the model once more"
 
         for thread_id, run_id in queued:
             assert by_id[run_id].status == "completed"
@@ -142,12 +145,59 @@ def test_sigkill_with_active_runs_recovers(request: pytest.FixtureRequest, fake:
         (message,) = assistant_messages(client, thread_id)
         assert message.content[0].text.value == "Sunny, after the crash."
         assert "recovering an orphaned run" in second.logs()
-        # A run the recovery fails logs one warning line, as every failed run does (run id, code, message).
         entries = [json.loads(line) for line in second.log_path.read_text().splitlines() if line.startswith("{")]
         for _, run_id in slow:
-            lines = [e for e in entries if e["level"] == "warning" and e.get("run_id") == run_id]
-            assert [(e["msg"], e["code"], e["error"]) for e in lines] == [
-                ("run failed", "server_error", by_id[run_id].last_error.message)
-            ], lines
+            lines = [e for e in entries if e.get("run_id") == run_id and e["msg"] == "run resumed"]
+            assert [(e["level"], e["resumes"], e["discarded"]) for e in lines] == [("info", 1, 1)], lines
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_interrupted_more_often_than_the_resume_limit_fails_saying_so(
+    request: pytest.FixtureRequest, fake: FakeUpstream, backend: str
+) -> None:
+    """Limit 1: the first SIGKILL is survived (resumed by the restarted server), the second is not."""
+    model = f"twice-{uuid.uuid4().hex[:8]}"
+    fake.script(model, *[Reply(text="slow " * 600, interval=0.1) for _ in range(2)])
+    env = {"ASSISTD_LEASE_SECONDS": "1", "ASSISTD_RUN_RESUME_LIMIT": "1"}
+    server = _start_server(request, backend, env)
+    client = _client(server)
+    assistant = client.beta.assistants.create(model=model)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    client.close()
+    for attempt in (1, 2):
+        client = _client(server)
+        wait_until(lambda: len(fake.requests(model)), lambda n, a=attempt: n == a, 30, f"model call {attempt}")
+        wait_until(
+            lambda c=client: [m for m in c.beta.threads.messages.list(thread.id) if m.role == "assistant"],
+            lambda ms: len(ms) == 1 and ms[0].status == "in_progress",
+            30,
+            f"attempt {attempt}'s message",
+        )
+        client.close()
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+        server = LiveServer(server.data_dir, env=server.env).start()
+        request.addfinalizer(server.stop)
+    client = _client(server)
+    try:
+        final = wait_until(
+            lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread.id),
+            lambda r: r.status not in STUCK,
+            30,
+            "the run to end",
+        )
+        assert final.status == "failed"
+        assert final.last_error is not None and final.last_error.code == "server_error"
+        assert "interrupted 2 times" in final.last_error.message
+        assert "ASSISTD_RUN_RESUME_LIMIT" in final.last_error.message
+        assert len(fake.requests(model)) == 2, "the run was not executed a third time"
+        # The second attempt's half-written message ends with the run; the first one's was replaced.
+        (message,) = [m for m in client.beta.threads.messages.list(thread.id) if m.role == "assistant"]
+        assert message.status == "incomplete" and message.incomplete_details.reason == "run_failed"
+        (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+        assert step.status == "failed"
     finally:
         client.close()

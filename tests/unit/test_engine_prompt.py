@@ -12,10 +12,10 @@ import pytest
 from assistd.engine.items import (
     AssistantText,
     Conversation,
+    Excerpt,
     History,
     HistoryItem,
     ImagePart,
-    Item,
     NamedTool,
     TextPart,
     ToolCallItem,
@@ -25,23 +25,21 @@ from assistd.engine.items import (
     UserMessage,
     no_history,
 )
-from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, Window, fit
+from assistd.engine.prompt import Prompt, PromptTooLarge, Window, fit
 from assistd.providers import tokens
+from assistd.providers.counting import Tiktoken
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
 class Unit:
-    """A counter where every item costs 10 tokens and instructions and tools cost nothing: budgets
-    read as item counts (fitting takes any counter; Step 10 passes the backend's own)."""
+    """A counter where every message but the instructions costs 10 tokens and tools cost nothing:
+    budgets read as message counts (fitting takes any counter: the route's backend's own)."""
 
-    def instructions(self, text: str) -> int:
-        return 0
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [0 if m["role"] == "system" else 10 for m in messages]
 
-    def items(self, items: Sequence[Item]) -> int:
-        return 10 * len(items)
-
-    def tools(self, tools: list[dict[str, Any]]) -> int:
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
         return 0
 
 
@@ -74,7 +72,7 @@ def fitted(
 ) -> Prompt:
     conversation = Conversation(instructions, history, turn, settings or TurnSettings())
     shown = Window("up-model", window, used[0], used[1], tools if tools is not None else [])
-    return asyncio.run(fit(conversation, shown, counter or ChatTokens()))
+    return asyncio.run(fit(conversation, shown, counter or Tiktoken()))
 
 
 def test_items_render_as_chat_messages_after_the_instructions() -> None:
@@ -180,10 +178,14 @@ def test_the_turns_items_are_never_cut_the_history_gives_way() -> None:
     assert prompt.tokens == 60
 
 
-def test_the_newest_message_goes_even_when_it_alone_is_over_the_window() -> None:
+def test_the_newest_message_goes_when_it_fits_the_window_less_room_for_the_answer() -> None:
     history, _ = history_of(user("older"), user("x" * 10))
-    prompt = fitted(history, window=8, counter=Unit())  # the backend decides what to do with it
+    prompt = fitted(history, window=12, counter=Unit())  # over the budget (9), within the window (12)
     assert [m["content"] for m in prompt.request.messages[1:]] == ["x" * 10]
+    # Over the whole window it cannot go: the run fails for context instead of the backend.
+    with pytest.raises(PromptTooLarge) as raised:
+        fitted(history, window=8, counter=Unit())
+    assert raised.value.limit == "context_window" and (raised.value.needed, raised.value.budget) == (10, 6)
 
 
 def test_last_messages_keeps_at_most_that_many_history_items() -> None:
@@ -251,3 +253,79 @@ def test_a_forced_choice_turns_auto_once_the_turn_has_called_a_tool(choice: Any)
     assert fitted(turn=text_only, settings=TurnSettings(tool_choice="required"), tools=[TOOL]).request.tool_choice == (
         "required"
     )
+
+
+class Chars:
+    """A counter of one token per character of each message's content (the instructions and tools
+    free): trimming decisions can be read off the texts."""
+
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [0 if m["role"] == "system" else len(str(m.get("content") or "")) for m in messages]
+
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
+        return 0
+
+
+def searched(call: str, *lengths: int) -> tuple[TurnItem, TurnItem]:
+    """A file_search call and its results: one excerpt per length, best first."""
+    excerpts = tuple(Excerpt(f"【0:{i}†{call}.txt】", f"{call}{i} " + "w" * (n - 4)) for i, n in enumerate(lengths))
+    return ToolCallItem(call, "file_search", "{}"), ToolOutputItem.of(call, excerpts)
+
+
+def outputs_of(prompt: Prompt) -> list[str]:
+    return [m["content"] for m in prompt.request.messages if m["role"] == "tool"]
+
+
+def test_tool_outputs_over_the_budget_are_shortened_longest_first_and_all_results_kept() -> None:
+    (call_a, out_a), (call_b, out_b) = searched("a", 2000, 300), searched("b", 1500)
+    turn: tuple[TurnItem, ...] = (call_a, call_b, out_a, out_b)
+    history, _ = history_of(user("q" * 100))
+    # 4000 window: 3000 budget; the question (100) stays, the outputs (about 3850) must lose ~1000.
+    prompt = fitted(history, turn, window=4000, counter=Chars())
+    assert prompt.tokens <= 3000 and prompt.request.messages[1]["content"] == "q" * 100
+    first, second = outputs_of(prompt)
+    assert first.count("【") == 2 and second.count("【") == 1, "no result is left out while shortening will do"
+    a0, a1 = first.split("\n\n")
+    assert a0.endswith(" …") and second.endswith(" …"), "the longest results are cut"
+    assert a1 == "【0:1†a.txt】\na1 " + "w" * 296, "a result shorter than the cut stays whole"
+    assert abs(len(a0) - len(second)) < 40, "cut to about the same length"
+
+
+def test_past_the_floor_fewer_results_are_kept_lowest_ranked_first_one_per_call_at_least() -> None:
+    (call_a, out_a), (call_b, out_b) = searched("a", 900, 800, 700, 600), searched("b", 900)
+    turn: tuple[TurnItem, ...] = (call_a, call_b, out_a, out_b)
+    # Budget 900: every result at the floor (5 x ~215) is still over: a's lowest ranked go.
+    prompt = fitted(no_history, turn, window=1200, counter=Chars())
+    first, second = outputs_of(prompt)
+    kept = [part.split("\n")[0] for part in first.split("\n\n")]
+    assert kept == ["【0:0†a.txt】", "【0:1†a.txt】", "【0:2†a.txt】"][: len(kept)] and 1 <= len(kept) < 4
+    assert second.startswith("【0:0†b.txt】\nb0 ") and second.endswith(" …")
+    assert prompt.tokens <= 900
+
+
+def test_a_turn_that_cannot_fit_even_at_its_smallest_is_prompt_too_large() -> None:
+    turn: tuple[TurnItem, ...] = tuple(item for c in "abcd" for item in searched(c, 900, 900))
+    with pytest.raises(PromptTooLarge) as raised:  # four results at the floor: ~860 tokens, 600 available
+        fitted(no_history, turn, window=800, counter=Chars())
+    assert raised.value.limit == "context_window" and raised.value.needed > raised.value.budget == 600
+    # Instructions alone over the window: nothing to trim, the same.
+    with pytest.raises(PromptTooLarge):
+        fitted(history_of(user("hi"))[0], instructions="word " * 2000, window=1000)
+
+
+def test_a_plain_tool_output_is_shortened_as_one_text() -> None:
+    turn: tuple[TurnItem, ...] = (ToolCallItem("c", "f", "{}"), ToolOutputItem("c", "y" * 5000))
+    (output,) = outputs_of(fitted(no_history, turn, window=2000, counter=Chars()))
+    assert output.startswith("yyy") and output.endswith(" …") and len(output) <= 1500
+
+
+def test_under_max_prompt_tokens_results_make_room_for_the_question_or_stay_whole_without_it() -> None:
+    turn = searched("a", 1000)
+    settings = TurnSettings(max_prompt_tokens=1200)
+    # The question (600) fits once the results are shortened: they are.
+    prompt = fitted(history_of(user("q" * 600))[0], turn, settings, counter=Chars())
+    assert prompt.request.messages[1]["content"] == "q" * 600 and outputs_of(prompt)[0].endswith(" …")
+    # A question that cannot fit beside even the shortest results is left out, and they stay whole.
+    prompt = fitted(history_of(user("q" * 1100))[0], turn, settings, counter=Chars())
+    assert [m["role"] for m in prompt.request.messages] == ["system", "assistant", "tool"]
+    assert not outputs_of(prompt)[0].endswith(" …")

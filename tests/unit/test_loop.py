@@ -12,9 +12,9 @@ from assistd.engine.items import Conversation, TurnSettings, no_history
 from assistd.engine.lifecycle import Parts
 from assistd.engine.loop import MAX_MODEL_CALLS, Loop, Settings
 from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, Stopped
-from assistd.engine.prompt import ChatTokens
 from assistd.engine.signals import RunSignals
 from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDelta, Usage
+from assistd.providers.counting import Tiktoken
 from assistd.providers.routing import Resolved
 from assistd.stores.runs import NO_USAGE
 from assistd.tools import Toolbox
@@ -40,6 +40,9 @@ class Scripted:
             raise script
         for chunk in script:
             yield chunk
+
+    def counter(self, model: str) -> Tiktoken:
+        return Tiktoken()
 
     async def close(self) -> None:
         return None
@@ -163,7 +166,7 @@ def test_a_call_cut_at_max_completion_tokens_is_incomplete_and_usage_is_estimate
     provider = Scripted([Chunk(text="a b c"), Chunk(finish_reason="length")])
     outcome, memory, totals = run(provider, limit=300)
     assert outcome == Answered(incomplete=True)
-    prompt = ChatTokens().tools(provider.requests[0].tools)  # the conversation is empty: only the tools count
+    prompt = asyncio.run(Tiktoken().fixed(provider.requests[0].tools))  # an empty conversation: only the tools
     assert prompt > 0 and totals["prompt_tokens"] == prompt and totals["completion_tokens"] > 0  # counted here
     assert provider.requests[0].max_tokens == 300  # the turn's settings bound the answer
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from assistd.providers.counting import DEFAULT_MARGIN, Tiktoken, TokenizeEndpoint
 from assistd.providers.openai_compat import OpenAICompatProvider, RetryPolicy
 from assistd.providers.routing import (
     ENV_BACKEND,
@@ -254,3 +255,33 @@ def test_build_rejects_unknown_backend_type_and_unserved_env_backend(tmp_path: P
     config = load_config(write(tmp_path, '[[routes]]\nmatch = "*"\nbackend = "upstream"\n'))
     with pytest.raises(ConfigError, match="upstream"):
         router_for(config)
+
+
+def test_each_backend_counts_its_prompts_as_configured(tmp_path: Path, routers: list[ModelRouter]) -> None:
+    text = """
+[backends.vllm]
+base_url = "http://127.0.0.1:3/v1"
+token_counter = "tokenize"
+
+[backends.other]
+base_url = "http://127.0.0.1:4/v1"
+token_margin = 0.5
+
+[[routes]]
+match = "gpt-4*"
+backend = "vllm"
+model = "Qwen/Qwen2.5-7B-Instruct"
+
+[default]
+backend = "other"
+"""
+    router = router_for(load_config(write(tmp_path, text)), base_url="http://127.0.0.1:5/v1")
+    routers.append(router)
+    routed = router.resolve("gpt-4o")
+    assert routed is not None and isinstance(routed.counter, TokenizeEndpoint)
+    assert (routed.counter.url, routed.counter.model) == ("http://127.0.0.1:3/tokenize", "Qwen/Qwen2.5-7B-Instruct")
+    other = router.resolve("gpt-3.5-turbo")
+    assert other is not None and isinstance(other.counter, Tiktoken) and other.counter.margin == 0.5
+    # The environment upstream: tiktoken with the default margin unless told otherwise.
+    upstream = router.providers[ENV_BACKEND].counter("m")
+    assert isinstance(upstream, Tiktoken) and upstream.margin == DEFAULT_MARGIN

@@ -3,9 +3,11 @@ thread, and `thread.*` stream events as it streams.
 
 Per model call: answer text opens a message and its message_creation step (images the run's code
 made since its last message are shown first); citation markers in the text become file_citation
-annotations, `sandbox:` links file_path ones (tools/citations.py); tool calls share one tool_calls
-step whose details stream as deltas. Calls the engine refused (an unknown tool, unusable arguments)
-are kept in the private part of the next step written (`"refused"`, tools/base.py), never shown.
+annotations, `sandbox:` links file_path ones (tools/citations.py), and in the `auto` citations mode
+sentences supported by the run's search results gain markers (tools/attribution.py); tool calls share
+one tool_calls step whose details stream as deltas. Calls the engine refused (an unknown tool,
+unusable arguments) are kept in the private part of the next step written (`"refused"`, tools/base.py),
+never shown.
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ from assistd.protocol.events import (
     ToolCallsDelta,
 )
 from assistd.providers.base import Usage
+from assistd.retrieval.embedding import Embedder
 from assistd.storage.blobs import BlobStore
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import Json, RunRecord, StepRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
+from assistd.tools.attribution import DEFAULT_THRESHOLD, AttributedStream, Attributor, Mode, sources
 from assistd.tools.base import REFUSED, RefusedCall, ToolCall, stored_details
 from assistd.tools.citations import CitationStream
 
@@ -64,7 +68,7 @@ TOOL_CALL_DELTA: TypeAdapter[ToolCallDelta] = TypeAdapter(ToolCallDelta)
 class _Call:
     """One model call's output as stored and shown."""
 
-    citations: CitationStream
+    citations: AttributedStream
     images: list[str]  # image files the run's code made, shown first
     message_id: str | None = None
     message_step_id: str | None = None
@@ -84,10 +88,22 @@ class _Call:
 class AssistantsAdapter:
     """Makes the recorder of each run (the engine's `RunAdapter`)."""
 
-    def __init__(self, db: Database, blobs: BlobStore, toolbox: Toolbox) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        toolbox: Toolbox,
+        *,
+        citations: Mode = "auto",
+        embedder: Embedder | None = None,
+        citation_threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.toolbox = toolbox
+        self.citations = citations  # ASSISTD_CITATIONS: model / auto / off (tools/attribution.py)
+        self.embedder = embedder  # compares answer sentences with search results in `auto`
+        self.citation_threshold = citation_threshold
 
     def recorder(self, run: RunRecord, emitter: Emitter) -> Recorder:
         return AssistantsRecorder(self, run, emitter)
@@ -108,7 +124,7 @@ class AssistantsRecorder:
         self.adapter = adapter
         self.run = run
         self.stream = assistants_stream(emitter)
-        self.call = _Call(CitationStream(lambda c, r: None), [])
+        self.call = _Call(AttributedStream(CitationStream(lambda c, r: None), adapter.citations), [])
         self._next: _Call = self.call
         self._refused: list[RefusedCall] = []  # refused calls no step keeps yet
 
@@ -121,9 +137,13 @@ class AssistantsRecorder:
             steps = await run_store.run_steps(conn, self.run.id)
         searches = file_search.calls_in_order(steps)
         written = code_interpreter.written_files(steps)
-        self._next = _Call(
-            CitationStream(file_search.resolver(searches), written.get), code_interpreter.pending_images(steps)
+        attributor = None
+        if adapter.citations == "auto":
+            attributor = Attributor(sources(searches), adapter.embedder, adapter.citation_threshold)
+        citations = AttributedStream(
+            CitationStream(file_search.resolver(searches), written.get), adapter.citations, attributor
         )
+        self._next = _Call(citations, code_interpreter.pending_images(steps))
         if self._refused:  # refused in the last model call, kept with no step yet: the model reads them last
             items = dataclasses.replace(items, turn=(*items.turn, *refused_items(self._refused)))
         return items
@@ -134,10 +154,10 @@ class AssistantsRecorder:
     # --- text -----------------------------------------------------------------------------------
 
     async def text(self, fragment: str) -> None:
-        await self._emit_text(self.call.citations.feed(fragment))
+        await self._emit_text(await self.call.citations.feed(fragment))
 
     async def end_text(self) -> None:
-        await self._emit_text(self.call.citations.flush())
+        await self._emit_text(await self.call.citations.flush())
 
     async def _emit_text(self, pieces: list[tuple[str, Json | None]]) -> None:
         """Text fragments as deltas; a citation marker goes whole, with its annotation, in one delta."""
@@ -151,7 +171,8 @@ class AssistantsRecorder:
             if first:
                 text.annotations = []
             if note is not None:
-                text.annotations = [{"index": len(call.citations.annotations) - 1, **note}]
+                index = next(i for i, a in enumerate(call.citations.annotations) if a is note)
+                text.annotations = [{"index": index, **note}]
             await self._message_delta(TextPartDelta(index=len(call.images), text=text))
 
     async def _message_delta(self, part: TextPartDelta | ImagePartDelta) -> None:

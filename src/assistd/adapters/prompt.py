@@ -125,7 +125,7 @@ async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tok
             assert replay is not None
             arguments, output = replay
             items.append(ToolCallItem(c.id, c.details["name"] if c.type == "function" else c.type, arguments))
-            outputs.append(ToolOutputItem(c.id, output))
+            outputs.append(ToolOutputItem(c.id, output) if isinstance(output, str) else ToolOutputItem.of(c.id, output))
         items.extend(outputs)
     return tuple(items)
 

@@ -72,8 +72,11 @@ class _SyncConnection:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, notify: bool = True) -> None:
+        self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # PostgreSQL NOTIFY wake-ups to other replicas (db/wakeups.py); SQLite is one process.
+        self.notify = notify and not self.is_sqlite
         self.dialect = "sqlite" if self.is_sqlite else make_url(url).get_backend_name()
         self._sync: sqlalchemy.Engine | None = None
         self._async: AsyncEngine | None = None

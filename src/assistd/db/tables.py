@@ -163,8 +163,11 @@ runs = Table(
     # Execution: which worker holds the run, until when (unix seconds).
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
+    # How many times the run was resumed after its executor died (engine/lifecycle.py `recover`).
+    Column("resumes", Integer, nullable=False, server_default=text("0")),
     Index(None, "thread_id", "id"),
     Index(None, "status", "lease_expires_at"),
+    Index(None, "status", "model"),  # /metrics: runs by status and model, from the index alone
 )
 
 run_steps = Table(

@@ -32,6 +32,7 @@ class EndWatch:
         self.emitter = emitter
         self.ended = False
         self.thread_id: str | None = None
+        self.attempt: int | None = None  # the run's `resumes` when this execution started: its fence
 
     async def emit(self, event: LifecycleEvent) -> None:
         if isinstance(event, RunChanged):
@@ -60,14 +61,15 @@ class Executor:
         self.adapter = adapter
         self.lease_seconds = lease_seconds
 
-    async def execute(self, run_id: str, owner: str, emitter: Emitter) -> None:
+    async def execute(self, run_id: str, owner: str, emitter: Emitter, *, resumed: bool = False) -> None:
         """Execute a run `owner` holds the lease of. The run worker's leased queue (engine/queue.py)
         renews that lease while this runs, passes on cancels made through other replicas, and
-        releases it after."""
+        releases it after. `resumed`: the run is `in_progress` already, taken over from a dead
+        executor (engine/lifecycle.py `recover`); the loop goes on from its durable steps."""
         cancel = self.signals.register(run_id)
         watch = EndWatch(emitter)
         try:
-            await self._execute(run_id, watch, emitter, cancel)
+            await self._execute(run_id, watch, emitter, cancel, resumed)
             if not watch.ended and await self._deleted(run_id):
                 await self._close_deleted(run_id, watch)
         except Exception as exc:  # the run must end, whatever happened
@@ -76,7 +78,7 @@ class Executor:
             else:
                 log.exception("run execution failed", extra={"run_id": run_id})
                 message = f"The run failed unexpectedly: {type(exc).__name__}."
-                await self.lifecycle.fail(run_id, "server_error", message, watch)
+                await self.lifecycle.fail(run_id, "server_error", message, watch, attempt=watch.attempt)
         finally:
             self.signals.unregister(run_id)
 
@@ -95,15 +97,21 @@ class Executor:
         if not watch.ended:
             await watch.emit(RunDeleted(run_id))
 
-    async def _execute(self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event) -> None:
-        run = await self.lifecycle.start(run_id, watch)
+    async def _execute(
+        self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event, resumed: bool
+    ) -> None:
+        if resumed:
+            run = await self.lifecycle.resumed(run_id, watch)
+        else:
+            run = await self.lifecycle.start(run_id, watch)
         if run is None:
             return
+        watch.attempt = run.resumes
         self.signals.expire_at(run_id, run.expires_at)  # an in_progress run expires whatever it waits for
         resolved = self.router.resolve(run.model)
         if resolved is None:
             message = f"No model backend serves the model '{run.model}'."
-            await self.lifecycle.fail(run_id, "invalid_prompt", message, watch)
+            await self.lifecycle.fail(run_id, "invalid_prompt", message, watch, attempt=run.resumes)
             return
         totals = usage_totals(run.usage)
         recorder = self.adapter.recorder(run, emitter)
@@ -116,27 +124,30 @@ class Executor:
         self, run: RunRecord, outcome: Outcome, recorder: Recorder, totals: dict[str, int], watch: EndWatch
     ) -> None:
         lifecycle = self.lifecycle
+        attempt = run.resumes  # the fence: a run resumed elsewhere meanwhile is not ended from here
         match outcome:
             case Answered(incomplete=True):
                 reason = {"reason": "max_completion_tokens"}
-                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, incomplete_details=reason)
+                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt)
             case Answered():
-                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch)
+                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch, attempt=attempt)
             case PromptTooLong():
                 reason = {"reason": "max_prompt_tokens"}
-                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, incomplete_details=reason)
+                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt)
             case NeedsAction(calls=calls, usage=usage):
                 await recorder.before_action()
                 required = recorder.required_action(calls)
-                await lifecycle.require_action(run.id, required, totals, watch, recorder.keep_calls(calls, usage))
+                await lifecycle.require_action(
+                    run.id, required, totals, watch, recorder.keep_calls(calls, usage), attempt
+                )
             case Stopped(reason=reason, partial=partial, calls=calls, usage=usage):
                 parts = [recorder.keep_calls(calls, usage)] if calls is not None and usage is not None else []
                 if partial:
                     parts.append(recorder.partial(usage if calls is None else None))
-                await lifecycle.stop(run.id, reason, watch, _all(parts), usage=totals)
+                await lifecycle.stop(run.id, reason, watch, _all(parts), attempt, usage=totals)
             case Failed(code=code, message=message, partial=partial, usage=usage):
                 parts = [recorder.partial(usage)] if partial else []
-                await lifecycle.fail(run.id, code, message, watch, _all(parts), usage=totals)
+                await lifecycle.fail(run.id, code, message, watch, _all(parts), totals, attempt)
 
 
 def _all(parts: list[Parts]) -> Parts:

@@ -15,6 +15,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from assistd.tools.base import Excerpt, excerpts_text
+
 Json = dict[str, Any]  # a JSON object: a tool's schema, a response format, a rendered message
 
 
@@ -58,10 +60,17 @@ class ToolCallItem:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutputItem:
-    """The text a call's result gave the model (a budget may trim it; it stays with its call)."""
+    """The text a call's result gave the model (a budget may trim it; it stays with its call).
+    `excerpts`, when the output is made of them (best first), are what `text` shows: a budget shortens
+    them, then keeps fewer (engine/prompt.py); an output without them is shortened as one text."""
 
     call_id: str
     text: str
+    excerpts: tuple[Excerpt, ...] = ()
+
+    @classmethod
+    def of(cls, call_id: str, excerpts: tuple[Excerpt, ...]) -> ToolOutputItem:
+        return cls(call_id, excerpts_text(excerpts), excerpts)
 
 
 HistoryItem = UserMessage | AssistantText

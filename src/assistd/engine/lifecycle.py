@@ -19,9 +19,11 @@ from sqlalchemy import update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
+from assistd.db.wakeups import RunStop, announce
 from assistd.engine.events import Emitter, MessageClosed, RunChanged, StepClosed
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
+from assistd.observe import NO_OBSERVER, Observer
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
 from assistd.stores.messages import MessageRecord
@@ -30,6 +32,10 @@ from assistd.stores.runs import Json, RunRecord, StepRecord
 log = logging.getLogger("assistd.runs")
 
 INTERRUPTED = "The run was interrupted: the server executing it stopped. Create a new run to continue."
+RESUME_LIMIT = (
+    "The run was interrupted {times} times: the server executing it stopped each time, and a run is resumed "
+    "at most {limit} times (ASSISTD_RUN_RESUME_LIMIT). Create a new run to continue."
+)
 
 
 class RunStatus(StrEnum):
@@ -66,6 +72,16 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 StopReason = Literal["cancelled", "expired"]
 # A hook an operation runs first in its transaction: the parts (messages, steps) the caller writes with it.
 Parts = Callable[[Connection], Awaitable[None]]
+# Takes a lapsed run's lease in the recovering transaction: True for exactly one process (engine/queue.py).
+Take = Callable[[Connection], Awaitable[bool]]
+
+
+class Recovery(StrEnum):
+    """What `Lifecycle.recover` did with a run whose executor is gone."""
+
+    NOT_OURS = "not_ours"  # another process took it first (or it is no longer lapsed)
+    RESUMED = "resumed"  # still in_progress, held by the caller, its unfinished parts discarded: execute it
+    ENDED = "ended"  # closed: cancelled, expired, or failed (resume limit)
 
 
 def allowed(source: str, target: RunStatus) -> bool:
@@ -77,13 +93,17 @@ def sources(target: RunStatus) -> list[RunStatus]:
     return [status for status, targets in TRANSITIONS.items() if target in targets]
 
 
-async def move(conn: Connection, run_id: str, target: RunStatus, **values: object) -> bool:
+async def move(
+    conn: Connection, run_id: str, target: RunStatus, *, attempt: int | None = None, **values: object
+) -> bool:
     """The one compare-and-set, and the only UPDATE of runs.status in the code base. True when the run
     moved; False when it was in no status that leads to `target` (another process advanced it first,
-    or the move is illegal)."""
+    or the move is illegal). `attempt`: the executor's fence, the run's `resumes` when it started
+    executing it; a run resumed elsewhere since (the executor stalled past its lease) does not move."""
+    fence = [t.runs.c.resumes == attempt] if attempt is not None else []
     result = await conn.execute(
         update(t.runs)
-        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]))
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]), *fence)
         .values(status=target.value, **values)
     )
     return bool(result.rowcount)
@@ -121,9 +141,10 @@ async def _nothing(conn: Connection) -> None:
 class Lifecycle:
     """The operations, over the database. `signals` reaches runs executing in this process."""
 
-    def __init__(self, db: Database, signals: RunSignals) -> None:
+    def __init__(self, db: Database, signals: RunSignals, observer: Observer = NO_OBSERVER) -> None:
         self.db = db
         self.signals = signals
+        self.observer = observer  # told each final status this process commits (assistd/observe.py)
 
     async def start(self, run_id: str, emitter: Emitter) -> RunRecord | None:
         """queued -> in_progress. Returns the run when this process now executes it; None when it does
@@ -144,20 +165,27 @@ class Lifecycle:
         return run
 
     async def require_action(
-        self, run_id: str, required: Json, usage: dict[str, int], emitter: Emitter, parts: Parts = _nothing
+        self,
+        run_id: str,
+        required: Json,
+        usage: dict[str, int],
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        attempt: int | None = None,
     ) -> None:
         """in_progress -> requires_action, with the tool calls `parts` stores; a run cancelled meanwhile
-        ends cancelled instead."""
+        ends cancelled instead. `attempt`: the executor's fence (see `move`), on every operation that
+        an executor ends or pauses its run with."""
         async with self.db.write() as conn:
             await parts(conn)
-            moved = await move(conn, run_id, S.REQUIRES_ACTION, required_action=required, usage=usage)
+            moved = await move(conn, run_id, S.REQUIRES_ACTION, attempt=attempt, required_action=required, usage=usage)
             run = await run_store.load_run(conn, run_id)
         if run is None:
             return
         if moved:
             await emitter.emit(RunChanged(run))
         elif run.status == S.CANCELLING:
-            await self.stop(run_id, "cancelled", emitter)
+            await self.stop(run_id, "cancelled", emitter, attempt=attempt)
 
     async def requeue(self, conn: Connection, run_id: str, lease: Json) -> bool:
         """requires_action -> queued once the tool outputs are in (in the caller's transaction)."""
@@ -178,6 +206,7 @@ class Lifecycle:
             if not allowed(run.status, S.CANCELLING):
                 raise InvalidRequest(f"Cannot cancel run with status '{run.status}'.")
             await move(conn, run_id, S.CANCELLING)
+            await announce(self.db, conn, RunStop(run_id))  # to the replica executing it, on commit
             snapshot = await run_store.load_run(conn, run_id)
             assert snapshot is not None
         if not self.signals.cancel(run_id) and run.status in (S.QUEUED, S.REQUIRES_ACTION):
@@ -191,6 +220,7 @@ class Lifecycle:
         usage: dict[str, int],
         emitter: Emitter,
         incomplete_details: Json | None = None,
+        attempt: int | None = None,
     ) -> None:
         """The run's answer is in: completed, or incomplete at a token limit."""
         values: dict[str, object] = {"usage": usage}
@@ -199,9 +229,10 @@ class Lifecycle:
         if incomplete_details is not None:
             values["incomplete_details"] = incomplete_details
         async with self.db.write() as conn:
-            moved = await move(conn, run_id, target, **values)
+            moved = await move(conn, run_id, target, attempt=attempt, **values)
             run = await run_store.load_run(conn, run_id)
         if moved and run is not None:
+            self._ended(run)
             await emitter.emit(RunChanged(run))
 
     async def fail(
@@ -212,6 +243,7 @@ class Lifecycle:
         emitter: Emitter,
         parts: Parts = _nothing,
         usage: dict[str, int] | None = None,
+        attempt: int | None = None,
     ) -> None:
         """-> failed with `last_error`; the open steps carry the error too. `usage`: the run's totals
         including the call that failed, when it produced any. Logs the one warning line per failed run."""
@@ -219,36 +251,63 @@ class Lifecycle:
         extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
-            await run_store.mark_open_steps(conn, run_id, {"last_error": error})
             closed = await self._close(
-                conn, run_id, S.FAILED, failed_at=int(time.time()), last_error=error, required_action=None, **extra
+                conn,
+                run_id,
+                S.FAILED,
+                attempt=attempt,
+                step_values={"last_error": error},
+                failed_at=int(time.time()),
+                last_error=error,
+                required_action=None,
+                **extra,
             )
         if closed.moved:
             log.warning("run failed", extra={"run_id": run_id, "code": code, "error": message})
-        await closed.announce(emitter)
+        await self._announce(closed, emitter)
 
     async def expire(
-        self, run_id: str, emitter: Emitter, parts: Parts = _nothing, usage: dict[str, int] | None = None
+        self,
+        run_id: str,
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        attempt: int | None = None,
+        usage: dict[str, int] | None = None,
     ) -> None:
         """-> expired: past `expires_at`, whatever it was waiting for. `usage`: the run's totals when
         its executor ends it (else the totals it stored last stay)."""
         extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
-            closed = await self._close(conn, run_id, S.EXPIRED, required_action=None, **extra)
-        await closed.announce(emitter)
+            closed = await self._close(
+                conn, run_id, S.EXPIRED, attempt=attempt, step_values=None, required_action=None, **extra
+            )
+        await self._announce(closed, emitter)
 
     async def cancelled(
-        self, run_id: str, emitter: Emitter, parts: Parts = _nothing, usage: dict[str, int] | None = None
+        self,
+        run_id: str,
+        emitter: Emitter,
+        parts: Parts = _nothing,
+        attempt: int | None = None,
+        usage: dict[str, int] | None = None,
     ) -> None:
         """-> cancelled: the end of a cancel (by whoever executes the run, or at once when nobody does)."""
         extra: dict[str, object] = {"usage": usage} if usage is not None else {}
         async with self.db.write() as conn:
             await parts(conn)
+            at = int(time.time())
             closed = await self._close(
-                conn, run_id, S.CANCELLED, required_action=None, cancelled_at=int(time.time()), **extra
+                conn,
+                run_id,
+                S.CANCELLED,
+                attempt=attempt,
+                step_values=None,
+                required_action=None,
+                cancelled_at=at,
+                **extra,
             )
-        await closed.announce(emitter)
+        await self._announce(closed, emitter)
 
     async def stop(
         self,
@@ -256,25 +315,104 @@ class Lifecycle:
         reason: StopReason,
         emitter: Emitter,
         parts: Parts = _nothing,
+        attempt: int | None = None,
         usage: dict[str, int] | None = None,
     ) -> None:
         if reason == "expired":
-            await self.expire(run_id, emitter, parts, usage)
+            await self.expire(run_id, emitter, parts, attempt, usage)
         else:
-            await self.cancelled(run_id, emitter, parts, usage)
+            await self.cancelled(run_id, emitter, parts, attempt, usage)
 
-    async def recover(self, run_id: str, status: str, emitter: Emitter) -> None:
-        """A run whose executor is gone (its lease lapsed): a cancel it was working on completes, any
-        other work fails with `last_error` (resuming a half-made model call is not safe)."""
-        if status == S.CANCELLING:
-            await self.cancelled(run_id, emitter)
-        else:
-            await self.fail(run_id, "server_error", INTERRUPTED, emitter)
+    async def recover(self, run_id: str, take: Take, resume_limit: int, emitter: Emitter) -> Recovery:
+        """A run whose executor is gone (its lease lapsed), if `take` gets its lease: a cancel it was
+        working on completes; a run past `expires_at` expires; an `in_progress` run is resumed from its
+        last durable point (its in-progress steps and the message being written are deleted: the model
+        call they belonged to is made again, its tools run again) up to `resume_limit` times, counted in
+        `runs.resumes`; past that it fails with `last_error`. The status stays `in_progress` throughout
+        a resume: nothing moves it, so no transition is involved."""
+        async with self.db.write() as conn:
+            if not await take(conn):
+                return Recovery.NOT_OURS
+            run = await run_store.load_run(conn, run_id, lock=True)
+            if run is None or run.status not in (S.IN_PROGRESS, S.CANCELLING):
+                return Recovery.NOT_OURS
+            now = int(time.time())
+            if run.status == S.CANCELLING:
+                closed = await self._close(conn, run_id, S.CANCELLED, required_action=None, cancelled_at=now)
+            elif run.expires_at is not None and run.expires_at <= now:
+                closed = await self._close(conn, run_id, S.EXPIRED, required_action=None)
+            elif run.resumes >= resume_limit:
+                message = (
+                    INTERRUPTED if resume_limit == 0 else RESUME_LIMIT.format(times=run.resumes + 1, limit=resume_limit)
+                )
+                error = {"code": "server_error", "message": message}
+                closed = await self._close(
+                    conn, run_id, S.FAILED, step_values={"last_error": error}, failed_at=now, last_error=error
+                )
+            else:
+                await self._discard_unfinished(conn, run)
+                return Recovery.RESUMED
+        if closed.moved and closed.run is not None and closed.run.status == S.FAILED:
+            error = closed.run.last_error or {}
+            extra = {"run_id": run_id, "code": error.get("code"), "error": error.get("message")}
+            log.warning("run failed", extra=extra)
+        await self._announce(closed, emitter)
+        return Recovery.ENDED
 
-    async def _close(self, conn: Connection, run_id: str, target: RunStatus, **values: object) -> Closed:
+    def _ended(self, run: RunRecord) -> None:
+        self.observer.run_ended(run.status, max(0.0, time.time() - run.created_at))
+
+    async def _announce(self, closed: Closed, emitter: Emitter) -> None:
+        if closed.moved and closed.run is not None:
+            self._ended(closed.run)
+        await closed.announce(emitter)
+
+    async def _discard_unfinished(self, conn: Connection, run: RunRecord) -> None:
+        """What the dead executor left half-made goes; what it finished stays, with the usage it recorded."""
+        discarded = await run_store.discard_open_steps(conn, run.id)
+        opened = [s.step_details["message_creation"]["message_id"] for s in discarded if s.type == "message_creation"]
+        await message_store.delete_unfinished_run_messages(conn, opened)
+        usage = run_store.usage_totals(run.usage)
+        recorded = dict.fromkeys(usage, 0)
+        for step in await run_store.run_steps(conn, run.id):
+            for key, value in (step.usage or {}).items():
+                recorded[key] = recorded.get(key, 0) + value
+        kept = {key: max(usage.get(key, 0), recorded.get(key, 0)) for key in usage | recorded}
+        await run_store.set_resumed(conn, run.id, run.resumes + 1, kept)
+        log.info("run resumed", extra={"run_id": run.id, "resumes": run.resumes + 1, "discarded": len(discarded)})
+
+    async def resumed(self, run_id: str, emitter: Emitter) -> RunRecord | None:
+        """The start of a resumed run's execution (`recover` said RESUMED): the run, when it is still
+        `in_progress`; None when it is not (a cancel that came meanwhile is closed here)."""
+        async with self.db.read() as conn:
+            run = await run_store.load_run(conn, run_id)
+        if run is not None and run.status == S.CANCELLING:
+            await self.stop(run_id, "cancelled", emitter)
+            return None
+        if run is None or run.status != S.IN_PROGRESS:
+            return None
+        return run
+
+    async def _close(
+        self,
+        conn: Connection,
+        run_id: str,
+        target: RunStatus,
+        *,
+        attempt: int | None = None,
+        step_values: Json | None = None,
+        **values: object,
+    ) -> Closed:
+        """Move the run, then (only if it moved: the parts may be another executor's) close its open
+        steps (with `step_values` first) and messages."""
         reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]
-        steps = await run_store.close_open_steps(conn, run_id, target.value)
-        messages = await message_store.close_run_messages(conn, run_id, reason)
-        moved = await move(conn, run_id, target, **values)
+        moved = await move(conn, run_id, target, attempt=attempt, **values)
+        steps: list[StepRecord] = []
+        messages: list[MessageRecord] = []
+        if moved:
+            if step_values:
+                await run_store.mark_open_steps(conn, run_id, step_values)
+            steps = await run_store.close_open_steps(conn, run_id, target.value)
+            messages = await message_store.close_run_messages(conn, run_id, reason)
         run = await run_store.load_run(conn, run_id)
         return Closed(moved, run, tuple(steps), tuple(messages))

@@ -31,11 +31,11 @@ from assistd.engine.output import (
     Recorder,
     Stopped,
 )
-from assistd.engine.prompt import ChatTokens, Prompt, PromptTooLarge, TokenCounter, Window, fit, tool_output_budget
+from assistd.engine.prompt import Prompt, PromptTooLarge, Window, fit, tool_output_budget
 from assistd.engine.signals import Interrupted, InterruptibleStream, RunSignals
 from assistd.engine.usage import add_usage
 from assistd.providers import tokens
-from assistd.providers.base import Chunk, ProviderError, Usage
+from assistd.providers.base import Chunk, ProviderError, TokenCounter, Usage
 from assistd.providers.routing import Resolved
 from assistd.tools import Toolbox
 from assistd.tools.arguments import Checked, check
@@ -151,7 +151,7 @@ class Loop:
     ) -> None:
         self.toolbox = toolbox
         self.signals = signals
-        self.counter = counter or ChatTokens()
+        self.counter = counter  # None: the route's (its backend's tokens)
         self.tool_call_retries = tool_call_retries
 
     async def run(
@@ -179,9 +179,11 @@ class Loop:
             )
             conversation = await recorder.conversation(tool_output_budget(window.context_window))
             try:
-                prompt = await fit(conversation, window, self.counter)
-            except PromptTooLarge:
-                return PromptTooLong()
+                prompt = await fit(conversation, window, self.counter or resolved.counter)
+            except PromptTooLarge as exc:
+                if exc.limit == "max_prompt_tokens":
+                    return PromptTooLong()
+                return Failed("invalid_prompt", str(exc))
             await recorder.begin_call()
             call = _ModelCall(frozenset(available))
             try:

@@ -149,6 +149,21 @@ class LeasedQueue:
             )
         return int(result.rowcount)
 
+    async def take_lapsed(self, conn: Connection, key: JobKey, where: ColumnElement[bool]) -> bool:
+        """Take over the lease of a row matching `where` whose holder's lease lapsed (its process died),
+        in the caller's transaction: True for exactly one process. The job kind then carries the job on
+        (a run resumed where its dead executor left it). A row another transaction has locked is left
+        for a later pass (SKIP LOCKED on PostgreSQL): a process stopped inside a transaction must not
+        stall the recovering worker's whole loop."""
+        now = time.time()
+        condition = and_(self.jobs.match(key), where, self.jobs.lease_free(now))
+        key_columns = [self.jobs.column(name) for name in self.jobs.key]
+        locked = select(*key_columns).where(condition).with_for_update(skip_locked=True)
+        if (await conn.execute(locked)).first() is None:
+            return False
+        result = await conn.execute(update(self.jobs.table).where(condition).values(self.lease()))
+        return bool(result.rowcount)
+
     async def lapsed(self, where: ColumnElement[bool] | None = None) -> list[tuple[JobKey, Any]]:
         """Rows matching `where` that nobody holds a live lease on (their process died, or never took
         them), with the row itself: what the job kind's recovery looks at."""
@@ -207,6 +222,17 @@ class QueueWorker:
 
     def running(self) -> list[JobKey]:
         return list(self._jobs)
+
+    def free_slots(self) -> int:
+        """How many more jobs this worker may run now."""
+        return self.concurrency - len(self._jobs)
+
+    def cut(self, key: JobKey) -> None:
+        """Stop a job where it stands, writing nothing more: its row was taken over by another process."""
+        task = self._jobs.get(key)
+        if task is not None and not task.done():
+            log.warning("the job was taken over elsewhere: cut here", extra={"queue": self.name, "job": key})
+            task.cancel()
 
     def adopt(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
         """Run `job` for a row whose lease this owner already holds (claimed, or created held). A job

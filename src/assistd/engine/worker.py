@@ -2,25 +2,29 @@
 
 Claiming, the heartbeat that keeps a lease fresh, and the drain at shutdown are the leased queue's
 (engine/queue.py), shared with ingestion. What is particular to runs is here: a run whose lease
-lapsed (its process died, or stopped and handed it back) is recovered: `in_progress` runs fail with
-`last_error`, `cancelling` runs become `cancelled`, `queued` runs are simply claimed again; runs past
-`expires_at` that nobody executes expire; a cancel made through another replica reaches the run
-executing here.
+lapsed (its process died, or stopped and handed it back) is recovered: an `in_progress` run is resumed
+here from its last durable point (up to `resume_limit` times, then it fails with `last_error`),
+`cancelling` runs become `cancelled`, `queued` runs are simply claimed again; runs past `expires_at`
+that nobody executes expire; a cancel made through another replica reaches the run executing here,
+at once when its replica's NOTIFY wakes this one (db/wakeups.py), at the next poll otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from assistd.db import tables as t
-from assistd.db.database import Database
+from assistd.db.database import Connection, Database
+from assistd.db.wakeups import Listener, RunQueued, Wakeup
 from assistd.engine.events import Emitter, ExecutionOver, NullEmitter
 from assistd.engine.executor import Executor
-from assistd.engine.lifecycle import RunStatus
+from assistd.engine.lifecycle import Recovery, RunStatus
 from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
 from assistd.stores import runs as run_store
 
@@ -42,9 +46,12 @@ class Worker:
         concurrency: int,
         poll_seconds: float,
         owner: str | None = None,
+        resume_limit: int = 2,
     ) -> None:
         self.db = db
         self.executor = executor
+        self.resume_limit = resume_limit
+        self._settling: set[asyncio.Task[None]] = set()
         self.queue = LeasedQueue(db, RUNS, owner=owner or worker_id(), lease_seconds=executor.lease_seconds)
         self.jobs = QueueWorker(
             self.queue,
@@ -53,10 +60,10 @@ class Worker:
             concurrency=concurrency,
             poll_seconds=poll_seconds,
             maintain=self.maintain,
-            # A run whose lease went (its thread deleted through another replica, or recovered there)
-            # is stopped through its signal, so that it closes itself and its stream ends properly.
-            on_lost=lambda key: self.executor.signals.cancel(key[0]),
+            on_lost=self._lost,
         )
+        self.listener = Listener(db.url, self._woken, self._reconnected) if db.notify else None
+        self._checks: set[asyncio.Task[None]] = set()
 
     @property
     def owner(self) -> str:
@@ -64,6 +71,8 @@ class Worker:
 
     def start(self) -> None:
         self.jobs.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def notify(self) -> None:
         """A run was queued here: claim it now rather than at the next poll."""
@@ -72,7 +81,10 @@ class Worker:
     async def stop(self, grace: float = 10.0) -> None:
         """Runs still executing after `grace` are cut and their leases handed back: another process (or
         this one, restarted) recovers them at once, as it would a crashed one's."""
-        await self.jobs.stop(grace)
+        await self.jobs.stop(grace)  # cancels from other replicas still arrive while runs drain
+        if self.listener is not None:
+            await self.listener.stop()
+        await asyncio.gather(*self._checks, return_exceptions=True)
 
     def spawn(self, run_id: str, emitter: Emitter | None = None) -> None:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
@@ -81,11 +93,46 @@ class Worker:
     async def _claimed(self, key: JobKey) -> None:
         await self._execute(key[0], NullEmitter())
 
-    async def _execute(self, run_id: str, emitter: Emitter) -> None:
+    async def _execute(self, run_id: str, emitter: Emitter, *, resumed: bool = False) -> None:
         try:
-            await self.executor.execute(run_id, self.owner, emitter)
+            await self.executor.execute(run_id, self.owner, emitter, resumed=resumed)
         finally:
             await emitter.emit(ExecutionOver())
+
+    def _lost(self, key: JobKey) -> bool:
+        """The heartbeat found a run executing here no longer held by this process: settle it (below)."""
+        if key[0] not in self.executor.signals.running():
+            return False
+        task = asyncio.create_task(self._settle_lost(key), name=f"worker-lost-{key[0]}")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return True
+
+    async def _settle_lost(self, key: JobKey) -> None:
+        """A run whose thread was deleted through another replica (its row gone), or that was cancelled,
+        is stopped through its signal, so that it closes itself and its stream ends properly. A run
+        another process took over (this one stalled past its lease, and the run was resumed there) is
+        cut where it stands: it must write nothing more, its new executor owns its rows."""
+        run_id = key[0]
+        try:
+            async with self.db.read() as conn:
+                found = await run_store.holder(conn, run_id)
+        except Exception:
+            log.exception("could not read a lost run", extra={"run_id": run_id})
+            found = None
+        if found is not None and found[0] != RunStatus.CANCELLING and found[1] not in (None, self.owner):
+            self.jobs.cut(key)
+        else:
+            self.executor.signals.cancel(run_id)
+
+    def _take(self, run_id: str) -> Callable[[Connection], Awaitable[bool]]:
+        """Takes a lapsed run's lease, in the recovering transaction, while it is still to recover."""
+        recoverable = t.runs.c.status.in_([RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value])
+
+        async def take(conn: Connection) -> bool:
+            return await self.queue.take_lapsed(conn, (run_id,), recoverable)
+
+        return take
 
     async def maintain(self) -> None:
         """Expire runs past `expires_at` that nobody is executing; recover runs whose executor is gone;
@@ -101,13 +148,49 @@ class Worker:
         for (run_id,), row in orphans:
             if run_id in running:
                 continue
-            # At info: a recovered run that fails logs its own warning (lifecycle.fail), once.
+            if row.status == RunStatus.IN_PROGRESS and self.jobs.free_slots() <= 0:
+                continue  # no room to resume it here: another replica (or a later pass) does
+            # At info: a recovered run that fails logs its own warning (lifecycle), once.
             log.info("recovering an orphaned run", extra={"run_id": run_id, "status": row.status})
-            await lifecycle.recover(run_id, row.status, NullEmitter())
-        if running:
-            async with self.db.read() as conn:
-                status = await run_store.statuses(conn, running)
-            for run_id in running:
-                # Cancelled through another replica, or its thread deleted there (the row is gone).
-                if status.get(run_id, RunStatus.CANCELLING) == RunStatus.CANCELLING:
-                    self.executor.signals.cancel(run_id)
+            recovery = await lifecycle.recover(run_id, self._take(run_id), self.resume_limit, NullEmitter())
+            if recovery == Recovery.RESUMED:
+                self.jobs.adopt((run_id,), self._execute(run_id, NullEmitter(), resumed=True))
+            elif recovery == Recovery.ENDED:
+                await self.queue.release((run_id,))
+        await self.pass_on_stops(running)
+
+    async def pass_on_stops(self, run_ids: set[str]) -> None:
+        """Stop those of `run_ids` executing here that were cancelled through another replica, or whose
+        thread was deleted there (the row is gone): the row says so, whatever woke us."""
+        running = run_ids & set(self.executor.signals.running())
+        if not running:
+            return
+        async with self.db.read() as conn:
+            status = await run_store.statuses(conn, running)
+        for run_id in running:
+            if status.get(run_id, RunStatus.CANCELLING) == RunStatus.CANCELLING:
+                self.executor.signals.cancel(run_id)
+
+    # --- wake-ups from other replicas (PostgreSQL NOTIFY) ----------------------------------------
+
+    def _woken(self, wakeup: Wakeup) -> None:
+        if isinstance(wakeup, RunQueued):
+            self.notify()
+        elif wakeup.run_id in self.executor.signals.running():
+            self._check({wakeup.run_id})
+
+    def _reconnected(self) -> None:
+        """Wake-ups sent while there was no listener connection are lost: look at everything once."""
+        self.notify()
+        self._check(set(self.executor.signals.running()))
+
+    def _check(self, run_ids: set[str]) -> None:
+        task = asyncio.create_task(self._checked(run_ids), name="assistd-stop-check")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _checked(self, run_ids: set[str]) -> None:
+        try:
+            await self.pass_on_stops(run_ids)
+        except Exception:  # the poll checks again
+            log.exception("stop check failed", extra={"runs": sorted(run_ids)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,10 +60,28 @@ class ProviderError(Exception):
         self.message = message
 
 
+class TokenCounter(Protocol):
+    """How many tokens a request takes on one backend, in that backend's own tokens where it can tell
+    (providers/counting.py, the local model's in providers/local.py). It decides what fits the window."""
+
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        """The tokens each chat message takes in the prompt, its chat template's framing included."""
+        ...
+
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
+        """The tokens a request takes beyond its messages: the tools as the backend shows them, and
+        the template's opening and answer prefix."""
+        ...
+
+
 class Provider(Protocol):
     name: str
     context_window: int
 
     def complete(self, request: ChatRequest) -> AsyncIterator[Chunk]: ...
+
+    def counter(self, model: str) -> TokenCounter:
+        """The counter for prompts to `model` (the name sent to this backend)."""
+        ...
 
     async def close(self) -> None: ...

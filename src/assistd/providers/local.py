@@ -23,12 +23,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assistd.providers.base import ChatRequest, Chunk, ProviderError, Usage
+from assistd.providers.counting import CountCache
 from assistd.providers.local_calls import CallStream
 from assistd.providers.local_text import TextGuard
 
@@ -74,30 +75,37 @@ def template_messages(request: ChatRequest) -> list[dict[str, str]]:
     system: list[str] = []
     out: list[dict[str, str]] = []
     for message in request.messages:
-        role, content = message["role"], message.get("content")
-        if isinstance(content, list):
-            content = "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
-        if role == "system":
-            system.append(content or "")
-        elif role == "assistant" and message.get("tool_calls"):
-            calls = []
-            for call in message["tool_calls"]:
-                names[call["id"]] = call["function"]["name"]
-                calls.append(
-                    {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"] or "{}")}
-                )
-            out.append({"role": "assistant", "content": CALL + " " + json.dumps({"tool_calls": calls})})
-        elif role == "tool":
-            name = names.get(message.get("tool_call_id", ""), "the function")
-            out.append({"role": "user", "content": f"Result of {name}: {content}"})
+        shown = template_message(message, names)
+        if shown["role"] == "system":
+            system.append(shown["content"])
         else:
-            out.append({"role": role, "content": content or ""})
+            out.append(shown)
     offered = request.tools if request.tool_choice != "none" else []
     if offered:
         system.append(tools_block(offered))
     if system:
         out.insert(0, {"role": "system", "content": "\n\n".join(s for s in system if s)})
     return out
+
+
+def template_message(message: dict[str, Any], names: dict[str, str]) -> dict[str, str]:
+    """One chat message as a plain-string message of a role every template knows. `names`: call id →
+    function name, noted from the calls as they pass (a tool result names its function)."""
+    role, content = message["role"], message.get("content")
+    if isinstance(content, list):
+        content = "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    if role == "assistant" and message.get("tool_calls"):
+        calls = []
+        for call in message["tool_calls"]:
+            names[call["id"]] = call["function"]["name"]
+            calls.append(
+                {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"] or "{}")}
+            )
+        return {"role": "assistant", "content": CALL + " " + json.dumps({"tool_calls": calls})}
+    if role == "tool":
+        name = names.get(message.get("tool_call_id", ""), "the function")
+        return {"role": "user", "content": f"Result of {name}: {content}"}
+    return {"role": role, "content": content or ""}
 
 
 def bounded_strings(schema: Any, cap: int) -> Any:
@@ -210,6 +218,15 @@ class LocalModel:
         bos = self.llm.detokenize([self.llm.token_bos()], special=True).decode("utf-8", "ignore")
         self.stop = [eos] if eos else []
         self.formatter: Any = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self.message_overhead, self.framing = self._template_costs()
+
+    def _template_costs(self) -> tuple[int, int]:
+        """What the chat template adds, in tokens: around each message, and around the whole prompt (its
+        opening, a default system prompt it adds when there is none, the answer's prefix)."""
+        one = self.count(self.render([{"role": "user", "content": "x"}]))
+        two = self.count(self.render([{"role": "user", "content": "x"}, {"role": "user", "content": "x"}]))
+        per_message = max(0, two - one - self.count("x"))
+        return per_message, max(0, one - per_message - self.count("x"))
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return str(self.formatter(messages=messages).prompt)
@@ -296,6 +313,10 @@ class LocalProvider:
         self._model: LocalModel | None = None
         self._loading: asyncio.Task[LocalModel] | None = None
         self._lock = asyncio.Lock()
+        self._counter = LocalCounter(self)
+
+    def counter(self, model: str) -> LocalCounter:
+        return self._counter
 
     def start_loading(self) -> None:
         """Load in the background at startup, so the first run does not pay for it."""
@@ -357,6 +378,40 @@ class LocalProvider:
     async def close(self) -> None:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
+
+
+class LocalCounter:
+    """Prompts counted as the local model reads them: each message as its template renders it
+    (`template_message`: tool calls as `call:` JSON, results as user text), in llama.cpp's tokens, plus
+    the template's framing measured on the model's own template."""
+
+    def __init__(self, provider: LocalProvider) -> None:
+        self.provider = provider
+        self._cache = CountCache()  # a run's later model calls count the same history again
+
+    def _count(self, model: LocalModel, text: str) -> int:
+        key = CountCache.key(text)
+        count = self._cache.get(key)
+        if count is None:
+            count = model.count(text)
+            self._cache.put(key, count)
+        return count
+
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        model = await self.provider.model()
+        names: dict[str, str] = {}
+        out = []
+        for message in messages:
+            try:
+                content = template_message(message, names)["content"]
+            except ValueError:  # arguments that are not JSON: the text as it is
+                content = json.dumps(message, ensure_ascii=False)
+            out.append(self._count(model, content) + model.message_overhead)
+        return out
+
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
+        model = await self.provider.model()
+        return model.framing + (self._count(model, tools_block(tools)) + 1 if tools else 0)
 
 
 def _respond(

@@ -16,7 +16,8 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from assistd.providers.base import ChatRequest, Chunk, ProviderError, ToolCallDelta, Usage
+from assistd.providers.base import ChatRequest, Chunk, ProviderError, TokenCounter, ToolCallDelta, Usage
+from assistd.providers.counting import Counters, Counting
 
 log = logging.getLogger("assistd.providers")
 
@@ -50,6 +51,7 @@ class OpenAICompatProvider:
         timeout: float,
         quirks: Quirks | None = None,
         retry: RetryPolicy | None = None,
+        counting: Counting | None = None,
     ) -> None:
         self.name = name
         self.context_window = context_window
@@ -59,6 +61,10 @@ class OpenAICompatProvider:
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0
         )
+        self._counters = Counters(counting or Counting(), base_url, api_key)
+
+    def counter(self, model: str) -> TokenCounter:
+        return self._counters.counter(model)
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": True}
@@ -195,6 +201,7 @@ class OpenAICompatProvider:
             raise _Fault(f"ended the stream after {_chunks(events)} without a finish_reason (the response was cut off)")
 
     async def close(self) -> None:
+        await self._counters.close()
         await self._client.close()
 
 

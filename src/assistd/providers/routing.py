@@ -15,7 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assistd.providers.base import Provider
+from assistd.observe import NO_OBSERVER, Observer
+from assistd.providers.base import Provider, TokenCounter
+from assistd.providers.counting import DEFAULT_MARGIN, CounterKind, Counting
+from assistd.providers.observed import ObservedProvider
 from assistd.providers.openai_compat import OpenAICompatProvider, Quirks, RetryPolicy
 
 ENV_BACKEND = "upstream"
@@ -45,6 +48,9 @@ class BackendConfig(_Strict):
     context_window: int = Field(default=8192, ge=256)
     timeout_seconds: float = Field(default=600.0, gt=0)
     quirks: QuirksConfig = Field(default_factory=QuirksConfig)
+    token_counter: CounterKind = "tiktoken"  # how prompts are counted to fit context_window (providers/counting.py)
+    token_margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=4)
+    tokenize_url: str | None = None
 
 
 class RouteConfig(_Strict):
@@ -69,12 +75,18 @@ class Resolved:
     provider: Provider
     model: str  # the name sent to the backend
 
+    @property
+    def counter(self) -> TokenCounter:
+        """What the route's prompts are counted with: the backend's tokens where it can tell."""
+        return self.provider.counter(self.model)
+
 
 @dataclass
 class ModelRouter:
     providers: dict[str, Provider]
     routes: list[RouteConfig] = field(default_factory=list)
     default: DefaultRoute | None = None
+    observer: Observer = NO_OBSERVER  # told every model call's timing (providers/observed.py)
 
     def resolve(self, model: str) -> Resolved | None:
         for route in self.routes:
@@ -88,7 +100,10 @@ class ModelRouter:
         return None
 
     def _resolved(self, backend: str, model: str) -> Resolved:
-        return Resolved(self.providers[backend], model)
+        provider = self.providers[backend]
+        if self.observer is not NO_OBSERVER:
+            provider = ObservedProvider(provider, backend, self.observer)
+        return Resolved(provider, model)
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -120,6 +135,8 @@ def build_router(
     upstream_timeout: float,
     retry: RetryPolicy,
     local: Provider | None = None,
+    observer: Observer = NO_OBSERVER,
+    upstream_counting: Counting | None = None,
 ) -> ModelRouter:
     """Backends from the file, then the env upstream, then the local model: the first that exists is the default."""
     config = config or RoutingConfig()
@@ -140,6 +157,7 @@ def build_router(
             timeout=backend.timeout_seconds,
             quirks=Quirks(**backend.quirks.model_dump()),
             retry=retry,
+            counting=Counting(backend.token_counter, backend.token_margin, backend.tokenize_url),
         )
     default = config.default
     if upstream_base_url:
@@ -150,6 +168,7 @@ def build_router(
             context_window=upstream_context_window,
             timeout=upstream_timeout,
             retry=retry,
+            counting=upstream_counting,
         )
         default = default or DefaultRoute(backend=ENV_BACKEND)
     if local is not None:
@@ -159,4 +178,4 @@ def build_router(
     missing = referenced - set(providers)
     if missing:
         raise ConfigError(f"routes name backends that are not configured: {', '.join(sorted(missing))}")
-    return ModelRouter(providers, list(config.routes), default)
+    return ModelRouter(providers, list(config.routes), default, observer)

@@ -94,6 +94,10 @@ class SessionManager:
         self._checked = False
         self._disable_userns = True
 
+    def live_sessions(self) -> int:
+        """Sessions with a kernel in this process (the warm pool's idle kernels not counted): for /metrics."""
+        return len(self._sessions)
+
     # --- availability -------------------------------------------------------------------------
 
     @property

@@ -17,6 +17,7 @@ from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyService
+from assistd.services.metrics import Metrics
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -41,3 +42,4 @@ class Services:
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
+    metrics: Metrics | None = None  # None with ASSISTD_METRICS=false; also the observer the engine reports to

@@ -9,6 +9,7 @@ from typing import Any
 from assistd import ids
 from assistd.adapters.assistants import to_run, to_step
 from assistd.db.database import Connection, Database
+from assistd.db.wakeups import RunQueued, announce
 from assistd.engine.events import NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import Lifecycle, RunStatus, active_run_id
@@ -144,6 +145,12 @@ class RunService:
             return {}
         return {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds}
 
+    async def _announce_queued(self, conn: Connection, run_id: str, owner: str | None) -> None:
+        """A run queued for any worker (not held for a stream): idle replicas look for it on commit,
+        as this one does through `notify`."""
+        if owner is None:
+            await announce(self.db, conn, RunQueued(run_id))
+
     async def create(self, project_id: str, thread_id: str, body: RunCreate, *, owner: str | None = None) -> Run:
         assistant = await self.assistants.get(project_id, body.assistant_id)
         instructions = body.instructions if body.instructions is not None else assistant.instructions
@@ -164,6 +171,7 @@ class RunService:
             if extra:
                 await insert_messages(conn, [new_message(thread_id, m, now()) for m in extra])
             await store.insert_run(conn, {**row, **self._lease(owner)})
+            await self._announce_queued(conn, row["id"], owner)
             created = await store.load_run(conn, row["id"])
         if owner is None:
             self.notify()
@@ -183,6 +191,7 @@ class RunService:
         row |= {"thread_id": thread.id, **self._lease(owner)}
         async with self.db.write() as conn:
             await store.insert_run(conn, row)
+            await self._announce_queued(conn, row["id"], owner)
             created = await store.load_run(conn, row["id"])
         if owner is None:
             self.notify()
@@ -279,6 +288,7 @@ class RunService:
                 await store.update_step(conn, step.id, values)
             if not await self.lifecycle.requeue(conn, run_id, self._lease(owner)):
                 raise InvalidRequest(f'Runs in status "{row.status}" do not accept tool outputs.')
+            await self._announce_queued(conn, run_id, owner)
             updated = await self._run(conn, project_id, thread_id, run_id)
             completed = await store.load_step(conn, step.id) if step is not None else None
         if owner is None:

@@ -8,6 +8,7 @@ from typing import Any
 from assistd import ids
 from assistd.adapters.assistants import to_message
 from assistd.db.database import Connection, Database
+from assistd.db.wakeups import RunStop, announce
 from assistd.engine.lifecycle import active_run_id
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest
@@ -154,8 +155,10 @@ class ThreadService:
             await self.thread_row(conn, project_id, thread_id)
             active = await active_run_id(conn, thread_id)
             await store.remove_with_contents(conn, thread_id)
+            if active is not None:  # the replica executing it stops it (db/wakeups.py)
+                await announce(self.db, conn, RunStop(active))
         if active is not None and self.signals is not None:
-            self.signals.cancel(active)  # elsewhere, its executor notices at its next write or lease renewal
+            self.signals.cancel(active)  # executing here: at once
         if self.on_delete is not None:
             await self.on_delete(thread_id)
         return Deleted(id=thread_id, object="thread.deleted")

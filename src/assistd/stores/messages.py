@@ -104,6 +104,14 @@ async def close_run_messages(conn: Connection, run_id: str, reason: str) -> list
     return [MessageRecord.from_row(row) for row in rows]
 
 
+async def delete_unfinished_run_messages(conn: Connection, message_ids: list[str]) -> None:
+    """Delete messages a run was still writing (`in_progress`), when the run is resumed elsewhere."""
+    if message_ids:
+        await conn.execute(
+            delete(t.messages).where(t.messages.c.id.in_(message_ids), t.messages.c.status == "in_progress")
+        )
+
+
 async def delete_run_messages(conn: Connection, thread_id: str, run_id: str) -> None:
     await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id, t.messages.c.run_id == run_id))
 

@@ -78,6 +78,7 @@ class RunRecord:
     completed_at: int | None
     lease_owner: str | None
     lease_expires_at: float | None
+    resumes: int
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> RunRecord:
@@ -149,6 +150,12 @@ async def run_exists(conn: Connection, run_id: str) -> bool:
 async def statuses(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
     rows = (await conn.execute(select(t.runs.c.id, t.runs.c.status).where(t.runs.c.id.in_(list(run_ids))))).all()
     return {row.id: row.status for row in rows}
+
+
+async def holder(conn: Connection, run_id: str) -> tuple[str, str | None] | None:
+    """A run's status and the worker holding its lease (None: gone with its thread)."""
+    row = (await conn.execute(select(t.runs.c.status, t.runs.c.lease_owner).where(t.runs.c.id == run_id))).first()
+    return None if row is None else (str(row.status), row.lease_owner)
 
 
 async def run_in_status(conn: Connection, thread_id: str, statuses: Iterable[str]) -> str | None:
@@ -239,6 +246,25 @@ async def close_open_steps(conn: Connection, run_id: str, step_status: str) -> l
     )
     rows = (await conn.execute(select(t.run_steps).where(t.run_steps.c.id.in_(step_ids)))).all()
     return [StepRecord.from_row(row) for row in rows]
+
+
+async def discard_open_steps(conn: Connection, run_id: str) -> list[StepRecord]:
+    """Delete the run's in-progress steps (a model call its dead executor was making, and the tools it
+    ran). Returns them: the caller deletes the messages their message_creation steps opened."""
+    rows = (
+        await conn.execute(
+            select(t.run_steps).where(t.run_steps.c.run_id == run_id, t.run_steps.c.status == "in_progress")
+        )
+    ).all()
+    steps = [StepRecord.from_row(row) for row in rows]
+    if steps:
+        await conn.execute(delete(t.run_steps).where(t.run_steps.c.id.in_([s.id for s in steps])))
+    return steps
+
+
+async def set_resumed(conn: Connection, run_id: str, resumes: int, usage: dict[str, int]) -> None:
+    """A run resumed after its executor died: the resume counted, the usage its steps recorded kept."""
+    await conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(resumes=resumes, usage=usage))
 
 
 async def delete_steps(conn: Connection, run_id: str) -> None:

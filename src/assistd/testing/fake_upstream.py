@@ -13,6 +13,12 @@ over HTTP: POST /_fake/script {"model": ..., "replies": [...]}, GET /_fake/reque
 Replies can also misbehave as real upstreams do: HTTP errors with Retry-After, hangs, and broken
 200 responses (`Reply.fault`: a stream without finish_reason, an empty stream, a non-JSON body,
 a connection dropped mid-body).
+
+A model can be given a context window counted in the fake's own tokens (`fake.limit_context(model,
+window)`: one token per `CHARS_PER_TOKEN` characters of each message, plus `MESSAGE_OVERHEAD`; more
+than cl100k counts for English): a request over it is refused with vLLM's HTTP 400 "maximum context
+length" error, and its usage reports prompt tokens in that count. `POST /tokenize` counts a text
+(`prompt` or `content`) the same way, as vLLM's and llama.cpp's servers do.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from starlette.types import Receive, Scope, Send
 from assistd import jsonio
 
 DEFAULT_TEXT = "Hello from the fake upstream."
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 5
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
 
@@ -90,6 +98,9 @@ class _State:
     )
     requests: list[dict[str, Any]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)  # when each request arrived (time.time())
+    windows: dict[str, int] = field(default_factory=dict)  # model → context window, in the fake's tokens
+    tokenized: int = 0  # POST /tokenize requests served
+    tokenize_status: int = 200  # what /tokenize answers (another status: it fails)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(self, model: str) -> Reply:
@@ -118,11 +129,46 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return total
 
 
+def text_tokens(text: str) -> int:
+    """The fake tokenizer's count of a text: one token per CHARS_PER_TOKEN characters."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def own_prompt_tokens(body: dict[str, Any]) -> int:
+    """A chat request's prompt in the fake tokenizer: each message's texts and its framing, the tools."""
+    total = text_tokens(orjson.dumps(body["tools"]).decode()) if body.get("tools") else 0
+    for message in body.get("messages", []):
+        total += MESSAGE_OVERHEAD
+        content = message.get("content")
+        if isinstance(content, str):
+            total += text_tokens(content)
+        elif isinstance(content, list):
+            total += sum(text_tokens(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+        for call in message.get("tool_calls") or []:
+            total += text_tokens(orjson.dumps(call.get("function", {})).decode())
+    return total
+
+
+def _over_context(body: dict[str, Any], window: int) -> Response | None:
+    """vLLM's answer to a request over the model's context window (prompt plus the answer's max_tokens)."""
+    prompt = own_prompt_tokens(body)
+    completion = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+    if prompt + completion <= window:
+        return None
+    message = (
+        f"This model's maximum context length is {window} tokens. However, you requested {prompt + completion} "
+        f"tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the "
+        "messages or completion."
+    )
+    error = {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
+    return JSONResponse(error, status_code=400)
+
+
 def _arguments(value: dict[str, Any] | str) -> str:
     return value if isinstance(value, str) else jsonio.dumps(value).decode()
 
 
-def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunks(reply: Reply, body: dict[str, Any], own_tokens: bool = False) -> list[dict[str, Any]]:
     """The streamed `choices[0].delta`s and the closing chunk, as chat.completion.chunk payloads."""
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
     completion = 0
@@ -149,13 +195,14 @@ def _chunks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": args[i : i + 8]}}]})
             completion += 1
     finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+    prompt_tokens = own_prompt_tokens(body) if own_tokens else _prompt_tokens(body)
     usage: dict[str, Any] = (
         dict(reply.usage)
         if reply.usage
         else {
-            "prompt_tokens": _prompt_tokens(body),
+            "prompt_tokens": prompt_tokens,
             "completion_tokens": completion,
-            "total_tokens": _prompt_tokens(body) + completion,
+            "total_tokens": prompt_tokens + completion,
         }
     )
     if reply.cached_tokens is not None:
@@ -190,6 +237,10 @@ def create_app(state: _State | None = None) -> Starlette:
         with state.lock:
             state.requests.append(body)
             state.times.append(time.time())
+        window = state.windows.get(str(body.get("model", "")))
+        refused = _over_context(body, window) if window is not None else None
+        if refused is not None:
+            return refused
         reply = state.next_reply(str(body.get("model", "")))
         if reply.hang:
             await asyncio.sleep(3600)
@@ -205,7 +256,7 @@ def create_app(state: _State | None = None) -> Starlette:
             return JSONResponse(error, status_code=reply.status, headers=headers)
         if reply.fault == "not_json":
             return Response(b"<html><body><h1>502 Bad Gateway</h1></body></html>", media_type="text/html")
-        parts = _chunks(reply, body)
+        parts = _chunks(reply, body, own_tokens=window is not None)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body.get("stream"):
@@ -245,6 +296,23 @@ def create_app(state: _State | None = None) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def tokenize(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        with state.lock:
+            state.tokenized += 1
+            status = state.tokenize_status
+        if status != 200:
+            return JSONResponse({"error": "tokenize is down"}, status_code=status)
+        text = body.get("prompt", body.get("content", ""))
+        count = text_tokens(str(text))
+        return JSONResponse({"count": count, "tokens": list(range(count)), "max_model_len": None})
+
+    async def context(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        with state.lock:
+            state.windows[str(body["model"])] = int(body["window"])
+        return JSONResponse({"ok": True})
+
     async def script(request: Request) -> Response:
         body = orjson.loads(await request.body())
         with state.lock:
@@ -260,11 +328,14 @@ def create_app(state: _State | None = None) -> Starlette:
             state.scripts.clear()
             state.requests.clear()
             state.times.clear()
+            state.windows.clear()
         return JSONResponse({"ok": True})
 
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/tokenize", tokenize, methods=["POST"]),
+            Route("/_fake/context", context, methods=["POST"]),
             Route("/_fake/script", script, methods=["POST"]),
             Route("/_fake/requests", requests, methods=["GET"]),
             Route("/_fake/reset", reset, methods=["POST"]),
@@ -360,6 +431,11 @@ class FakeUpstream:
         with self.state.lock:
             self.state.scripts[model].extend(replies)
 
+    def limit_context(self, model: str, window: int) -> None:
+        """Refuse `model`'s requests over `window` tokens of the fake tokenizer, as vLLM does (HTTP 400)."""
+        with self.state.lock:
+            self.state.windows[model] = window
+
     def requests(self, model: str | None = None) -> list[dict[str, Any]]:
         with self.state.lock:
             return [r for r in self.state.requests if model is None or r.get("model") == model]
@@ -375,6 +451,7 @@ class FakeUpstream:
             self.state.scripts.clear()
             self.state.requests.clear()
             self.state.times.clear()
+            self.state.windows.clear()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()

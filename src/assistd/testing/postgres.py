@@ -36,5 +36,10 @@ class TestPostgres:
         prefix = base.rsplit("/", 1)[0]
         return f"{prefix.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}?{query}"
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database `new_database()` made, its open connections cut (a database gone under a server)."""
+        name = url.partition("?")[0].rsplit("/", 1)[1]
+        self._server.psql(f"DROP DATABASE {name} WITH (FORCE);")
+
     def close(self) -> None:
         self._server.cleanup()

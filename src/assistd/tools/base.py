@@ -24,6 +24,20 @@ Json = dict[str, Any]
 DeltaSink = Callable[["ToolCall", Json], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    """One piece of a tool's output a budget may shorten (its `text`; the `heading`, such as a citation
+    marker, stays whole) or leave out: a file_search result."""
+
+    heading: str
+    text: str
+
+
+def excerpts_text(excerpts: tuple[Excerpt, ...]) -> str:
+    """What the model reads of a tool output made of excerpts: each under its heading, best first."""
+    return "\n\n".join(f"{e.heading}\n{e.text}" if e.heading else e.text for e in excerpts)
+
+
 @dataclass(slots=True)
 class ToolCall:
     """One call the model made: `details` is what clients see under `type`; `private` never leaves."""
@@ -158,7 +172,9 @@ class Tool(Protocol):
         """Fill the calls' results (server-side tools). Raises ToolFailed when the run must fail."""
         ...
 
-    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
-        """The call as the model made it and the result it reads: (arguments, output text); None while the
-        result is not in. `number`: the call's position among the run's calls of this tool."""
+    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str | tuple[Excerpt, ...]] | None:
+        """The call as the model made it and the result it reads: (arguments, output text, or the excerpts
+        it is made of, which a budget may shorten or leave out: engine/prompt.py); None while the result
+        is not in. `number`: the call's position among the run's calls of this tool; `budget`: tokens the
+        output may take at most."""
         ...

@@ -17,11 +17,14 @@ from assistd.providers import tokens
 from assistd.stores import vector_stores as vector_store_store
 from assistd.stores.runs import StepRecord, run_resources
 from assistd.tools.arguments import Invalid, check
-from assistd.tools.base import DeltaSink, Json, ToolCall, ToolContext, ToolFailed, run_calls
+from assistd.tools.base import DeltaSink, Excerpt, Json, ToolCall, ToolContext, ToolFailed, run_calls
 from assistd.tools.citations import Resolver, marker
 
 NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
+NO_RESULTS = "No results."
+MAX_REPLAYED_QUERIES = 8
+MAX_REPLAYED_QUERY = 200  # characters
 DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
 
 FUNCTION = {
@@ -90,22 +93,22 @@ def result_entries(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     ]
 
 
-def results_text(call_index: int, results: list[dict[str, Any]], budget: int | None = None) -> str:
+def result_excerpts(call_index: int, results: list[dict[str, Any]], budget: int | None = None) -> tuple[Excerpt, ...]:
     """What the model reads as the tool's output: each result under its citation marker, best first,
-    as many as fit in `budget` tokens (OpenAI kept 16k tokens of results for large models, 4k for small)."""
-    if not results:
-        return "No results."
-    parts: list[str] = []
+    as many as fit in `budget` tokens (OpenAI kept 16k tokens of results for large models, 4k for
+    small). The prompt's budget may shorten them further, then keep fewer (engine/prompt.py)."""
+    excerpts: list[Excerpt] = []
     used = 0
     for i, result in enumerate(results):
-        text = "".join(c.get("text", "") for c in result.get("content") or [])
-        part = f"{marker(call_index, i, result['file_name'])}\n{text}"
-        cost = tokens.count_text(part)
-        if budget is not None and parts and used + cost > budget:
+        excerpt = Excerpt(
+            marker(call_index, i, result["file_name"]), "".join(c.get("text", "") for c in result.get("content") or [])
+        )
+        cost = tokens.count_text(f"{excerpt.heading}\n{excerpt.text}")
+        if budget is not None and excerpts and used + cost > budget:
             break
-        parts.append(part)
+        excerpts.append(excerpt)
         used += cost
-    return "\n\n".join(parts)
+    return tuple(excerpts)
 
 
 def calls_in_order(steps: Sequence[StepRecord]) -> list[ToolCall]:
@@ -163,12 +166,16 @@ class FileSearchTool:
         call.private["arguments"] = call.arguments + arguments
         return []
 
-    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str] | None:
-        arguments = orjson.dumps({"queries": call.private.get("queries", [])}).decode()
+    def replay(self, call: ToolCall, number: int, budget: int) -> tuple[str, str | tuple[Excerpt, ...]] | None:
+        # The queries as the model reads them back: a few, each short (a small model can write a
+        # thousand tokens of queries, which would then crowd its results out of every later prompt).
+        queries = [q[:MAX_REPLAYED_QUERY] for q in call.private.get("queries", [])[:MAX_REPLAYED_QUERIES]]
+        arguments = orjson.dumps({"queries": queries}).decode()
         error = call.private.get("error")
         if error is not None:  # the model reads why its call found nothing
             return arguments, str(error)
-        return arguments, results_text(number, call.details.get("results") or [], budget)
+        results = call.details.get("results") or []
+        return arguments, result_excerpts(number, results, budget) if results else NO_RESULTS
 
     async def run(self, calls: list[ToolCall], context: ToolContext, delta: DeltaSink, cancel: asyncio.Event) -> None:
         """Fill each file_search call's results (and its private queries)."""
