@@ -18,6 +18,7 @@ from starlette.routing import Route
 from assistd.adapters.assistants_run import AssistantsAdapter
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
+from assistd.api import conversations as conversations_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
@@ -50,6 +51,7 @@ from assistd.sandbox.limits import Limits
 from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
 from assistd.services.registry import Services
@@ -72,7 +74,7 @@ log = logging.getLogger("assistd")
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api):
+    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api, conversations_api):
         module.register(router)
     return router
 
@@ -124,6 +126,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+        conversations=ConversationService(db, threads, files),
     )
 
 

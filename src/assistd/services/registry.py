@@ -15,6 +15,7 @@ from assistd.retrieval.embedding import Embedder
 from assistd.sandbox.base import Sandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyService
 from assistd.services.runs import RunService
@@ -41,3 +42,4 @@ class Services:
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
+    conversations: ConversationService
