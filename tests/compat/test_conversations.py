@@ -341,7 +341,11 @@ def test_a_conversation_runs_through_the_assistants_api(client: Any, fake: FakeU
     assert not any("runs don't see it" in str(m.get("content")) for m in sent)
 
     items = all_items(client, conv.id)
-    assert [(i["type"], i["role"]) for i in items] == [("message", "user"), ("message", "developer"), ("message", "assistant")]
+    assert [(i["type"], i["role"]) for i in items] == [
+        ("message", "user"),
+        ("message", "developer"),
+        ("message", "assistant"),
+    ]
     assert items[2]["content"][0]["text"] == "Bonjour."
 
     # An item added through the conversation is the thread's next message; the next run sees it.
