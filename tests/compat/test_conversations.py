@@ -365,3 +365,41 @@ def test_a_conversation_runs_through_the_assistants_api(client: Any, fake: FakeU
     with pytest.raises(openai.BadRequestError):
         client.conversations.items.create(conv.id, items=[user("too soon")])
     client.beta.threads.runs.cancel(run.id, thread_id=conv.id)
+
+
+def test_pagination_through_runs_with_parallel_calls(client: Any, fake: FakeUpstream) -> None:
+    """Cursors inside a step (between a call and its output) and across the three sources hold."""
+    model = new_model()
+    assistant = make_assistant(client, model, tools=[WEATHER])
+    conv = client.conversations.create(items=[user("Weather in Oslo and Rome?")])
+    for turn in range(2):
+        fake.script(
+            model,
+            Reply.calls(("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})),
+            Reply.say(f"Answer {turn}."),
+        )
+        run = client.beta.threads.runs.create_and_poll(thread_id=conv.id, assistant_id=assistant.id)
+        calls = run.required_action.submit_tool_outputs.tool_calls
+        outputs = [{"tool_call_id": c.id, "output": f"{turn}-{k}"} for k, c in enumerate(calls)]
+        run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+            tool_outputs=outputs, run_id=run.id, thread_id=conv.id
+        )
+        assert run.status == "completed"
+        client.conversations.items.create(
+            conv.id,
+            items=[
+                {"type": "function_call_output", "call_id": "own", "output": f"stored {turn}"},
+                user(f"Next {turn}"),
+            ],
+        )
+    everything = all_items(client, conv.id)
+    kinds = [i["type"] for i in everything]
+    turn_kinds = ["function_call"] * 2 + ["function_call_output"] * 2 + ["message", "function_call_output", "message"]
+    assert kinds == ["message"] + turn_kinds * 2
+    outputs_0 = [i["output"] for i in everything[3:5]]
+    assert outputs_0 == ["0-0", "0-1"]  # a step's outputs follow its calls, in call order
+    ids = [i["id"] for i in everything]
+    for limit in (1, 2, 3):
+        for order, expected in (("asc", ids), ("desc", ids[::-1])):
+            got = [i.id for i in client.conversations.items.list(conv.id, limit=limit, order=order)]
+            assert got == expected, (limit, order)
