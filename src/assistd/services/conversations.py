@@ -72,8 +72,10 @@ def check_include(values: Sequence[str]) -> frozenset[str]:
     return frozenset(values)
 
 
-class _Planned:
-    """Input items turned into what is written: thread messages and stored items, each with its id."""
+class PlannedItems:
+    """Input items turned into what is written: thread messages and stored items, each with its id.
+    What any protocol appending to a conversation writes (a responses adapter's input and output too):
+    `plan_items`, then `write_items` in the caller's transaction."""
 
     def __init__(self) -> None:
         self.messages: list[MessageRecord] = []
@@ -81,8 +83,8 @@ class _Planned:
         self.order: list[str] = []  # the new items' ids, in the order given
 
 
-def _plan(thread_id: str, items: Sequence[ItemIn], at: int) -> _Planned:
-    planned = _Planned()
+def plan_items(thread_id: str, items: Sequence[ItemIn], at: int) -> PlannedItems:
+    planned = PlannedItems()
     for item in items:
         content = thread_content(item) if isinstance(item, MessageIn) else None
         if isinstance(item, MessageIn) and content is not None:
@@ -116,6 +118,11 @@ def _plan(thread_id: str, items: Sequence[ItemIn], at: int) -> _Planned:
         planned.stored.append(record)
         planned.order.append(item_id)
     return planned
+
+
+async def write_items(conn: Connection, planned: PlannedItems) -> None:
+    await message_store.insert_messages(conn, planned.messages)
+    await store.insert_items(conn, planned.stored)
 
 
 def _file_refs(items: Sequence[ItemIn]) -> list[tuple[str, str]]:
@@ -162,11 +169,10 @@ class ConversationService:
             tool_resources={},
             metadata=body.metadata or {},
         )
-        planned = _plan(record.id, items, at)
+        planned = plan_items(record.id, items, at)
         async with self.db.write() as conn:
             await thread_store.insert(conn, record)
-            await message_store.insert_messages(conn, planned.messages)
-            await store.insert_items(conn, planned.stored)
+            await write_items(conn, planned)
         return to_conversation(record)
 
     async def get(self, project_id: str, conversation_id: str) -> Conversation:
@@ -198,9 +204,8 @@ class ConversationService:
             active = await active_run_id(conn, conversation_id)
             if active is not None:
                 raise InvalidRequest(f"Can't add items to {conversation_id} while a run {active} is active.")
-            planned = _plan(conversation_id, body.items, at)
-            await message_store.insert_messages(conn, planned.messages)
-            await store.insert_items(conn, planned.stored)
+            planned = plan_items(conversation_id, body.items, at)
+            await write_items(conn, planned)
             names = await store.file_names(conn, project_id, cited_files(planned.messages))
         by_id: dict[str, ConversationItem] = {m.id: message_item(m, names, include) for m in planned.messages}
         by_id.update({r.id: stored_item(r) for r in planned.stored})
