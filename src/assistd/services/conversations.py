@@ -235,24 +235,27 @@ class ConversationService:
             messages = await store.messages_from(conn, conversation_id, bound, ascending, want + 1)
             steps = await store.tool_steps_from(conn, conversation_id, bound, ascending, want + 1)
             stored = await store.items_from(conn, conversation_id, bound, ascending, want + 1)
-            names = await store.file_names(conn, project_id, cited_files(messages))
-        keyed: list[tuple[SortKey, ConversationItem]] = []
-        keyed += [((tail(m.id), 0), message_item(m, names, include)) for m in messages]
-        keyed += [((r.sort_key, 0), stored_item(r)) for r in stored]
-        for step in steps:
-            keyed += step_items(step, include, file_url)
-        # A source that returned a full page may have more past its last row: nothing beyond that is sure.
-        sources: list[Sequence[MessageRecord | StepRecord | ItemRecord]] = [messages, steps, stored]
-        horizon = [_edge(rows) for rows in sources if len(rows) == want + 1]
-        keyed.sort(key=lambda pair: pair[0], reverse=not ascending)
-        if cursor is not None:
-            keyed = [pair for pair in keyed if (pair[0] > cursor if ascending else pair[0] < cursor)]
-        if horizon:
-            edge = min(horizon) if ascending else max(horizon)
-            keyed = [pair for pair in keyed if (pair[0][0] <= edge if ascending else pair[0][0] >= edge)]
-        # A full source read limit + 2 rows from the cursor, so what is kept still holds over `limit` items.
-        has_more = len(keyed) > params.limit
-        data = [item for _, item in keyed[: params.limit]]
+            # Rows become items once the page is cut (up to three times `limit` rows were read).
+            keyed: list[tuple[SortKey, MessageRecord | ItemRecord | ConversationItem]] = []
+            keyed += [((tail(m.id), 0), m) for m in messages]
+            keyed += [((r.sort_key, 0), r) for r in stored]
+            for step in steps:
+                keyed += step_items(step, include, file_url)
+            # A source that returned a full read may have more past its last row: nothing beyond that is sure.
+            sources: list[Sequence[MessageRecord | StepRecord | ItemRecord]] = [messages, steps, stored]
+            horizon = [_edge(rows) for rows in sources if len(rows) == want + 1]
+            keyed.sort(key=lambda pair: pair[0], reverse=not ascending)
+            if cursor is not None:
+                keyed = [pair for pair in keyed if (pair[0] > cursor if ascending else pair[0] < cursor)]
+            if horizon:
+                edge = min(horizon) if ascending else max(horizon)
+                keyed = [pair for pair in keyed if (pair[0][0] <= edge if ascending else pair[0][0] >= edge)]
+            # A full source read limit + 2 rows from the cursor, so what is kept still holds over `limit` items.
+            has_more = len(keyed) > params.limit
+            page = [entry for _, entry in keyed[: params.limit]]
+            kept = [entry for entry in page if isinstance(entry, MessageRecord)]
+            names = await store.file_names(conn, project_id, cited_files(kept))
+        data = [_as_item(entry, names, include) for entry in page]
         return ItemList(
             data=data,
             first_id=data[0].id if data else None,
@@ -312,6 +315,16 @@ class ConversationService:
                 await store.remove_item(conn, record.id)
             thread = await store.get_conversation(conn, project_id, conversation_id)
         return to_conversation(thread)
+
+
+def _as_item(
+    entry: MessageRecord | ItemRecord | ConversationItem, names: dict[str, str], include: frozenset[str]
+) -> ConversationItem:
+    if isinstance(entry, MessageRecord):
+        return message_item(entry, names, include)
+    if isinstance(entry, ItemRecord):
+        return stored_item(entry)
+    return entry
 
 
 def _edge(rows: Sequence[MessageRecord | StepRecord | ItemRecord]) -> str:
