@@ -403,3 +403,53 @@ def test_pagination_through_runs_with_parallel_calls(client: Any, fake: FakeUpst
         for order, expected in (("asc", ids), ("desc", ids[::-1])):
             got = [i.id for i in client.conversations.items.list(conv.id, limit=limit, order=order)]
             assert got == expected, (limit, order)
+
+
+def test_assistant_items_with_citations(client: Any, assistants_file: Any) -> None:
+    """Citations of files are Assistants annotations; a URL citation has none, so that message is an item only."""
+    cited = {
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {
+                "type": "output_text",
+                "text": "See the notes.",
+                "annotations": [
+                    {"type": "file_citation", "file_id": assistants_file.id, "filename": "notes.txt", "index": 13}
+                ],
+            }
+        ],
+    }
+    url = {
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {
+                "type": "output_text",
+                "text": "See the site.",
+                "annotations": [
+                    {
+                        "type": "url_citation",
+                        "url": "https://example.com",
+                        "start_index": 4,
+                        "end_index": 12,
+                        "title": "t",
+                    }
+                ],
+            }
+        ],
+    }
+    conv = client.conversations.create(items=[cited, url])
+    items = all_items(client, conv.id)
+    for item in items:
+        assert_conforms(item, "ConversationItem")
+    assert items[0]["content"][0]["annotations"] == [
+        {"type": "file_citation", "file_id": assistants_file.id, "filename": "notes.txt", "index": 13}
+    ]
+    assert items[1]["content"][0]["annotations"] == url["content"][0]["annotations"]  # type: ignore[index]
+    (message,) = client.beta.threads.messages.list(conv.id)
+    assert message.id == items[0]["id"] and message.role == "assistant"
+    (note,) = message.content[0].text.annotations
+    assert note.type == "file_citation" and note.file_citation.file_id == assistants_file.id
+    assert (note.start_index, note.end_index) == (13, 13)
+    assert_conforms(body_of(client.beta.threads.messages.with_raw_response.list(conv.id)), "ListMessagesResponse")
