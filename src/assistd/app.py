@@ -118,6 +118,7 @@ async def open_services(settings: Settings) -> Services:
         files=files,
         assistants=assistants,
         threads=threads,
+        conversations=ConversationService(db, threads, files),
         models=models,
         worker=worker,
         runs=runs,
@@ -126,7 +127,6 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
-        conversations=ConversationService(db, threads, files),
     )
 
 

@@ -34,6 +34,7 @@ class Services:
     files: FileService
     assistants: AssistantService
     threads: ThreadService
+    conversations: ConversationService  # the same threads, seen as conversations
     models: ModelRouter
     worker: Worker
     runs: RunService
@@ -42,4 +43,3 @@ class Services:
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
-    conversations: ConversationService
