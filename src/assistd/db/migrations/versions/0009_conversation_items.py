@@ -1,8 +1,8 @@
 """conversation_items: conversation items with no Assistants equivalent (docs/conversations.md)
 
-Revises 0006: branches s11-resume and s13-import add a 0007 and s11-metrics a 0008 alongside; whichever
-merges later points its down_revision at the one before (tests/integration/test_migrations.py checks
-there is one head).
+Revises 0006 on its branch; main has since gained 0007 (run resumes) and 0008 (runs status/model index),
+so on merge its down_revision becomes "0008" (tests/integration/test_migrations.py checks there is one
+head; the merged tree was tested that way).
 
 Revision ID: 0009
 Revises: 0006
