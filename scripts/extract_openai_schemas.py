@@ -36,6 +36,10 @@ ROOTS = [
     "ListFilesResponse",
     "DeleteFileResponse",
     "ErrorResponse",
+    "ConversationResource",
+    "DeletedConversationResource",
+    "ConversationItem",
+    "ConversationItemList",
 ]
 
 # Keys that are documentation only. They are dropped where they are keywords, never where they are
@@ -79,6 +83,24 @@ def refs(node: Any) -> set[str]:
     return found
 
 
+def unrecurse(node: Any, name: str) -> Any:
+    """Draft 2019-09's `$recursiveAnchor`/`$recursiveRef` (CompoundFilter) as a plain 2020-12 `$ref` to the
+    schema itself (2020-12 validators reject the old keywords)."""
+    if isinstance(node, list):
+        return [unrecurse(item, name) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$recursiveAnchor":
+            continue
+        if key == "$recursiveRef":
+            out["$ref"] = REF_PREFIX + name
+        else:
+            out[key] = unrecurse(value, name)
+    return out
+
+
 def closure(schemas: dict[str, Any], roots: list[str]) -> dict[str, Any]:
     picked: dict[str, Any] = {}
     pending = list(roots)
@@ -88,7 +110,7 @@ def closure(schemas: dict[str, Any], roots: list[str]) -> dict[str, Any]:
             continue
         if name not in schemas:
             raise KeyError(f"schema {name!r} is not in the spec")
-        picked[name] = strip(schemas[name])
+        picked[name] = unrecurse(strip(schemas[name]), name)
         pending.extend(refs(picked[name]) - picked.keys())
     return dict(sorted(picked.items()))
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from assistd.adapters.assistants_run import AssistantsAdapter
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
+from assistd.api import conversations as conversations_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
@@ -53,6 +54,7 @@ from assistd.sandbox.limits import Limits
 from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
 from assistd.services.metrics import Metrics
@@ -76,7 +78,7 @@ log = logging.getLogger("assistd")
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api):
+    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api, conversations_api):
         module.register(router)
     return router
 
@@ -129,6 +131,7 @@ async def open_services(settings: Settings) -> Services:
         files=files,
         assistants=assistants,
         threads=threads,
+        conversations=ConversationService(db, threads, files),
         models=models,
         worker=worker,
         runs=runs,

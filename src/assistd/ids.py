@@ -18,6 +18,7 @@ _RAND_SPACE = 62**_RAND_CHARS
 
 ASSISTANT = "asst_"
 THREAD = "thread_"
+CONVERSATION = "conv_"  # a thread created through the Conversations API (docs/conversations.md)
 MESSAGE = "msg_"
 RUN = "run_"
 STEP = "step_"

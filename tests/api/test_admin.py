@@ -132,6 +132,23 @@ def test_pagination_follows_the_list_conventions(http: httpx.Client) -> None:
     assert empty == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
 
 
+def test_conversations_are_threads_and_page_with_them(http: httpx.Client) -> None:
+    """A conversation made through /v1/conversations is listed, and its conv_ id is a cursor like any."""
+    tag = uuid.uuid4().hex
+    made = make_threads(http, 2, suite=tag)
+    conv = http.post("/v1/conversations", json={"metadata": {"suite": tag}}).json()["id"]
+    for order in ("asc", "desc"):
+        walked: list[str] = []
+        after: str | None = None
+        while True:
+            page = listed(http, q=tag, limit=1, order=order, **({"after": after} if after else {}))
+            walked += ids_of(page)
+            if not page["has_more"]:
+                break
+            after = page["last_id"]
+        assert sorted(walked) == sorted([*made, conv]), order
+
+
 def test_threads_carry_the_thread_shape(http: httpx.Client) -> None:
     (made,) = make_threads(http, 1, suite=uuid.uuid4().hex)
     (row,) = listed(http, q=made)["data"]

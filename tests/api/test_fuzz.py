@@ -34,7 +34,16 @@ def real_ids(server: LiveServer) -> Iterator[dict[str, str]]:
         thread = c.post("/v1/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()
         msg = c.get(f"/v1/threads/{thread['id']}/messages").json()["data"][0]
         file = c.post("/v1/files", files={"file": ("f.txt", b"x")}, data={"purpose": "user_data"}).json()
-        yield {"assistant_id": asst["id"], "thread_id": thread["id"], "message_id": msg["id"], "file_id": file["id"]}
+        conv = c.post("/v1/conversations", json={"items": [{"role": "user", "content": "hi"}]}).json()
+        item = c.get(f"/v1/conversations/{conv['id']}/items").json()["data"][0]
+        yield {
+            "assistant_id": asst["id"],
+            "thread_id": thread["id"],
+            "message_id": msg["id"],
+            "file_id": file["id"],
+            "conversation_id": conv["id"],
+            "item_id": item["id"],
+        }
 
 
 def _operations(schema: Any) -> list[Any]:

@@ -30,6 +30,10 @@ ROOTS = [
     "ListFilesResponse",
     "DeleteFileResponse",
     "ErrorResponse",
+    "ConversationResource",
+    "DeletedConversationResource",
+    "ConversationItem",
+    "ConversationItemList",
 ]
 
 
@@ -46,7 +50,7 @@ def test_extracted_schemas_are_complete_and_valid() -> None:
     # Every $ref points at a schema in the file (the closure is complete).
     refs = {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}
     assert refs <= set(schemas)
-    assert conformance.SCHEMAS_PATH.stat().st_size < 100_000
+    assert conformance.SCHEMAS_PATH.stat().st_size < 150_000  # the Conversations item union is most of it
 
 
 def test_assert_conforms_rejects_bad_bodies() -> None:

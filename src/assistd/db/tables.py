@@ -113,6 +113,21 @@ messages = Table(
     Index(None, "thread_id", "run_id"),
 )
 
+# Conversation items with no Assistants equivalent (function calls and outputs given by a client, system
+# and developer messages, ...): the rest of a conversation is its thread's messages and run steps.
+# `sort_key` is the time-ordered part of the id (ids.py), shared with messages and steps for one order.
+conversation_items = Table(
+    "conversation_items",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("thread_id", id_type(), nullable=False),
+    Column("sort_key", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("item", json_type(), nullable=False),
+    Index(None, "thread_id", "sort_key"),
+)
+
 files = Table(
     "files",
     metadata,

@@ -20,11 +20,12 @@ class ThreadSearchParams(ListParams):
     @field_validator("after", "before")
     @classmethod
     def _thread_cursor(cls, value: str | None) -> str | None:
-        # Cursors are thread ids; anything else would page through an arbitrary slice silently.
-        if value is not None and not value.startswith("thread_"):
+        # Cursors are thread ids (conv_ for threads made as conversations, docs/conversations.md); anything
+        # else would page through an arbitrary slice silently.
+        if value is not None and not value.startswith(("thread_", "conv_")):
             raise PydanticCustomError(
                 "assistd_invalid_value",
-                "Invalid '{param}': expected a thread id (thread_...) as the cursor.",
+                "Invalid '{param}': expected a thread id (thread_... or conv_...) as the cursor.",
             )
         return value
 

@@ -15,6 +15,7 @@ from assistd.retrieval.embedding import Embedder
 from assistd.sandbox.base import Sandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyService
 from assistd.services.metrics import Metrics
@@ -34,6 +35,7 @@ class Services:
     files: FileService
     assistants: AssistantService
     threads: ThreadService
+    conversations: ConversationService  # the same threads, seen as conversations
     models: ModelRouter
     worker: Worker
     runs: RunService

@@ -38,8 +38,9 @@ async def update_fields(conn: Connection, thread_id: str, changes: Mapping[str, 
 
 
 async def remove_with_contents(conn: Connection, thread_id: str) -> None:
-    """The thread goes with everything in it: its messages, runs and run steps."""
+    """The thread goes with everything in it: its messages, conversation items, runs and run steps."""
     await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
+    await conn.execute(delete(t.conversation_items).where(t.conversation_items.c.thread_id == thread_id))
     await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
     await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
     await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
