@@ -1,11 +1,7 @@
 """conversation_items: conversation items with no Assistants equivalent (docs/conversations.md)
 
-Revises 0006 on its branch; main has since gained 0007 (run resumes) and 0008 (runs status/model index),
-so on merge its down_revision becomes "0008" (tests/integration/test_migrations.py checks there is one
-head; the merged tree was tested that way).
-
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-30 07:20:00.000000
 """
 
@@ -15,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
