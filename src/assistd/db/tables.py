@@ -43,6 +43,17 @@ def json_type() -> TypeEngine[object]:
     return JSON()
 
 
+def sort_key_type() -> TypeEngine[str]:
+    return String(128).with_variant(String(128, collation="C"), "postgresql")
+
+
+def sort_key() -> Column[str]:
+    """Where an object sorts in its lists when its id does not say it: NULL for objects made here (their
+    ids sort by creation time, ids.py), set for imported objects whose ids came from elsewhere. Lists
+    order by `coalesce(sort_key, id)` (stores/common.py `order_key`)."""
+    return Column("sort_key", sort_key_type(), nullable=True)
+
+
 projects = Table(
     "projects",
     metadata,
@@ -79,6 +90,7 @@ assistants = Table(
     Column("top_p", Float, nullable=True),
     Column("response_format", json_type(), nullable=True),
     Column("reasoning_effort", String(16), nullable=True),
+    sort_key(),
     Index(None, "project_id", "id"),
 )
 
@@ -90,6 +102,7 @@ threads = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("tool_resources", json_type(), nullable=False),
     Column("metadata", json_type(), nullable=False),
+    sort_key(),
     Index(None, "project_id", "id"),
 )
 
@@ -109,6 +122,7 @@ messages = Table(
     Column("incomplete_at", BigInteger, nullable=True),
     Column("assistant_id", id_type(), nullable=True),
     Column("run_id", id_type(), nullable=True),
+    sort_key(),
     Index(None, "thread_id", "id"),
     Index(None, "thread_id", "run_id"),
 )
@@ -125,6 +139,7 @@ files = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("blob_key", String(128), nullable=False),
+    sort_key(),
     Index(None, "project_id", "id"),
     Index(None, "expires_at"),
 )
@@ -163,6 +178,7 @@ runs = Table(
     # Execution: which worker holds the run, until when (unix seconds).
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
+    sort_key(),
     Index(None, "thread_id", "id"),
     Index(None, "status", "lease_expires_at"),
 )
@@ -186,6 +202,7 @@ run_steps = Table(
     Column("completed_at", BigInteger, nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("usage", json_type(), nullable=True),
+    sort_key(),
     Index(None, "run_id", "id"),
     Index(None, "thread_id"),
 )

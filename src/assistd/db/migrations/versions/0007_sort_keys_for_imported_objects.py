@@ -1,0 +1,39 @@
+"""sort_key on assistants, threads, messages, runs, run_steps and files: where an imported object sorts
+
+Objects made here sort by id (ids.py); objects imported with ids from elsewhere (OpenAI's) carry a key
+derived from their created_at and their order in the export. NULL for everything made here.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 07:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+TABLES = ("assistants", "threads", "messages", "runs", "run_steps", "files")
+
+
+def upgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(
+                sa.Column(
+                    "sort_key",
+                    sa.String(length=128).with_variant(sa.String(length=128, collation="C"), "postgresql"),
+                    nullable=True,
+                )
+            )
+
+
+def downgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("sort_key")

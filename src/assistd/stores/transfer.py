@@ -1,0 +1,119 @@
+"""The SQL of import and export (assistd/migrate/): which ids are already taken and by whom, objects
+written with the ids and times they came with, and everything of a project read back in list order.
+
+Records go in as they are (`columns`), sort key included; the caller owns the transaction (one per
+thread on import, so a thread is written whole or not at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Table, select
+
+from assistd.db import tables as t
+from assistd.db.database import Connection
+from assistd.stores.assistants import AssistantRecord
+from assistd.stores.common import order_key
+from assistd.stores.files import FileRecord
+from assistd.stores.messages import MessageRecord
+from assistd.stores.runs import RunRecord, StepRecord
+from assistd.stores.threads import ThreadRecord
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# Ids per IN (...) list and rows per executemany: well under SQLite's and asyncpg's parameter limits.
+CHUNK = 500
+
+# What an id found in each table belongs to: the project (top-level objects) or the thread.
+_OWNER = {
+    "assistants": "project_id",
+    "threads": "project_id",
+    "files": "project_id",
+    "messages": "thread_id",
+    "runs": "thread_id",
+    "run_steps": "thread_id",
+}
+TABLES: dict[str, Table] = {
+    "assistants": t.assistants,
+    "threads": t.threads,
+    "files": t.files,
+    "messages": t.messages,
+    "runs": t.runs,
+    "run_steps": t.run_steps,
+}
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+async def owners(conn: Connection, table: str, object_ids: Sequence[str]) -> dict[str, str]:
+    """Of these ids, those already in `table`, each with what holds it (its project, or its thread)."""
+    tbl = TABLES[table]
+    owner = tbl.c[_OWNER[table]]
+    found: dict[str, str] = {}
+    for part in _chunks(list(dict.fromkeys(object_ids))):
+        query = select(tbl.c.id.label("id"), owner.label("owner")).where(tbl.c.id.in_(part))
+        found.update({str(row.id): str(row.owner) for row in (await conn.execute(query)).all()})
+    return found
+
+
+def _values(record: DataclassInstance) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+async def insert(conn: Connection, table: str, records: Sequence[DataclassInstance]) -> None:
+    """Write records with the ids and times they carry (one executemany per chunk)."""
+    tbl = TABLES[table]
+    for start in range(0, len(records), CHUNK):
+        part = records[start : start + CHUNK]
+        await conn.execute(tbl.insert(), [_values(record) for record in part])
+
+
+# --- export: a project's objects in list order -------------------------------------------------
+
+
+async def assistants(conn: Connection, project_id: str) -> list[AssistantRecord]:
+    query = select(t.assistants).where(t.assistants.c.project_id == project_id).order_by(order_key(t.assistants))
+    return [AssistantRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def threads(conn: Connection, project_id: str, thread_ids: Sequence[str] | None) -> list[ThreadRecord]:
+    """The project's threads (those of `thread_ids` only, when given), oldest first."""
+    query = select(t.threads).where(t.threads.c.project_id == project_id).order_by(order_key(t.threads))
+    if thread_ids is None:
+        return [ThreadRecord.from_row(row) for row in (await conn.execute(query)).all()]
+    found: list[ThreadRecord] = []
+    for part in _chunks(list(thread_ids)):
+        rows = (await conn.execute(query.where(t.threads.c.id.in_(part)))).all()
+        found.extend(ThreadRecord.from_row(row) for row in rows)
+    return found
+
+
+async def messages(conn: Connection, thread_id: str) -> list[MessageRecord]:
+    query = select(t.messages).where(t.messages.c.thread_id == thread_id).order_by(order_key(t.messages))
+    return [MessageRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def runs(conn: Connection, thread_id: str) -> list[RunRecord]:
+    query = select(t.runs).where(t.runs.c.thread_id == thread_id).order_by(order_key(t.runs))
+    return [RunRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def steps(conn: Connection, thread_id: str) -> list[StepRecord]:
+    """Every step of the thread's runs, in order (the caller groups them by run)."""
+    query = select(t.run_steps).where(t.run_steps.c.thread_id == thread_id).order_by(order_key(t.run_steps))
+    return [StepRecord.from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def files(conn: Connection, project_id: str, file_ids: Sequence[str]) -> list[FileRecord]:
+    found: list[FileRecord] = []
+    for part in _chunks(list(dict.fromkeys(file_ids))):
+        query = select(t.files).where(t.files.c.project_id == project_id, t.files.c.id.in_(part))
+        found.extend(FileRecord.from_row(row) for row in (await conn.execute(query)).all())
+    return found
