@@ -64,7 +64,7 @@ def make_export(out: Path, threads: int, messages: int, seed: int = 17) -> int:
                     "thread_id": thread_id,
                     "run_id": None,
                     "role": role,
-                    "content": [{"type": "text", "text": {"value": f"message {i} " + "words " * 30, "annotations": []}}],
+                    "content": [{"type": "text", "text": {"value": f"message {i} " + "word " * 30, "annotations": []}}],
                     "attachments": [],
                     "metadata": {},
                     "status": "completed",
@@ -199,11 +199,13 @@ def main() -> None:
                 if pg is not None:
                     pg.close()
             rows.append((backend, times))
-    print(f"\nimport of {args.threads} threads x {args.messages} messages ({total} messages, 1 run + 1 step per thread)")
+    shape = f"{args.threads} threads x {args.messages} messages ({total} messages, 1 run + 1 step per thread)"
+    print(f"\nimport of {shape}")
     print(f"{'backend':<10} {'read s':>8} {'import s':>9} {'messages/s':>11} {'again s':>8} {'export s':>9}")
     for backend, t in rows:
         rate = total / t["import"]
-        print(f"{backend:<10} {t['read']:>8.2f} {t['import']:>9.2f} {rate:>11.0f} {t['again']:>8.2f} {t['export']:>9.2f}")
+        times = f"{t['read']:>8.2f} {t['import']:>9.2f} {rate:>11.0f} {t['again']:>8.2f} {t['export']:>9.2f}"
+        print(f"{backend:<10} {times}")
 
 
 if __name__ == "__main__":
