@@ -50,7 +50,8 @@ def sort_key_type() -> TypeEngine[str]:
 def sort_key() -> Column[str]:
     """Where an object sorts in its lists when its id does not say it: NULL for objects made here (their
     ids sort by creation time, ids.py), set for imported objects whose ids came from elsewhere. Lists
-    order by `coalesce(sort_key, id)` (stores/common.py `order_key`)."""
+    order by `coalesce(sort_key, id)` (stores/common.py `order_key`), from an expression index per
+    table that migration 0007 creates and this file does not model (db/migrate.py UNMODELLED_INDEXES)."""
     return Column("sort_key", sort_key_type(), nullable=True)
 
 

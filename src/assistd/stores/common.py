@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, func, literal, select
+from sqlalchemy import ColumnElement, FromClause, Row, Table, func, literal, select
 
 from assistd.db.database import Connection
 from assistd.errors import not_found
@@ -78,7 +78,7 @@ async def get_row(conn: Connection, table: Table, kind: str, object_id: str, *wh
     return row
 
 
-def order_key(table: Table) -> ColumnElement[str]:
+def order_key(table: FromClause) -> ColumnElement[str]:
     """What a table's lists order by: the id, or for tables that can hold imported objects (whose ids
     came from elsewhere and do not sort by time), `coalesce(sort_key, id)` (db/tables.py `sort_key`)."""
     if "sort_key" in table.c:
@@ -91,7 +91,8 @@ def cursor_key(table: Table, object_id: str) -> ColumnElement[str]:
     pages) stands for itself: ids made here sort by time, so paging past a deleted one still works."""
     if "sort_key" not in table.c:
         return literal(object_id)
-    stored = select(order_key(table)).where(table.c.id == object_id).scalar_subquery()
+    cursor = table.alias("cursor")  # not correlated with the listed table: the cursor's own row
+    stored = select(order_key(cursor)).where(cursor.c.id == object_id).scalar_subquery()
     return func.coalesce(stored, literal(object_id))
 
 

@@ -18,11 +18,19 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-TABLES = ("assistants", "threads", "messages", "runs", "run_steps", "files")
+# table -> what its lists are scoped by (the order index's first column)
+TABLES = {
+    "assistants": "project_id",
+    "threads": "project_id",
+    "messages": "thread_id",
+    "runs": "thread_id",
+    "run_steps": "run_id",
+    "files": "project_id",
+}
 
 
 def upgrade() -> None:
-    for table in TABLES:
+    for table, scope in TABLES.items():
         with op.batch_alter_table(table) as batch:
             batch.add_column(
                 sa.Column(
@@ -31,9 +39,12 @@ def upgrade() -> None:
                     nullable=True,
                 )
             )
+        # An expression index (raw DDL, not modelled in db/tables.py): the lists' ORDER BY, scoped.
+        op.execute(f"CREATE INDEX ix_{table}_order ON {table} ({scope}, coalesce(sort_key, id))")
 
 
 def downgrade() -> None:
     for table in TABLES:
+        op.execute(f"DROP INDEX ix_{table}_order")
         with op.batch_alter_table(table) as batch:
             batch.drop_column("sort_key")
