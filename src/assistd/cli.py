@@ -235,7 +235,11 @@ def import_(args: argparse.Namespace, settings: Settings) -> int:
             importer = Importer(services.db, services.blobs, project_id, args.project)
             files_dir = Path(args.files) if args.files else None
             report = await importer.run(
-                found, dry_run=args.dry_run, files_dir=files_dir, progress=_ProgressBar("importing")
+                found,
+                dry_run=args.dry_run,
+                files_dir=files_dir,
+                reindex=args.reindex,
+                progress=_ProgressBar("importing"),
             )
             print("\n".join(report.lines()))
             return 0 if report.ok else 1
@@ -350,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_import.add_argument(
         "--files", metavar="DIR", help="where the files' bytes are (named by file id or original filename)"
+    )
+    p_import.add_argument(
+        "--reindex",
+        action="store_true",
+        help="recreate the vector stores the assistants and threads name, with their ids, and ingest their files",
     )
     p_import.set_defaults(func=import_)
 

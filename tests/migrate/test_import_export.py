@@ -354,3 +354,64 @@ def test_round_trip_into_a_fresh_server_is_identical(
     with sdk(fresh) as other:
         read_back(other, json.loads((tmp_path / "out" / "threads" / f"{record['thread_id']}.json").read_text()))
         assert other.files.retrieve(file_id).to_dict() == stored.to_dict()
+
+
+def test_reindex_recreates_vector_stores_with_their_ids(imp_server: LiveServer, client: OpenAI, tmp_path: Path) -> None:
+    """--files gives the bytes, --reindex brings back the thread's vector store under its id with the files
+    its messages attached for file_search, ingested by the server; an assistant's store comes back empty
+    (no export says what it held) and the report says so."""
+    new = Ids(10)
+    store_of_thread, store_of_assistant = new("vs_"), new("vs_")
+    asst = assistant(
+        new,
+        T0,
+        tool_resources={
+            "code_interpreter": {"file_ids": []},
+            "file_search": {"vector_store_ids": [store_of_assistant]},
+        },
+    )
+    record = plain_thread(new, asst, T0 + 10, 2)
+    record["thread"]["tool_resources"] = {"file_search": {"vector_store_ids": [store_of_thread]}}
+    doc = new("file-")
+    record["messages"][0]["attachments"] = [{"file_id": doc, "tools": [{"type": "file_search"}]}]
+    text_bytes = b"The narwhal's tusk is a tooth that can grow three metres long.\n"
+    record["files"] = {
+        doc: {
+            "id": doc,
+            "object": "file",
+            "bytes": len(text_bytes),
+            "created_at": T0,
+            "expires_at": None,
+            "filename": "narwhal.txt",
+            "purpose": "assistants",
+            "status": "processed",
+            "status_details": None,
+        }
+    }
+    files = tmp_path / "bytes"
+    files.mkdir()
+    (files / "narwhal.txt").write_bytes(text_bytes)
+    export = write_export(tmp_path / "e", [asst], [record])
+
+    without_flag = cli(imp_server, "import", str(export), "--dry-run")
+    assert "--reindex recreates them" in without_flag.stdout
+    done = cli(imp_server, "import", str(export), "--files", str(files), "--reindex")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "vector stores wrote 2" in done.stdout
+    assert f"vector store {store_of_assistant} (assistant {asst['id']}) recreated" in done.stdout
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline:
+        (entry,) = list(client.vector_stores.files.list(vector_store_id=store_of_thread))
+        status = entry.status
+        if status != "in_progress":
+            break
+        time.sleep(0.2)
+    assert status == "completed" and entry.id == doc
+    results = list(client.vector_stores.search(store_of_thread, query="narwhal tusk"))
+    assert results and results[0].file_id == doc
+    assert client.vector_stores.retrieve(store_of_assistant).file_counts.total == 0
+    again = cli(imp_server, "import", str(export), "--files", str(files), "--reindex")
+    assert again.returncode == 0, again.stdout
+    assert "vector stores wrote 0, already here 2" in again.stdout
+    assert "files in vector stores wrote 0, already here 1" in again.stdout

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -22,14 +23,19 @@ from assistd.db.database import Connection, Database
 from assistd.migrate import convert
 from assistd.migrate.bundle import Bundle, Problem, ThreadBundle
 from assistd.migrate.convert import Refused
+from assistd.protocol.vector_stores import static_chunking
 from assistd.storage.blobs import BlobStore
 from assistd.stores import transfer
+from assistd.stores import vector_stores as vector_store_store
 from assistd.stores.files import FileRecord
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord, StepRecord
 from assistd.stores.threads import ThreadRecord
+from assistd.stores.vector_stores import THREAD_STORE_EXPIRY, FileEntry, VectorStoreRecord
 
 Progress = Callable[[int, int], None]  # (threads done, threads in all)
+
+TAKEN_ELSEWHERE = "this id is already used in another project"
 
 # What the report calls each table's objects.
 NAMES = {
@@ -39,6 +45,8 @@ NAMES = {
     "runs": "runs",
     "run_steps": "run steps",
     "files": "files",
+    "vector_stores": "vector stores",
+    "store_files": "files in vector stores",
 }
 
 
@@ -97,6 +105,22 @@ def _oldest_first(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @dataclass
+class _StoreWanted:
+    """A vector store an imported assistant or thread names, to recreate with its id (`--reindex`)."""
+
+    owner: str  # "assistant asst_..." or "thread thread_..."
+    created_at: int
+    for_thread: bool
+    file_ids: list[str] = field(default_factory=list)
+
+
+def _store_ids(resources: dict[str, Any]) -> list[str]:
+    search = resources.get("file_search") or {}
+    ids = search.get("vector_store_ids") if isinstance(search, dict) else None
+    return [i for i in ids or [] if isinstance(i, str) and convert.ID_PATTERN.fullmatch(i)]
+
+
+@dataclass
 class _Thread:
     thread: ThreadRecord | None
     messages: list[MessageRecord]
@@ -110,6 +134,7 @@ class Importer:
         self.blobs = blobs
         self.project_id = project_id
         self.project_name = project_name
+        self.stores: dict[str, _StoreWanted] = {}  # vector stores named by what was imported (or was here)
 
     async def run(
         self,
@@ -117,6 +142,7 @@ class Importer:
         *,
         dry_run: bool = False,
         files_dir: Path | None = None,
+        reindex: bool = False,
         progress: Progress | None = None,
     ) -> Report:
         report = Report(self.project_name, dry_run)
@@ -128,7 +154,59 @@ class Importer:
             await self._thread(tb, done - 1, report)
             if progress is not None:
                 progress(done, len(threads))
+        if reindex:
+            await self._reindex(report)
+        elif self.stores:
+            report.notes.append(
+                f"{len(self.stores)} vector stores are named by imported assistants or threads; "
+                "--reindex recreates them with their ids and ingests the files known to be in them"
+            )
         return report
+
+    async def _reindex(self, report: Report) -> None:
+        """Recreate each named vector store with its id, and ingest the files known to belong to it: for
+        a thread's store, the files its messages attached for file_search (as OpenAI added them). Which
+        files an assistant's store held is not in any export: its store comes back empty, and is noted.
+        The running server's ingestion worker parses, chunks and embeds the files (status in_progress)."""
+        at = int(time.time())
+        async with self._transaction(report.dry_run) as conn:
+            taken = await transfer.owners(conn, "vector_stores", list(self.stores))
+            wanted_files = [f for want in self.stores.values() for f in want.file_ids]
+            have_files = await transfer.owners(conn, "files", wanted_files)
+            for store_id, want in self.stores.items():
+                owner = taken.get(store_id)
+                if owner is not None and owner != self.project_id:
+                    report.refused.append(Problem(f"vector store {store_id} ({want.owner})", TAKEN_ELSEWHERE))
+                    continue
+                if owner is None:
+                    expiry = dict(THREAD_STORE_EXPIRY) if want.for_thread else None
+                    record = VectorStoreRecord(store_id, self.project_id, want.created_at, "", None, expiry, at, {}, 0)
+                    if not report.dry_run:
+                        await vector_store_store.insert_store(conn, record)
+                    report.written["vector_stores"] += 1
+                else:
+                    report.present["vector_stores"] += 1
+                present = set() if owner is None else await transfer.store_file_ids(conn, store_id)
+                files = [f for f in dict.fromkeys(want.file_ids) if have_files.get(f) == self.project_id]
+                new = [f for f in files if f not in present]
+                skipped = [f for f in dict.fromkeys(want.file_ids) if have_files.get(f) != self.project_id]
+                if skipped:
+                    report.notes.append(
+                        f"vector store {store_id}: files without bytes not ingested: {', '.join(skipped)}"
+                    )
+                if not want.for_thread:
+                    report.notes.append(
+                        f"vector store {store_id} ({want.owner}) recreated; the export does not say which files "
+                        "it held: add them with the API (POST /v1/vector_stores/{id}/files)"
+                    )
+                if new and not report.dry_run:
+                    chunking = static_chunking(None)
+                    entries = [FileEntry(f, chunking, {}) for f in new]
+                    await vector_store_store.attach_files(
+                        conn, self.project_id, store_id, entries, batch_id=None, at=at
+                    )
+                report.written["store_files"] += len(new)
+                report.present["store_files"] += len(files) - len(new)
 
     async def _assistants(self, bundle: Bundle, report: Report) -> None:
         records = []
@@ -147,14 +225,16 @@ class Importer:
                 if owner == self.project_id:
                     report.present["assistants"] += 1
                 elif owner is not None:
-                    report.refused.append(
-                        Problem(f"assistant {record.id}", "this id is already used in another project")
-                    )
+                    report.refused.append(Problem(f"assistant {record.id}", TAKEN_ELSEWHERE))
                 else:
                     new.append(record)
             if not report.dry_run:
                 await transfer.insert(conn, "assistants", new)
             report.written["assistants"] += len(new)
+        for record in records:
+            if taken.get(record.id) in (None, self.project_id):
+                for store_id in _store_ids(record.tool_resources):
+                    self.stores.setdefault(store_id, _StoreWanted(f"assistant {record.id}", record.created_at, False))
 
     def _transaction(self, dry_run: bool) -> AbstractAsyncContextManager[Connection]:
         return self.db.read() if dry_run else self.db.write()
@@ -175,7 +255,7 @@ class Importer:
                 report.present["files"] += 1
                 continue
             if owner is not None:
-                report.refused.append(Problem(f"file {file_id}", "this id is already used in another project"))
+                report.refused.append(Problem(f"file {file_id}", TAKEN_ELSEWHERE))
                 continue
             found = _find_bytes(files_dir, file_id, meta.get("filename"))
             if found is None:
@@ -256,6 +336,18 @@ class Importer:
             return
         report.written.update(written)
         report.present.update(present)
+        if converted.thread is not None:
+            searched = [
+                a["file_id"]
+                for m in converted.messages
+                for a in m.attachments or []
+                if any(isinstance(tool, dict) and tool.get("type") == "file_search" for tool in a.get("tools") or [])
+            ]
+            for store_id in _store_ids(converted.thread.tool_resources):
+                want = self.stores.setdefault(
+                    store_id, _StoreWanted(f"thread {tb.thread_id}", converted.thread.created_at, True)
+                )
+                want.file_ids.extend(searched)
 
     async def _write_thread(
         self, conn: Connection, thread_id: str, data: _Thread, written: Counter[str], present: Counter[str], dry: bool
@@ -263,7 +355,7 @@ class Importer:
         problems: list[Problem] = []
         owner = (await transfer.owners(conn, "threads", [thread_id])).get(thread_id)
         if owner is not None and owner != self.project_id:
-            raise _Abort([Problem(f"thread {thread_id}", "this id is already used in another project")])
+            raise _Abort([Problem(f"thread {thread_id}", TAKEN_ELSEWHERE)])
         if owner is None and data.thread is None:
             raise _Abort(
                 [

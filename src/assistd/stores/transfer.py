@@ -36,6 +36,7 @@ _OWNER = {
     "messages": "thread_id",
     "runs": "thread_id",
     "run_steps": "thread_id",
+    "vector_stores": "project_id",
 }
 TABLES: dict[str, Table] = {
     "assistants": t.assistants,
@@ -44,6 +45,7 @@ TABLES: dict[str, Table] = {
     "messages": t.messages,
     "runs": t.runs,
     "run_steps": t.run_steps,
+    "vector_stores": t.vector_stores,
 }
 
 
@@ -117,3 +119,9 @@ async def files(conn: Connection, project_id: str, file_ids: Sequence[str]) -> l
         query = select(t.files).where(t.files.c.project_id == project_id, t.files.c.id.in_(part))
         found.extend(FileRecord.from_row(row) for row in (await conn.execute(query)).all())
     return found
+
+
+async def store_file_ids(conn: Connection, store_id: str) -> set[str]:
+    """The files a vector store already has (whatever their status)."""
+    query = select(t.vector_store_files.c.id).where(t.vector_store_files.c.vector_store_id == store_id)
+    return {str(file_id) for file_id in (await conn.execute(query)).scalars()}
