@@ -228,9 +228,8 @@ def import_(args: argparse.Namespace, settings: Settings) -> int:
         try:
             try:
                 project_id = await services.keys.project_id(args.project, create=not args.dry_run)
-            except APIError:
-                print(f"assistd: no project named '{args.project}' (a real import creates it)", file=sys.stderr)
-                return 1
+            except APIError:  # a dry run into a project still to be made: nothing of it exists yet
+                project_id = f"proj_new_{args.project}"
             found = bundle.read(Path(args.path))
             importer = Importer(services.db, services.blobs, project_id, args.project)
             files_dir = Path(args.files) if args.files else None

@@ -46,3 +46,8 @@ def test_imported_thread_shows_like_any_other(
     page.goto(server.url + "/#/import")
     expect(page.locator("#import-steps")).to_contain_text("assistd import ./export --project myapp --dry-run")
     expect(page.locator("#nav a.active")).to_have_text("Import")
+    for file_id, meta in record["files"].items():  # the export had no bytes for them
+        row = page.locator(f'#missing-files tr[data-id="{file_id}"]')
+        expect(row).to_contain_text(meta["filename"])
+        expect(row).to_contain_text(record["thread_id"])
+    shot("import-page")

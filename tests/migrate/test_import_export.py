@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from exportdata import T0, Ids, assistant, plain_thread, rich_thread, write_export
 from openai import OpenAI
@@ -56,6 +57,14 @@ def client(imp_server: LiveServer) -> Iterator[OpenAI]:
     c = sdk(imp_server)
     yield c
     c.close()
+
+
+def missing_files(server: LiveServer) -> list[dict[str, Any]]:
+    """What the console's Import page lists: files imports referenced without their bytes."""
+    url = server.url + "/admin/v1/imports/missing_files"
+    response = httpx.get(url, headers={"Authorization": "Bearer test-key"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
 
 
 def without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -122,6 +131,11 @@ def test_import_reads_back_field_for_field_with_original_ids(
     listed = [a.id for a in client.beta.assistants.list(order="asc", limit=100)]
     assert listed.index(asst["id"]) < listed.index(other["id"])  # by created_at, not by the random ids
     read_back(client, record)
+    missing = missing_files(imp_server)
+    mine = {f["id"]: f for f in missing if f["thread_id"] == record["thread_id"]}
+    assert set(mine) == set(record["files"])
+    for file_id, meta in record["files"].items():
+        assert (mine[file_id]["filename"], mine[file_id]["bytes"]) == (meta["filename"], meta["bytes"])
     message = record["messages"][2]
     got = client.beta.threads.messages.retrieve(message["id"], thread_id=record["thread_id"])
     assert (
@@ -163,6 +177,9 @@ def test_dry_run_reports_and_writes_nothing(imp_server: LiveServer, client: Open
     assert "messages    would write 4" in done.stdout
     with pytest.raises(Exception, match="404|No thread found"):
         client.beta.threads.retrieve(record["thread_id"])
+    fresh = cli(imp_server, "import", str(export), "--dry-run", "--project", f"new-{time.monotonic_ns()}")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "messages    would write 4" in fresh.stdout
 
 
 def test_malformed_or_partial_export_is_reported_and_no_thread_is_half_written(
@@ -307,6 +324,8 @@ def test_round_trip_into_a_fresh_server_is_identical(
     )
     assert first.returncode == 0, first.stdout + first.stderr
     assert "files       wrote 3" in first.stdout
+    missing = missing_files(imp_server)
+    assert not set(record["files"]) & {f["id"] for f in missing}
     file_id = next(iter(record["files"]))
     stored = client.files.retrieve(file_id)  # purpose assistants: its bytes are not downloadable, as on OpenAI
     assert (stored.filename, stored.bytes, stored.created_at) == (

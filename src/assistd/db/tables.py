@@ -285,3 +285,17 @@ sandbox_sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# Files an import referenced whose bytes were not supplied (assistd/migrate/importer.py): what the
+# import report and the console's Import page show as missing, until an import brings the bytes.
+import_missing_files = Table(
+    "import_missing_files",
+    metadata,
+    Column("project_id", id_type(), primary_key=True),
+    Column("id", id_type(), primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=True),
+    Column("thread_id", id_type(), nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
+)

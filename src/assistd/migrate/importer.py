@@ -31,6 +31,7 @@ from assistd.stores.files import FileRecord
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord, StepRecord
 from assistd.stores.threads import ThreadRecord
+from assistd.stores.transfer import MissingFileRecord
 from assistd.stores.vector_stores import THREAD_STORE_EXPIRY, FileEntry, VectorStoreRecord
 
 Progress = Callable[[int, int], None]  # (threads done, threads in all)
@@ -247,9 +248,18 @@ class Importer:
         metas = list(bundle.files.values())
         async with self.db.read() as conn:
             taken = await transfer.owners(conn, "files", [str(m.get("id")) for m in metas])
+        referenced_by: dict[str, str] = {}
+        for tb in bundle.threads.values():
+            for file_id in tb.files:
+                referenced_by.setdefault(file_id, tb.thread_id)
         records: list[FileRecord] = []
+        missing: list[MissingFileRecord] = []
         for position, meta in enumerate(_oldest_first(metas)):
-            file_id = str(meta.get("id"))
+            try:
+                file_id = convert.object_id(meta, "file")
+            except Refused as exc:
+                report.refused.append(Problem(f"file {exc.object_id}", exc.reason))
+                continue
             owner = taken.get(file_id)
             if owner == self.project_id:
                 report.present["files"] += 1
@@ -260,6 +270,18 @@ class Importer:
             found = _find_bytes(files_dir, file_id, meta.get("filename"))
             if found is None:
                 report.missing_files.append(f"{file_id} ({meta.get('filename')})")
+                size, created = meta.get("bytes"), meta.get("created_at")
+                missing.append(
+                    MissingFileRecord(
+                        project_id=self.project_id,
+                        id=file_id,
+                        filename=str(meta.get("filename") or file_id),
+                        bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                        created_at=created if isinstance(created, int) and not isinstance(created, bool) else None,
+                        thread_id=referenced_by.get(file_id),
+                        recorded_at=int(time.time()),
+                    )
+                )
                 continue
             try:
                 convert.file_record(meta, self.project_id, "", 0, position)  # checks before any byte is stored
@@ -274,10 +296,13 @@ class Importer:
             await writer.write(data)
             key = await writer.commit()
             records.append(convert.file_record(meta, self.project_id, key, len(data), position))
-        if records:
-            async with self.db.write() as conn:
-                await transfer.insert(conn, "files", records)
-            report.written["files"] += len(records)
+        if report.dry_run:
+            return
+        async with self.db.write() as conn:
+            await transfer.insert(conn, "files", records)
+            await transfer.clear_missing(conn, self.project_id, [r.id for r in records])
+            await transfer.record_missing(conn, missing)
+        report.written["files"] += len(records)
 
     def _convert(self, tb: ThreadBundle, position: int, report: Report) -> _Thread | list[Problem]:
         problems = [Problem(f"thread {tb.thread_id} ({tb.source})", reason) for reason in tb.problems]

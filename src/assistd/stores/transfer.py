@@ -8,15 +8,15 @@ thread on import, so a thread is written whole or not at all).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
 from assistd.stores.assistants import AssistantRecord
-from assistd.stores.common import order_key
+from assistd.stores.common import Record, order_key
 from assistd.stores.files import FileRecord
 from assistd.stores.messages import MessageRecord
 from assistd.stores.runs import RunRecord, StepRecord
@@ -46,6 +46,7 @@ TABLES: dict[str, Table] = {
     "runs": t.runs,
     "run_steps": t.run_steps,
     "vector_stores": t.vector_stores,
+    "import_missing_files": t.import_missing_files,
 }
 
 
@@ -125,3 +126,48 @@ async def store_file_ids(conn: Connection, store_id: str) -> set[str]:
     """The files a vector store already has (whatever their status)."""
     query = select(t.vector_store_files.c.id).where(t.vector_store_files.c.vector_store_id == store_id)
     return {str(file_id) for file_id in (await conn.execute(query)).scalars()}
+
+
+# --- files an import referenced without their bytes ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFileRecord(Record):
+    project_id: str
+    id: str
+    filename: str
+    bytes: int | None
+    created_at: int | None
+    thread_id: str | None
+    recorded_at: int
+
+
+async def record_missing(conn: Connection, records: Sequence[MissingFileRecord]) -> None:
+    """Note these files as missing (a file already noted keeps its first note)."""
+    if not records:
+        return
+    project_id = records[0].project_id
+    known = set(await missing_ids(conn, project_id, [r.id for r in records]))
+    await insert(conn, "import_missing_files", [r for r in records if r.id not in known])
+
+
+async def missing_ids(conn: Connection, project_id: str, file_ids: Sequence[str]) -> list[str]:
+    mf = t.import_missing_files.c
+    found: list[str] = []
+    for part in _chunks(list(dict.fromkeys(file_ids))):
+        query = select(mf.id).where(mf.project_id == project_id, mf.id.in_(part))
+        found.extend(str(file_id) for file_id in (await conn.execute(query)).scalars())
+    return found
+
+
+async def clear_missing(conn: Connection, project_id: str, file_ids: Sequence[str]) -> None:
+    """These files' bytes came: they are missing no more."""
+    mf = t.import_missing_files.c
+    for part in _chunks(list(file_ids)):
+        await conn.execute(delete(t.import_missing_files).where(mf.project_id == project_id, mf.id.in_(part)))
+
+
+async def missing_files(conn: Connection, project_id: str) -> list[MissingFileRecord]:
+    mf = t.import_missing_files.c
+    query = select(t.import_missing_files).where(mf.project_id == project_id).order_by(mf.recorded_at, mf.id)
+    return [MissingFileRecord.from_row(row) for row in (await conn.execute(query)).all()]
