@@ -21,8 +21,9 @@ from assistd.stores.threads import ThreadRecord
 
 Json = dict[str, Any]
 
-# Ids are kept as they came: any that fits the id columns (64 characters) and the API's paths.
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+# Ids are kept as they came: any that fits the id columns (64 characters), the API's paths and the
+# console's routes (letters, digits, '_' and '-', as OpenAI's and Azure's ids are).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
 PREFIX = {
     "assistant": ids.ASSISTANT,
     "thread": ids.THREAD,
@@ -69,7 +70,7 @@ def object_id(obj: Mapping[str, Any], kind: str) -> str:
     value = obj.get("id")
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise Refused(
-            kind, repr(value)[:80], "the id is missing or not a valid id (letters, digits, '_', '-', '.'; at most 64)"
+            kind, repr(value)[:80], "the id is missing or not a valid id (letters, digits, '_' and '-'; at most 64)"
         )
     prefix = PREFIX.get(kind)
     if prefix is not None and not value.startswith(prefix):

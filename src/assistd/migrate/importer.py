@@ -195,7 +195,7 @@ class Importer:
                     report.notes.append(
                         f"vector store {store_id}: files without bytes not ingested: {', '.join(skipped)}"
                     )
-                if not want.for_thread:
+                if owner is None and not want.for_thread:
                     report.notes.append(
                         f"vector store {store_id} ({want.owner}) recreated; the export does not say which files "
                         "it held: add them with the API (POST /v1/vector_stores/{id}/files)"
