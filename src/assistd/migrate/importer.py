@@ -378,7 +378,16 @@ class Importer:
         self, conn: Connection, thread_id: str, data: _Thread, written: Counter[str], present: Counter[str], dry: bool
     ) -> None:
         problems: list[Problem] = []
-        owner = (await transfer.owners(conn, "threads", [thread_id])).get(thread_id)
+        groups: tuple[tuple[str, Sequence[MessageRecord | RunRecord | StepRecord]], ...] = (
+            ("messages", data.messages),
+            ("runs", data.runs),
+            ("run_steps", data.steps),
+        )
+        # Which of the thread's ids are already here, and where: one query for the four tables.
+        taken_in = await transfer.owners_of(
+            conn, {"threads": [thread_id], **{table: [r.id for r in records] for table, records in groups}}
+        )
+        owner = taken_in["threads"].get(thread_id)
         if owner is not None and owner != self.project_id:
             raise _Abort([Problem(f"thread {thread_id}", TAKEN_ELSEWHERE)])
         if owner is None and data.thread is None:
@@ -394,13 +403,8 @@ class Importer:
             plan.append(("threads", [data.thread]))
         else:
             present["threads"] += 1
-        groups: tuple[tuple[str, Sequence[MessageRecord | RunRecord | StepRecord]], ...] = (
-            ("messages", data.messages),
-            ("runs", data.runs),
-            ("run_steps", data.steps),
-        )
         for table, records in groups:
-            taken = await transfer.owners(conn, table, [r.id for r in records])
+            taken = taken_in[table]
             new = []
             for record in records:
                 holder = taken.get(record.id)

@@ -7,11 +7,11 @@ thread on import, so a thread is written whole or not at all).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Select, Table, delete, literal, select, union_all
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
@@ -63,6 +63,26 @@ async def owners(conn: Connection, table: str, object_ids: Sequence[str]) -> dic
     for part in _chunks(list(dict.fromkeys(object_ids))):
         query = select(tbl.c.id.label("id"), owner.label("owner")).where(tbl.c.id.in_(part))
         found.update({str(row.id): str(row.owner) for row in (await conn.execute(query)).all()})
+    return found
+
+
+async def owners_of(conn: Connection, wanted: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+    """`owners` for several tables in one round trip: table -> {id: what holds it}, for ids already there."""
+    parts: list[Select[Any]] = []
+    for table, object_ids in wanted.items():
+        tbl = TABLES[table]
+        for part in _chunks(list(dict.fromkeys(object_ids))):
+            parts.append(
+                select(literal(table).label("tbl"), tbl.c.id.label("id"), tbl.c[_OWNER[table]].label("owner")).where(
+                    tbl.c.id.in_(part)
+                )
+            )
+    found: dict[str, dict[str, str]] = {table: {} for table in wanted}
+    if not parts:
+        return found
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    for row in (await conn.execute(query)).all():
+        found[str(row.tbl)][str(row.id)] = str(row.owner)
     return found
 
 
