@@ -89,6 +89,11 @@ def read_back(client: OpenAI, record: dict[str, Any]) -> None:
         assert_same(got.to_dict(), want)
     newest = client.beta.threads.messages.list(thread_id, limit=3).data
     assert [m.id for m in newest] == [m["id"] for m in record["messages"][::-1][:3]]
+    ids = [m["id"] for m in record["messages"]]
+    before_last = client.beta.threads.messages.list(thread_id, order="asc", before=ids[-1], limit=100).data
+    assert [m.id for m in before_last] == ids[:-1]
+    after_first = client.beta.threads.messages.list(thread_id, order="desc", after=ids[-1], limit=100).data
+    assert [m.id for m in after_first] == ids[:-1][::-1]
     runs = list(client.beta.threads.runs.list(thread_id, order="asc", limit=2))
     assert [r.id for r in runs] == [r["id"] for r in record["runs"]]
     for got_run, want_run in zip(runs, record["runs"], strict=True):
