@@ -293,6 +293,21 @@ def test_a_run_on_an_imported_thread_sees_its_history(
     assert [m.id for m in messages[:9]] == [m["id"] for m in record["messages"]]
     assert messages[-1].run_id == run.id and messages[-1].content[0].text.value == "Still here."  # type: ignore[union-attr]
 
+    # Truncation applies as on any thread: the last three messages, newest of them the run's answer.
+    fake.script(model, Reply.say("Short memory."))
+    client.beta.threads.messages.create(record["thread_id"], role="user", content="Only recent?")
+    short = client.beta.threads.runs.create_and_poll(
+        thread_id=record["thread_id"],
+        assistant_id=asst["id"],
+        model=model,
+        truncation_strategy={"type": "last_messages", "last_messages": 3},
+        poll_interval_ms=50,
+    )
+    assert short.status == "completed", short.last_error
+    said = [m["content"] for m in fake.requests(model)[-1]["messages"] if m["role"] in ("user", "assistant")]
+    texts = [c if isinstance(c, str) else " ".join(p.get("text", "") for p in c) for c in said]
+    assert texts == ["And now?", "Still here.", "Only recent?"]
+
 
 @pytest.mark.slow
 def test_ten_thousand_messages_in_one_thread(imp_server: LiveServer, client: OpenAI, tmp_path: Path) -> None:
