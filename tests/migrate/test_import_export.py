@@ -454,3 +454,53 @@ def test_reindex_recreates_vector_stores_with_their_ids(imp_server: LiveServer, 
     assert again.returncode == 0, again.stdout
     assert "vector stores wrote 0, already here 2" in again.stdout
     assert "files in vector stores wrote 0, already here 1" in again.stdout
+
+
+def test_a_run_still_going_when_exported_is_kept_as_expired_history(
+    imp_server: LiveServer, client: OpenAI, tmp_path: Path
+) -> None:
+    """It cannot continue here (its model call and tool outputs are gone): expired, its open step too,
+    said in the report, and the thread takes new runs."""
+    new = Ids(11)
+    asst = assistant(new, T0)
+    record = plain_thread(new, asst, T0 + 10, 2)
+    waiting = record["runs"][0]
+    call_id = new("call_")
+    waiting.update(
+        status="requires_action",
+        completed_at=None,
+        usage=None,
+        expires_at=T0 + 600,
+        required_action={
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+                ]
+            },
+        },
+    )
+    step = waiting["steps"][0]
+    step.update(
+        type="tool_calls",
+        status="in_progress",
+        completed_at=None,
+        step_details={
+            "type": "tool_calls",
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}", "output": None},
+                }
+            ],
+        },
+    )
+    done = cli(imp_server, "import", str(write_export(tmp_path / "e", [asst], [record])))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"run {waiting['id']} was requires_action when exported; imported as expired" in done.stdout
+    run = client.beta.threads.runs.retrieve(waiting["id"], thread_id=record["thread_id"])
+    assert (run.status, run.required_action, run.expires_at) == ("expired", None, None)
+    (got,) = list(client.beta.threads.runs.steps.list(waiting["id"], thread_id=record["thread_id"]))
+    assert got.status == "expired" and got.expired_at is not None
+    client.beta.threads.messages.create(record["thread_id"], role="user", content="hello again")  # not locked
