@@ -37,6 +37,7 @@ from assistd.stores.vector_stores import THREAD_STORE_EXPIRY, FileEntry, VectorS
 Progress = Callable[[int, int], None]  # (threads done, threads in all)
 
 TAKEN_ELSEWHERE = "this id is already used in another project"
+CHUNK_BYTES = 1 << 20
 
 # What the report calls each table's objects.
 NAMES = {
@@ -291,11 +292,8 @@ class Importer:
             if report.dry_run:
                 report.written["files"] += 1
                 continue
-            data = found.read_bytes()
-            writer = self.blobs.writer()
-            await writer.write(data)
-            key = await writer.commit()
-            records.append(convert.file_record(meta, self.project_id, key, len(data), position))
+            key, size = await self._store_bytes(found)
+            records.append(convert.file_record(meta, self.project_id, key, size, position))
         if report.dry_run:
             return
         async with self.db.write() as conn:
@@ -303,6 +301,20 @@ class Importer:
             await transfer.clear_missing(conn, self.project_id, [r.id for r in records])
             await transfer.record_missing(conn, missing)
         report.written["files"] += len(records)
+
+    async def _store_bytes(self, path: Path) -> tuple[str, int]:
+        """The file's bytes into the blob store, a chunk at a time (files can be large)."""
+        writer = self.blobs.writer()
+        size = 0
+        try:
+            with path.open("rb") as source:
+                while chunk := source.read(CHUNK_BYTES):
+                    await writer.write(chunk)
+                    size += len(chunk)
+            return await writer.commit(), size
+        except BaseException:
+            await writer.abort()
+            raise
 
     def _convert(self, tb: ThreadBundle, position: int, report: Report) -> _Thread | list[Problem]:
         problems = [Problem(f"thread {tb.thread_id} ({tb.source})", reason) for reason in tb.problems]
