@@ -188,6 +188,100 @@ def models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _ProgressBar:
+    """A one-line bar on stderr when it is a terminal; otherwise a line every tenth of the way."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if self.tty:
+            filled = done * 30 // max(total, 1)
+            end = "\n" if done == total else ""
+            print(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr)
+        elif tenth != self.shown or done == total:
+            self.shown = tenth
+            print(f"{self.label}: {done}/{total} threads", file=sys.stderr)
+
+
+def _metadata_filters(pairs: Sequence[str]) -> dict[str, str] | None:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--metadata takes KEY=VALUE, got {pair!r}")
+        found[key] = value
+    return found or None
+
+
+def import_(args: argparse.Namespace, settings: Settings) -> int:
+    """`assistd import PATH`: an export folder or loose API objects, into a project, ids kept."""
+    from assistd.app import open_services
+    from assistd.migrate import bundle
+    from assistd.migrate.importer import Importer
+
+    async def run() -> int:
+        services = await open_services(settings)
+        try:
+            try:
+                project_id = await services.keys.project_id(args.project, create=not args.dry_run)
+            except APIError:  # a dry run into a project still to be made: nothing of it exists yet
+                project_id = f"proj_new_{args.project}"
+            found = bundle.read(Path(args.path))
+            importer = Importer(services.db, services.blobs, project_id, args.project)
+            files_dir = Path(args.files) if args.files else None
+            report = await importer.run(
+                found,
+                dry_run=args.dry_run,
+                files_dir=files_dir,
+                reindex=args.reindex,
+                progress=_ProgressBar("importing"),
+            )
+            print("\n".join(report.lines()))
+            return 0 if report.ok else 1
+        finally:
+            await services.db.dispose()
+
+    return asyncio.run(run())
+
+
+def export(args: argparse.Namespace, settings: Settings) -> int:
+    """`assistd export PATH`: the project's assistants and threads in the same layout, file bytes included."""
+    from assistd.app import open_services
+    from assistd.migrate.exporter import Exporter
+
+    try:
+        metadata = _metadata_filters(args.metadata or [])
+    except ValueError as exc:
+        print(f"assistd: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        services = await open_services(settings)
+        try:
+            try:
+                project_id = await services.keys.project_id(args.project, create=False)
+            except APIError as exc:
+                print(f"assistd: {exc.message}", file=sys.stderr)
+                return 1
+            exporter = Exporter(services.db, services.blobs, project_id)
+            summary = await exporter.run(
+                Path(args.path), thread_ids=args.thread or None, metadata=metadata, progress=_ProgressBar("exporting")
+            )
+            print(
+                f"exported {summary.assistants} assistants, {summary.threads} threads ({summary.messages} messages, "
+                f"{summary.runs} runs), {summary.files} files to {args.path}"
+            )
+            return 0
+        finally:
+            await services.db.dispose()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistd", description="A server for the OpenAI Assistants API (v2).")
     parser.add_argument("--version", action="version", version=f"assistd {__version__}")
@@ -244,6 +338,43 @@ def build_parser() -> argparse.ArgumentParser:
     p_revoke.add_argument("key_id")
     p_keys.set_defaults(func=keys)
 
+    p_import = sub.add_parser(
+        "import",
+        help="import assistants, threads, messages and runs with their original ids (docs/import-export.md)",
+        description="Import an assistants-thread-export/v1 folder (from the assistants-api-export tool or "
+        "`assistd export`) or files of raw API objects (an assistant, a thread, a list page of messages or "
+        "runs). Ids and timestamps are kept; importing twice changes nothing; each thread is written whole "
+        "or not at all.",
+    )
+    p_import.add_argument("path", metavar="PATH", help="an export folder, or a JSON file or folder of API objects")
+    p_import.add_argument("--project", default="default", help="the project to import into (created if new)")
+    p_import.add_argument(
+        "--dry-run", action="store_true", help="check and report what would be written; write nothing"
+    )
+    p_import.add_argument(
+        "--files", metavar="DIR", help="where the files' bytes are (named by file id or original filename)"
+    )
+    p_import.add_argument(
+        "--reindex",
+        action="store_true",
+        help="recreate the vector stores the assistants and threads name, with their ids, and ingest their files",
+    )
+    p_import.set_defaults(func=import_)
+
+    p_export = sub.add_parser(
+        "export",
+        help="export a project's assistants and threads, file bytes included (docs/import-export.md)",
+        description="Write the project's assistants and threads (all, by id, or by metadata) in the "
+        "assistants-thread-export/v1 layout, with the bytes of the files they reference.",
+    )
+    p_export.add_argument("path", metavar="PATH", help="the folder to write (created if missing)")
+    p_export.add_argument("--project", default="default", help="the project to export")
+    p_export.add_argument("--thread", action="append", metavar="ID", help="a thread to export (repeatable)")
+    p_export.add_argument(
+        "--metadata", action="append", metavar="KEY=VALUE", help="only threads whose metadata has this value"
+    )
+    p_export.set_defaults(func=export)
+
     p_sandbox = sub.add_parser("sandbox", help="manage code_interpreter's sandbox")
     sandbox_sub = p_sandbox.add_subparsers(dest="sandbox_command", required=True)
     p_build = sandbox_sub.add_parser("build", help="build the sandbox's Python (numpy, pandas, matplotlib, ipykernel)")
@@ -263,7 +394,7 @@ def _missing_database_driver(settings: Settings) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    if args.command in ("serve", "keys") and (problem := _missing_database_driver(settings)):
+    if args.command in ("serve", "keys", "import", "export") and (problem := _missing_database_driver(settings)):
         print(problem, file=sys.stderr)
         return 2
     if args.command == "serve" and (problem := s3_problem(settings)):

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from assistd.api.deps import json_response, parse_query, project_id, services
 from assistd.api.routing import Endpoint, Router
-from assistd.protocol.admin import ModelList, ThreadSearchParams
+from assistd.protocol.admin import MissingFileList, ModelList, ThreadSearchParams
 from assistd.protocol.common import ListPage
 from assistd.protocol.threads import Thread
 
@@ -20,6 +20,10 @@ PREFIX = "/admin/v1"
 async def list_threads(request: Request) -> Response:
     params = parse_query(request, ThreadSearchParams)
     return json_response(await services(request).admin.list_threads(project_id(request), params))
+
+
+async def list_missing_files(request: Request) -> Response:
+    return json_response(await services(request).admin.missing_files(project_id(request)))
 
 
 async def list_models(request: Request) -> Response:
@@ -40,3 +44,13 @@ def register(router: Router) -> None:
         )
     )
     router.add(Endpoint("GET", "/models", list_models, "The model routing table", ModelList, tag=tag))
+    router.add(
+        Endpoint(
+            "GET",
+            "/imports/missing_files",
+            list_missing_files,
+            "Files an import referenced without their bytes",
+            MissingFileList,
+            tag=tag,
+        )
+    )

@@ -15,11 +15,24 @@ from sqlalchemy.types import UserDefinedType
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # An arbitrary constant: replicas starting together take turns to migrate.
 PG_MIGRATION_LOCK = 7_402_113
-# Raw-DDL objects of migrations 0004 (the keyword index) and 0005 (pgvector's column and index) that
+# Raw-DDL objects of migrations 0004 (the keyword index), 0005 (pgvector's column and index) and 0010 (the
+# list-order indexes over imported objects' sort keys) that
 # db/tables.py does not model: schema comparison (autogenerate, tests/integration/test_migrations.py)
 # leaves them out.
 UNMODELLED_TABLE_PREFIX = "chunks_fts"
-UNMODELLED_INDEXES = frozenset({"ix_chunks_text_tsv", "ix_chunks_embedding_vec"})
+UNMODELLED_INDEXES = frozenset(
+    {
+        "ix_chunks_text_tsv",
+        "ix_chunks_embedding_vec",
+        # migration 0010: lists in coalesce(sort_key, id) order, per table (expression indexes)
+        "ix_assistants_order",
+        "ix_threads_order",
+        "ix_messages_order",
+        "ix_runs_order",
+        "ix_run_steps_order",
+        "ix_files_order",
+    }
+)
 UNMODELLED_COLUMNS = frozenset({("chunks", "embedding_vec")})
 
 

@@ -43,6 +43,18 @@ def json_type() -> TypeEngine[object]:
     return JSON()
 
 
+def sort_key_type() -> TypeEngine[str]:
+    return String(128).with_variant(String(128, collation="C"), "postgresql")
+
+
+def sort_key() -> Column[str]:
+    """Where an object sorts in its lists when its id does not say it: NULL for objects made here (their
+    ids sort by creation time, ids.py), set for imported objects whose ids came from elsewhere. Lists
+    order by `coalesce(sort_key, id)` (stores/common.py `order_key`), from an expression index per
+    table that migration 0007 creates and this file does not model (db/migrate.py UNMODELLED_INDEXES)."""
+    return Column("sort_key", sort_key_type(), nullable=True)
+
+
 projects = Table(
     "projects",
     metadata,
@@ -79,6 +91,7 @@ assistants = Table(
     Column("top_p", Float, nullable=True),
     Column("response_format", json_type(), nullable=True),
     Column("reasoning_effort", String(16), nullable=True),
+    sort_key(),
     Index(None, "project_id", "id"),
 )
 
@@ -90,6 +103,7 @@ threads = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("tool_resources", json_type(), nullable=False),
     Column("metadata", json_type(), nullable=False),
+    sort_key(),
     Index(None, "project_id", "id"),
 )
 
@@ -109,6 +123,7 @@ messages = Table(
     Column("incomplete_at", BigInteger, nullable=True),
     Column("assistant_id", id_type(), nullable=True),
     Column("run_id", id_type(), nullable=True),
+    sort_key(),
     Index(None, "thread_id", "id"),
     Index(None, "thread_id", "run_id"),
 )
@@ -140,6 +155,7 @@ files = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("blob_key", String(128), nullable=False),
+    sort_key(),
     Index(None, "project_id", "id"),
     Index(None, "expires_at"),
 )
@@ -180,6 +196,7 @@ runs = Table(
     Column("lease_expires_at", Float, nullable=True),
     # How many times the run was resumed after its executor died (engine/lifecycle.py `recover`).
     Column("resumes", Integer, nullable=False, server_default=text("0")),
+    sort_key(),
     Index(None, "thread_id", "id"),
     Index(None, "status", "lease_expires_at"),
     Index(None, "status", "model"),  # /metrics: runs by status and model, from the index alone
@@ -204,6 +221,7 @@ run_steps = Table(
     Column("completed_at", BigInteger, nullable=True),
     Column("metadata", json_type(), nullable=False),
     Column("usage", json_type(), nullable=True),
+    sort_key(),
     Index(None, "run_id", "id"),
     Index(None, "thread_id"),
 )
@@ -284,4 +302,18 @@ sandbox_sessions = Table(
     Column("placed", json_type(), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Files an import referenced whose bytes were not supplied (assistd/migrate/importer.py): what the
+# import report and the console's Import page show as missing, until an import brings the bytes.
+import_missing_files = Table(
+    "import_missing_files",
+    metadata,
+    Column("project_id", id_type(), primary_key=True),
+    Column("id", id_type(), primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=True),
+    Column("thread_id", id_type(), nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
 )

@@ -49,3 +49,20 @@ class ModelList(WireModel):
     object: Literal["list"] = "list"
     data: list[ModelRoute]
     default: DefaultModelRoute | None  # where any other name goes; None: unknown names are refused
+
+
+class MissingFile(WireModel):
+    """A file an import referenced (an attachment, an image, a citation) whose bytes it was not given."""
+
+    id: str
+    object: Literal["import.missing_file"] = "import.missing_file"
+    filename: str
+    bytes: int | None
+    created_at: int | None
+    thread_id: str | None  # a thread that references it
+    recorded_at: int
+
+
+class MissingFileList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[MissingFile]

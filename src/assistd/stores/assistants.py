@@ -32,6 +32,7 @@ class AssistantRecord(Record):
     top_p: float | None
     response_format: Any  # "auto" or a JSON object; null on rows written before it existed
     reasoning_effort: str | None
+    sort_key: str | None = None  # set on imported assistants only (db/tables.py)
 
 
 async def insert(conn: Connection, record: AssistantRecord) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, select
+from sqlalchemy import ColumnElement, FromClause, Row, Table, func, literal, select
 
 from assistd.db.database import Connection
 from assistd.errors import not_found
@@ -78,6 +78,24 @@ async def get_row(conn: Connection, table: Table, kind: str, object_id: str, *wh
     return row
 
 
+def order_key(table: FromClause) -> ColumnElement[str]:
+    """What a table's lists order by: the id, or for tables that can hold imported objects (whose ids
+    came from elsewhere and do not sort by time), `coalesce(sort_key, id)` (db/tables.py `sort_key`)."""
+    if "sort_key" in table.c:
+        return func.coalesce(table.c.sort_key, table.c.id)
+    return table.c.id
+
+
+def cursor_key(table: Table, object_id: str) -> ColumnElement[str]:
+    """Where the object with this id sits in `order_key`'s order. An id no longer there (deleted between
+    pages) stands for itself: ids made here sort by time, so paging past a deleted one still works."""
+    if "sort_key" not in table.c:
+        return literal(object_id)
+    cursor = table.alias("cursor")  # not correlated with the listed table: the cursor's own row
+    stored = select(order_key(cursor)).where(cursor.c.id == object_id).scalar_subquery()
+    return func.coalesce(stored, literal(object_id))
+
+
 async def paginate(
     conn: Connection,
     table: Table,
@@ -89,16 +107,19 @@ async def paginate(
     before: str | None,
     from_row: Callable[[Row[Any]], R],
 ) -> Page[R]:
-    """Cursor pages ordered by id, which sorts by creation time (ids.py): one query of `limit + 1` rows."""
-    key = table.c.id
+    """Cursor pages ordered by id, which sorts by creation time (ids.py), or by an imported object's
+    sort key (`order_key`): one query of `limit + 1` rows."""
+    key = order_key(table)
     conditions = list(where)
     ascending = order == "asc"
     if after is not None:
-        conditions.append(key > after if ascending else key < after)
+        at = cursor_key(table, after)
+        conditions.append(key > at if ascending else key < at)
     # With `before` alone, read backwards from the cursor, then restore the requested order.
     backwards = before is not None and after is None
     if before is not None:
-        conditions.append(key < before if ascending else key > before)
+        at = cursor_key(table, before)
+        conditions.append(key < at if ascending else key > at)
     scan_ascending = ascending != backwards
     query = select(table).where(*conditions).order_by(key.asc() if scan_ascending else key.desc()).limit(limit + 1)
     rows = list((await conn.execute(query)).all())

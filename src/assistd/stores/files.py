@@ -31,6 +31,7 @@ class FileRecord(Record):
     status: str
     expires_at: int | None
     blob_key: str
+    sort_key: str | None = None  # set on imported files only (db/tables.py)
 
 
 @dataclass(frozen=True, slots=True)

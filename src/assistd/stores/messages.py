@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from assistd.db import tables as t
 from assistd.db.database import Connection
 from assistd.protocol.common import ListParams
-from assistd.stores.common import Json, Page, Record, columns, get_row, paginate
+from assistd.stores.common import Json, Page, Record, columns, cursor_key, get_row, order_key, paginate
 
 KIND = "message"
 
@@ -32,6 +32,7 @@ class MessageRecord(Record):
     incomplete_at: int | None
     assistant_id: str | None
     run_id: str | None
+    sort_key: str | None = None  # set on imported messages only (db/tables.py)
 
 
 async def insert_messages(conn: Connection, records: Sequence[MessageRecord]) -> None:
@@ -132,7 +133,8 @@ async def history_page(
     query = select(t.messages).where(
         t.messages.c.thread_id == thread_id, (t.messages.c.run_id != run_id) | t.messages.c.run_id.is_(None)
     )
+    key = order_key(t.messages)
     if before is not None:
-        query = query.where(t.messages.c.id < before)
-    rows = (await conn.execute(query.order_by(t.messages.c.id.desc()).limit(limit))).all()
+        query = query.where(key < cursor_key(t.messages, before))
+    rows = (await conn.execute(query.order_by(key.desc()).limit(limit))).all()
     return [MessageRecord.from_row(row) for row in rows]

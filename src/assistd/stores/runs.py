@@ -16,7 +16,7 @@ from sqlalchemy import Row, Table, delete, select, update
 from assistd.db import tables as t
 from assistd.db.database import Connection
 from assistd.protocol.common import ListParams
-from assistd.stores.common import Page, get_row, paginate
+from assistd.stores.common import Page, get_row, order_key, paginate
 
 # JSON columns hold what the wire format defines (tools, details, errors): typed at the edges.
 Json = dict[str, Any]
@@ -79,6 +79,7 @@ class RunRecord:
     lease_owner: str | None
     lease_expires_at: float | None
     resumes: int
+    sort_key: str | None = None  # set on imported runs only (db/tables.py)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> RunRecord:
@@ -105,6 +106,7 @@ class StepRecord:
     completed_at: int | None
     metadata: dict[str, str] | None
     usage: dict[str, int] | None
+    sort_key: str | None = None  # set on imported steps only (db/tables.py)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> StepRecord:
@@ -181,7 +183,7 @@ async def run_resources(conn: Connection, assistant_id: str, thread_id: str) -> 
 
 
 async def run_steps(conn: Connection, run_id: str) -> list[StepRecord]:
-    query = select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(t.run_steps.c.id)
+    query = select(t.run_steps).where(t.run_steps.c.run_id == run_id).order_by(order_key(t.run_steps))
     return [StepRecord.from_row(row) for row in (await conn.execute(query)).all()]
 
 

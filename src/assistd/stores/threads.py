@@ -22,6 +22,7 @@ class ThreadRecord(Record):
     created_at: int
     tool_resources: Json
     metadata: dict[str, str]
+    sort_key: str | None = None  # set on imported threads only (db/tables.py)
 
 
 async def insert(conn: Connection, record: ThreadRecord) -> None:

@@ -4,6 +4,7 @@ import { api, getKey, setKey } from "./api.js";
 import { assistantForm, assistantsPage } from "./assistants.js";
 import { clear, errorBox, h, newView } from "./dom.js";
 import { filePage, filesPage, storePage, storesPage } from "./files.js";
+import { importPage } from "./import.js";
 import { playgroundPage } from "./playground.js";
 import { threadPage, threadsPage } from "./threads.js";
 
@@ -25,6 +26,7 @@ const routes = [
   [/^\/files\/([\w-]+)$/, (m, params) => filePage(main, m[1], params)],
   [/^\/vector_stores$/, () => storesPage(main)],
   [/^\/vector_stores\/([\w-]+)$/, (m, params, isCurrent) => storePage(main, m[1], isCurrent)],
+  [/^\/import$/, () => importPage(main)],
 ];
 
 async function route() {
