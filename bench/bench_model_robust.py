@@ -139,7 +139,8 @@ def supporting_answer(text: str, question: str) -> str:
     """What a model that read the results but cites nothing says: two sentences of the chapter, and one of its own."""
     title = question.split(": ", 1)[1].rstrip("?")
     start = text.find(title)
-    body = text[start + len(title) :].strip().split("\n\n", 1)[0] if start >= 0 else text
+    parts = text[start:].split("\n\n", 2) if start >= 0 else []
+    body = parts[1] if len(parts) > 1 else text  # the abstract under the title
     sentences = re.split(r"(?<=[.!?])\s+", body)
     return " ".join(sentences[:2]) + " I hope this helps with your question."
 

@@ -78,7 +78,7 @@ class RunRecord:
     completed_at: int | None
     lease_owner: str | None
     lease_expires_at: float | None
-    resumes: int
+    resumes: int = 0  # times resumed after its executor died (engine/lifecycle.py `recover`)
     sort_key: str | None = None  # set on imported runs only (db/tables.py)
 
     @classmethod
