@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,20 @@ def test_code_reads_the_containers_files_and_what_it_writes_is_listed(cn: OpenAI
     assert not session_dir(cn_server, container.id).exists()
     with pytest.raises(openai.NotFoundError):
         cn.containers.files.content.retrieve(made.id, container_id=container.id)
+
+
+def test_uploads_of_the_same_name_at_once_each_get_a_path(cn: OpenAI) -> None:
+    container = cn.containers.create(name="race")
+
+    def upload(n: int) -> Any:
+        with OpenAI(base_url=str(cn.base_url), api_key="test-key", max_retries=0) as own:
+            return own.containers.files.create(container.id, file=("same.txt", f"copy {n}".encode()))
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(upload, range(16)))
+    paths = [f.path for f in made]
+    assert len(set(paths)) == 16 and paths.count("/mnt/data/same.txt") == 1, paths
+    assert {f.id for f in cn.containers.files.list(container.id, limit=100)} == {f.id for f in made}
 
 
 def _error(exc: openai.APIStatusError) -> dict[str, Any]:

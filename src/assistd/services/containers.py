@@ -28,7 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from assistd import ids
 from assistd.db.database import Database
-from assistd.errors import InvalidRequest
+from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.common import Deleted, ListPage, ListParams
 from assistd.protocol.containers import DEFAULT_MINUTES, Container, ContainerCreate, ContainerFile, ExpiresAfter
 from assistd.sandbox.base import MOUNT_POINT, Execution, InputFile, OutputFile, Sandbox
@@ -136,6 +136,7 @@ class ContainerService:
         return Deleted(id=container_id, object="container.deleted")
 
     async def _remove(self, container_id: str) -> None:
+        await self.sandbox.interrupt(container_id)  # a running cell stops instead of holding the session
         await self.sandbox.close(container_id, remove_files=True)
         async with self.db.write() as conn:
             keys = await store.remove(conn, container_id)
@@ -204,6 +205,9 @@ class ContainerService:
         for item in written:
             key = await self._put(item.data)
             async with self.db.write() as conn:
+                if not await store.lock(conn, container_id):  # deleted while the cell ran
+                    stale.append(key)
+                    break
                 previous = known.get(item.path)
                 if previous is not None:
                     await store.replace_bytes(conn, previous.id, size=len(item.data), blob_key=key)
@@ -274,6 +278,9 @@ class ContainerService:
         file_id = ids.new_id(ids.CONTAINER_FILE)
         name = safe_name(filename, "")
         async with self.db.write() as conn:
+            if not await store.lock(conn, container_id):
+                await self.blobs.delete(blob_key)
+                raise not_found(store.KIND, container_id)
             taken = bool(name) and bool(await store.by_paths(conn, container_id, [name]))
             path = name if name and not taken else f"{file_id}-{name or 'file'}"
             record = await store.add_file(

@@ -79,6 +79,13 @@ async def page(conn: Connection, project_id: str, params: ListParams, name: str 
     )
 
 
+async def lock(conn: Connection, container_id: str) -> bool:
+    """Lock the container's row for this transaction (PostgreSQL; SQLite's writes are serial anyway), so
+    that choosing a file path and inserting it are one step; False when the container is gone."""
+    query = select(t.containers.c.id).where(t.containers.c.id == container_id).with_for_update()
+    return (await conn.execute(query)).first() is not None
+
+
 async def touch(conn: Connection, container_id: str, at: int) -> None:
     """The container was used: its idle lifetime starts again (a running one only)."""
     await conn.execute(
