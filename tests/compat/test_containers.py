@@ -12,10 +12,10 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 import pytest
@@ -23,6 +23,7 @@ from openai import OpenAI
 
 from assistd.app import make_sandbox
 from assistd.db.database import Database
+from assistd.errors import InvalidRequest, NotFound
 from assistd.services.containers import ContainerRun, ContainerService
 from assistd.services.files import FileService
 from assistd.settings import Settings
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 
 BACKENDS = os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")
 MAX_MINUTES = 90
+PROJECT = "proj_default"  # the open server's project
 SERVER_ENV = {
     "ASSISTD_SANDBOX_CELL_TIMEOUT_SECONDS": "10",
     "ASSISTD_CONTAINER_MAX_MINUTES": str(MAX_MINUTES),
@@ -60,25 +62,32 @@ def cn(cn_server: LiveServer) -> Iterator[OpenAI]:
     c.close()
 
 
-def run_in_container(server: LiveServer, container_id: str, code: str) -> ContainerRun:
-    """Run `code` in the container through ContainerService.execute, in this process, over the server's
-    database, blobs and sandbox directory (the kernel is this process's; it is ended afterwards)."""
+T = TypeVar("T")
 
-    async def go() -> ContainerRun:
-        env = {k: v for k, v in server.env.items() if k.startswith("ASSISTD_")}
-        settings = Settings.model_validate({k.removeprefix("ASSISTD_").lower(): v for k, v in env.items()})
+
+def with_service(server: LiveServer, use: Callable[[ContainerService], Awaitable[T]]) -> T:
+    """Call `use` with a ContainerService in this process over the server's database, blobs and sandbox
+    directory, as another replica of the server would have (its kernels are ended afterwards)."""
+
+    async def go() -> T:
+        env = {k.removeprefix("ASSISTD_").lower(): v for k, v in server.env.items() if k.startswith("ASSISTD_")}
+        settings = Settings.model_validate(env)
         db = Database(settings.effective_database_url, pool_size=2)
         blobs = await open_blob_store(settings)
         sandbox = make_sandbox(settings, db)
         await sandbox.start()
-        service = ContainerService(db, blobs, FileService(db, blobs), sandbox, max_minutes=MAX_MINUTES)
         try:
-            return await service.execute("proj_default", container_id, code)
+            return await use(ContainerService(db, blobs, FileService(db, blobs), sandbox, max_minutes=MAX_MINUTES))
         finally:
             await sandbox.aclose()
             await db.dispose()
 
     return asyncio.run(go())
+
+
+def run_in_container(server: LiveServer, container_id: str, code: str) -> ContainerRun:
+    """Run `code` in the container through ContainerService.execute (the Responses tool's call)."""
+    return with_service(server, lambda service: service.execute(PROJECT, container_id, code))
 
 
 def session_dir(server: LiveServer, container_id: str) -> Path:
@@ -232,6 +241,32 @@ def test_code_reads_the_containers_files_and_what_it_writes_is_listed(cn: OpenAI
         cn.containers.files.content.retrieve(made.id, container_id=container.id)
 
 
+def test_open_auto_makes_a_container_and_an_id_must_be_running(cn: OpenAI, cn_server: LiveServer) -> None:
+    source = cn.files.create(file=("in.txt", b"input"), purpose="user_data")
+
+    async def auto(service: ContainerService) -> tuple[str, str]:
+        made = await service.open(PROJECT, "auto", file_ids=[source.id])
+        run = await service.execute(PROJECT, made.id, "print(open('/mnt/data/in.txt').read())")
+        return made.id, run.execution.logs
+
+    container_id, printed = with_service(cn_server, auto)
+    assert printed == "input\n"
+    got = cn.containers.retrieve(container_id)
+    assert got.status == "running" and got.expires_after is not None and got.expires_after.minutes == 20
+    assert [f.path for f in cn.containers.files.list(container_id)] == ["/mnt/data/in.txt"]
+
+    async def again(service: ContainerService) -> list[str]:
+        reopened = await service.open(PROJECT, container_id, file_ids=[source.id])
+        assert reopened.id == container_id
+        return [f.path for f in await service.files_of(PROJECT, container_id)]
+
+    paths = with_service(cn_server, again)
+    assert paths[0] == "/mnt/data/in.txt" and paths[1].endswith("-in.txt") and len(paths) == 2
+    with pytest.raises(NotFound):
+        with_service(cn_server, lambda service: service.open(PROJECT, "cntr_nope"))
+    cn.containers.delete(container_id)
+
+
 def test_uploads_of_the_same_name_at_once_each_get_a_path(cn: OpenAI) -> None:
     container = cn.containers.create(name="race")
 
@@ -318,8 +353,6 @@ def test_an_idle_container_expires_its_kernel_ends_and_its_files_stay_readable(
     with pytest.raises(openai.BadRequestError) as refused:
         cn.containers.files.create(container_id, file=("late.txt", b"late"))
     assert _error(refused.value)["code"] == "container_expired"
-    from assistd.errors import InvalidRequest
-
     with pytest.raises(InvalidRequest, match="has expired"):
         run_in_container(cn_server, container_id, "print(1)")
     cn.containers.delete(container_id)
