@@ -54,6 +54,7 @@ def test_a_container_on_the_gateway_reads_its_files_and_returns_what_the_code_wr
 ) -> None:
     container = cn.containers.create(name="gateway")
     cn.containers.files.create(container.id, file=("sales.csv", b"region,amount\nnorth,10\nsouth,32\n"))
+    doomed = cn.containers.files.create(container.id, file=("doomed.txt", b"bye"))
     code = (
         "import csv\n"
         "rows = list(csv.DictReader(open('sales.csv')))\n"
@@ -71,5 +72,8 @@ def test_a_container_on_the_gateway_reads_its_files_and_returns_what_the_code_wr
 
     data_dir: Path = gw_server.kernels / container.id  # type: ignore[attr-defined]
     assert (data_dir / "total.txt").read_text() == "42"
+    assert (data_dir / "doomed.txt").read_text() == "bye"
+    cn.containers.files.delete(doomed.id, container_id=container.id)  # through the kernel
+    assert not (data_dir / "doomed.txt").exists()
     cn.containers.delete(container.id)
     assert not data_dir.exists()

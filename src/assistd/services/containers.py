@@ -47,7 +47,7 @@ Source = Literal["user", "assistant"]
 
 @runtime_checkable
 class RemovesFiles(Protocol):
-    """A sandbox that can delete one file from a session's data directory (the local backend)."""
+    """A sandbox that can delete one file from a session's data directory (both backends; not MissingSandbox)."""
 
     async def remove_file(self, session: str, path: str) -> None: ...
 
@@ -317,7 +317,7 @@ class ContainerService:
         return to_file(record), self.blobs.read(record.blob_key)
 
     async def delete_file(self, project_id: str, container_id: str, file_id: str) -> Deleted:
-        """The file leaves the container's list, its bytes go, and (local sandbox) /mnt/data loses it too."""
+        """The file leaves the container's list, its bytes go, and the session's /mnt/data loses it too."""
         record = await self._file(project_id, container_id, file_id)
         async with self.db.write() as conn:
             await store.remove_file(conn, file_id)
