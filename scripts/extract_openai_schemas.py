@@ -40,6 +40,10 @@ ROOTS = [
     "DeletedConversationResource",
     "ConversationItem",
     "ConversationItemList",
+    "ContainerResource",
+    "ContainerListResource",
+    "ContainerFileResource",
+    "ContainerFileListResource",
 ]
 
 # Keys that are documentation only. They are dropped where they are keywords, never where they are
@@ -61,6 +65,8 @@ def strip(node: Any) -> Any:
             continue
         if key in NAME_MAPS and isinstance(value, dict):
             out[key] = {name: strip(sub) for name, sub in value.items()}
+        elif key == "required" and isinstance(value, list):  # ContainerResource lists names twice
+            out[key] = list(dict.fromkeys(value))
         else:
             out[key] = strip(value)
     return out

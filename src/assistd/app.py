@@ -18,6 +18,7 @@ from starlette.routing import Route
 from assistd.adapters.assistants_run import AssistantsAdapter
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
+from assistd.api import containers as containers_api
 from assistd.api import conversations as conversations_api
 from assistd.api import files as files_api
 from assistd.api import runs as runs_api
@@ -54,6 +55,7 @@ from assistd.sandbox.limits import Limits
 from assistd.sandbox.missing import MissingSandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.containers import ContainerService
 from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
@@ -78,7 +80,15 @@ log = logging.getLogger("assistd")
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api, conversations_api):
+    for module in (
+        assistants_api,
+        threads_api,
+        runs_api,
+        files_api,
+        vector_stores_api,
+        conversations_api,
+        containers_api,
+    ):
         module.register(router)
     return router
 
@@ -140,6 +150,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
+        containers=ContainerService(db, blobs, files, sandbox, max_minutes=settings.container_max_minutes),
         metrics=metrics,
     )
 
@@ -376,6 +387,16 @@ def _no_default_backend(settings: Settings) -> str:
     )
 
 
+async def _sweep_containers(services: Services) -> None:
+    """Containers idle past their lifetime: kernel ended, data directory removed, status expired."""
+    while True:
+        await asyncio.sleep(services.settings.container_sweep_seconds)
+        try:
+            await services.containers.expire_idle()
+        except Exception:  # the next sweep retries
+            log.exception("container expiry sweep failed")
+
+
 async def _sweep_files(services: Services) -> None:
     while True:
         await asyncio.sleep(services.settings.file_sweep_interval_seconds)
@@ -398,6 +419,7 @@ def create_app(settings: Settings) -> Starlette:
         await keyring.refresh()
         app.state.keyring = keyring
         sweeper = asyncio.create_task(_sweep_files(services))
+        container_sweeper = asyncio.create_task(_sweep_containers(services))
         await services.sandbox.start()
         services.worker.start()
         services.ingestion.start()
@@ -411,9 +433,10 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, container_sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.gather(
                 services.worker.stop(settings.drain_seconds), services.ingestion.stop(settings.drain_seconds)
             )

@@ -28,6 +28,8 @@ FILE_BATCH = "vsfb_"
 FILE = "file-"
 PROJECT = "proj_"
 KEY = "key_"
+CONTAINER = "cntr_"  # a code_interpreter container (docs/containers.md)
+CONTAINER_FILE = "cfile_"
 
 
 def _b62(value: int, width: int) -> str:

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     sandbox_idle_seconds: float = Field(default=1800.0, gt=0)
     sandbox_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
     sandbox_max_sessions: int = Field(default=32, ge=1)
+    container_max_minutes: int = Field(default=1440, ge=1)
+    container_sweep_seconds: float = Field(default=30.0, gt=0)
     sandbox_pool_size: int = Field(default=1, ge=0)
     sandbox_max_running: int = Field(default=2, ge=1)
     sandbox_uid_base: int = Field(default=200_000, ge=1000)

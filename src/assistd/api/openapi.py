@@ -69,6 +69,10 @@ def build_openapi(*routers: Router, max_upload_bytes: int | None = None) -> dict
                 "x-max-bytes": MAX_JSON_BODY,
                 "content": {"application/json": {"schema": keys[(ep.body, "validation")]}},
             }
+            if ep.multipart is not None:  # either form (POST /containers/{id}/files)
+                op["requestBody"]["content"]["multipart/form-data"] = {
+                    "schema": _multipart(ep.multipart, max_upload_bytes)
+                }
         elif ep.multipart is not None:
             op["requestBody"] = {
                 "required": True,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.types import TypeEngine
@@ -302,6 +303,38 @@ sandbox_sessions = Table(
     Column("placed", json_type(), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Containers (docs/containers.md): a sandbox session of its own (session key = the container id), with
+# an idle lifetime; `status` is 'running' until the sweeper ends it ('expired').
+containers = Table(
+    "containers",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_active_at", BigInteger, nullable=False),
+    Column("expires_minutes", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Index(None, "project_id", "id"),
+    Index(None, "status", "last_active_at"),
+)
+
+# A container's files: a copy of each in the blob store (what the API lists and serves), placed into
+# the session's data directory before code runs; `path` is relative to that directory.
+container_files = Table(
+    "container_files",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("container_id", id_type(), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("blob_key", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "container_id", "id"),
+    UniqueConstraint("container_id", "path"),
 )
 
 # Files an import referenced whose bytes were not supplied (assistd/migrate/importer.py): what the

@@ -149,6 +149,29 @@ async def place(root: str, name: str, chunks: AsyncIterator[bytes], uid: int | N
         return True
 
 
+def remove(root: str, path: str) -> bool:
+    """Delete the file at `path` (relative, '/'-separated) under `root`; directories on the way are entered
+    without following symlinks, and a symlink at the end is removed itself. False when it is not there."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") or "\x00" in p for p in parts):
+        return False
+    try:
+        root_fd = os.open(root, _OPEN_DIR)
+    except OSError:
+        return False
+    opened = [root_fd]
+    try:
+        for part in parts[:-1]:
+            opened.append(os.open(part, _OPEN_DIR, dir_fd=opened[-1]))
+        os.unlink(parts[-1], dir_fd=opened[-1])
+        return True
+    except OSError:  # gone, a directory, or a symlinked directory on the way
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
 def chown_tree(root: str, uid: int) -> None:
     """Give a data directory to a session's uid; symlinks are changed themselves, never followed."""
     os.chown(root, uid, uid, follow_symlinks=False)

@@ -122,6 +122,30 @@ class GatewaySandbox:
             if remove_files:
                 self._locks.pop(session, None)
 
+    async def remove_file(self, session: str, path: str) -> None:
+        """Delete one file from the session's directory through its kernel (a container file deleted
+        through the API). Nothing to do when the session has no kernel; a gateway error is logged."""
+        parts = _clean_path(path).split("/")
+        if parts == [""]:
+            return
+        try:
+            async with self._lock(session):
+                record = await store.lookup(self.db, session)
+                if record is None:
+                    return
+                channel = self._channels.get(session)
+                if channel is None or not channel.open or channel.kernel_id != record.kernel_id:
+                    if channel is not None:
+                        self._channels.pop(session, None)
+                        await channel.aclose()
+                    channel = await self._gateway().channels(record.kernel_id)
+                    self._channels[session] = channel
+                token = _token()
+                code = gateway_code.remove_file(token, self._root(session), parts)
+                await channel.helper(code, token, 30, HELPER_CHARS)
+        except (GatewayError, KernelGone, HelperFailed) as exc:
+            log.warning("could not delete %s from gateway session %s: %s", path, session, exc)
+
     async def execute(self, session: str, code: str, inputs: list[InputFile]) -> Execution:
         reason = self.unavailable()
         if reason is not None:

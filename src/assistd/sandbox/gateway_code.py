@@ -138,6 +138,23 @@ if os.path.isdir(ROOT) and not os.path.islink(ROOT):
 out({"removed": True})
 """
 
+_REMOVE_FILE = """
+fds = []
+removed = False
+try:
+    fds.append(os.open(ROOT, _DIR))
+    for part in PARTS[:-1]:
+        fds.append(os.open(part, _DIR, dir_fd=fds[-1]))
+    os.unlink(PARTS[-1], dir_fd=fds[-1])
+    removed = True
+except OSError:
+    pass
+finally:
+    for fd in fds:
+        os.close(fd)
+out({"removed": removed})
+"""
+
 CHUNK = 1 << 20  # bytes per printed line of a returned file, and per input chunk sent as code
 
 
@@ -192,3 +209,9 @@ def collect(token: str, root: str, before: dict[str, list[int]], max_file: int, 
 
 def remove(token: str, root: str) -> str:
     return _wrap(_REMOVE, {"TOKEN": token, "ROOT": root})
+
+
+def remove_file(token: str, root: str, parts: list[str]) -> str:
+    """Delete one file (its path's parts, checked by the caller) without following a symlink on the way;
+    a symlink at the end is removed itself. Prints {"removed": bool}."""
+    return _wrap(_REMOVE_FILE, {"TOKEN": token, "ROOT": root, "PARTS": parts})

@@ -210,6 +210,11 @@ class SessionManager:
                 self._locks.pop(session, None)
                 await asyncio.to_thread(shutil.rmtree, self._thread_dir(session), True)
 
+    async def remove_file(self, session: str, path: str) -> None:
+        """Delete one file from the session's data directory (a container's file deleted through the API)."""
+        async with self._lock(session):
+            await asyncio.to_thread(sandbox_files.remove, str(self._thread_dir(session)), path)
+
     # --- running code -------------------------------------------------------------------------
 
     async def execute(self, session: str, code: str, inputs: list[InputFile]) -> Execution:

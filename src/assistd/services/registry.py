@@ -15,6 +15,7 @@ from assistd.retrieval.embedding import Embedder
 from assistd.sandbox.base import Sandbox
 from assistd.services.admin import AdminService
 from assistd.services.assistants import AssistantService
+from assistd.services.containers import ContainerService
 from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyService
@@ -44,4 +45,5 @@ class Services:
     embedder: Embedder | None
     sandbox: Sandbox
     admin: AdminService
+    containers: ContainerService  # code_interpreter containers (docs/containers.md)
     metrics: Metrics | None = None  # None with ASSISTD_METRICS=false; also the observer the engine reports to
