@@ -308,9 +308,9 @@ async def side_rankings(
         for i, qid in enumerate(qids):
             async with db.read() as conn:
                 keys = await engine._keyword(conn, db.dialect, [store_id], queries[qid], limit, None)
-                keyword[qid] = dedupe([mapping[k[1]] for k in keys])
+                keyword[qid] = dedupe([mapping[k[0][1]] for k in keys])
                 keys = await engine._vector(conn, db, [store_id], vectors[i], limit, None)
-                vector[qid] = dedupe([mapping[k[1]] for k in keys])
+                vector[qid] = dedupe([mapping[k[0][1]] for k in keys])
             hits = await engine.search(
                 db, embedder, [store_id], [queries[qid]], max_num_results=limit // engine.CANDIDATE_MULTIPLIER
             )
