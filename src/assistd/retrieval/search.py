@@ -162,6 +162,7 @@ async def search(
     restrict = sorted({f for _, f in allowed}) if len(allowed) < total else None
     limit = max_num_results * CANDIDATE_MULTIPLIER
     vectors = await embedder.embed(queries)
+    chunk_versions = {s: v.chunks for s, v in versions.items()}
     rankings: list[Scored] = []
     async with db.read() as conn:
         for i, query in enumerate(queries):
@@ -170,7 +171,6 @@ async def search(
             if vectors[i].shape[0] == PGVECTOR_DIMENSIONS and await has_pgvector(db):
                 semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict)
             else:
-                chunk_versions = {s: v.chunks for s, v in versions.items()}
                 semantic = await _vector(
                     conn, db, store_ids, vectors[i], limit, allowed if restrict else None, chunk_versions
                 )
