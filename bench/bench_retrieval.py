@@ -70,7 +70,7 @@ from common import (  # noqa: E402
 )
 
 PACKAGES = ["openai", "onnxruntime", "tokenizers", "numpy", "SQLAlchemy"]
-METHODS = ("keyword", "vector", "hybrid")
+METHODS = ("keyword", "vector", "hybrid", "hybrid_key_ties")
 BATCH = 500
 # BEIR SciFact, published (BEIR paper's BM25; sentence-transformers' all-MiniLM-L6-v2; RRF of the two).
 SCIFACT_REFERENCE = {"keyword": 0.665, "vector": 0.645, "hybrid": 0.715}
@@ -286,8 +286,9 @@ def hybrid_rankings(
 
 async def side_rankings(
     db_path: Path, store_id: str, queries: dict[str, str], mapping: dict[str, str], limit: int
-) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], int]:
-    """keyword-only and vector-only through search.py's helpers, and search() in process (a cross-check)."""
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], int]:
+    """keyword-only and vector-only through search.py's helpers, search() in process (a cross-check), and
+    the same two lists fused as before the tie-break (RRF, equal scores by key): the old ranking, same store."""
     from sqlalchemy import func, select
 
     from assistd.db import tables as t
@@ -300,6 +301,7 @@ async def side_rankings(
     keyword: dict[str, list[str]] = {}
     vector: dict[str, list[str]] = {}
     fused: dict[str, list[str]] = {}
+    key_ties: dict[str, list[str]] = {}
     try:
         async with db.read() as conn:
             chunks = (await conn.execute(select(func.count()).select_from(t.chunks))).scalar_one()
@@ -307,17 +309,20 @@ async def side_rankings(
         vectors = await embedder.embed([queries[q] for q in qids])
         for i, qid in enumerate(qids):
             async with db.read() as conn:
-                keys = await engine._keyword(conn, db.dialect, [store_id], queries[qid], limit, None)
-                keyword[qid] = dedupe([mapping[k[1]] for k in keys])
-                keys = await engine._vector(conn, db, [store_id], vectors[i], limit, None)
-                vector[qid] = dedupe([mapping[k[1]] for k in keys])
+                words = await engine._keyword(conn, db.dialect, [store_id], queries[qid], limit, None)
+                keyword[qid] = dedupe([mapping[k[0][1]] for k in words])
+                cosines = await engine._vector(conn, db, [store_id], vectors[i], limit, None)
+                vector[qid] = dedupe([mapping[k[0][1]] for k in cosines])
+            old = engine.rrf_fuse([[key for key, _ in words], [key for key, _ in cosines]])
+            ranked = sorted(old.items(), key=lambda item: (-item[1], item[0]))[: limit // engine.CANDIDATE_MULTIPLIER]
+            key_ties[qid] = dedupe([mapping[key[1]] for key, _ in ranked])
             hits = await engine.search(
                 db, embedder, [store_id], [queries[qid]], max_num_results=limit // engine.CANDIDATE_MULTIPLIER
             )
             fused[qid] = dedupe([mapping[h.file_id] for h in hits])
     finally:
         await db.dispose()
-    return keyword, vector, fused, int(chunks)
+    return keyword, vector, fused, key_ties, int(chunks)
 
 
 def score(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -364,7 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hybrid = hybrid_rankings(server.base_url, store_id, queries, mapping, args.max_num_results)
             timing["hybrid_queries_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        keyword, vector, fused, chunks = asyncio.run(
+        keyword, vector, fused, key_ties, chunks = asyncio.run(
             side_rankings(Path(tmp) / "assistd.db", store_id, queries, mapping, limit)
         )
         timing["side_queries_s"] = round(time.perf_counter() - started, 1)
@@ -376,7 +381,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ingestion": timing,
         "candidates_per_side": limit,
         "hybrid_endpoint_equals_in_process": f"{same}/{len(hybrid)}",
-        "methods": {"keyword": score(keyword, qrels), "vector": score(vector, qrels), "hybrid": score(hybrid, qrels)},
+        "methods": {
+            "keyword": score(keyword, qrels),
+            "vector": score(vector, qrels),
+            "hybrid": score(hybrid, qrels),
+            "hybrid_key_ties": score(key_ties, qrels),
+        },
         "rankings": {
             q: {"keyword": keyword[q][:20], "vector": vector[q][:20], "hybrid": hybrid[q][:20]} for q in queries
         },
@@ -404,8 +414,9 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         "keyword": "keyword only (FTS5 bm25)",
         "vector": "vector only (MiniLM cosine)",
         "hybrid": "hybrid (RRF, endpoint)",
+        "hybrid_key_ties": "hybrid, ties by chunk key (before; in process)",
     }
-    for method in METHODS:
+    for method in (m for m in METHODS if m in methods):
         m = methods[method]
         row = (
             f"| {names[method]} | {m['ndcg@10']:.3f} | {m['recall@20']:.3f} | {m['mrr']:.3f} | {m['top1']:.3f} "

@@ -1,10 +1,11 @@
 """Vector-store search latency on SQLite: hybrid (FTS5 bm25 + numpy cosine, RRF) at 10k and 100k chunks.
 
-    python bench/bench_search.py [--sizes 10000,100000] [--queries 200] [--max-num-results 10]
-                                 [--baseline bench/results/OLD.json]
+    python bench/bench_search.py [--sizes 10000,100000] [--files 0] [--queries 200] [--max-num-results 10]
+                                 [--baseline bench/results/OLD.json] [--compare-src /path/to/main/src]
+    python bench/bench_search.py --sizes 100000 --files 5000 --queries 50 --compare-src /tmp/main/src
 
 In process, no server: a fresh SQLite file per size, migrated to head, with one vector store of
-`size` chunks spread over size/100 files, inserted straight into the tables (through the
+`size` chunks spread over `--files` files (0: size/100), inserted straight into the tables (through the
 migration's triggers, so the FTS5 index and the store's chunks_version are maintained as in
 production). Each chunk has ~120 words drawn (Zipf) from a 5,000-word synthetic vocabulary and a
 random L2-normalised 384-d vector. Queries are 3 vocabulary words and a random vector, so the
@@ -12,10 +13,16 @@ embedding model is not measured (MiniLM adds its own ~5-20 ms per query).
 
 Measured per size, `--queries` queries each:
   cold        the first search (loads the store's matrix into the in-process cache)
-  hybrid      retrieval.search.search(): both sides, fusion, texts and filenames
+  hybrid      retrieval.search.search(): both sides, fusion, texts and filenames; also its CPU time
+              per search (this process's user+system time, all threads: numpy's BLAS included)
   filtered    the same with an attribute filter that keeps half of the files
   keyword     the keyword side alone (one FTS5 query)
   vector      the vector side alone (version check + matrix product + top-k)
+
+`--compare-src DIR` measures another source tree in the same run: per size, this script runs again
+in a subprocess with PYTHONPATH=DIR (checked to import assistd from there; a tree at an older
+migration gets its own schema), the two taking turns on which goes first, and the table shows both
+with the ratio this/other.
 
 Results are printed as markdown and written to bench/results/search-<time>.json.
 """
@@ -24,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    add_compare_arg,
     add_output_args,
     fmt,
     heading,
@@ -46,6 +57,7 @@ from common import (  # noqa: E402
     ratio,
     result_head,
     settings,
+    source_trees,
     summary,
     versions,
     warn_if_loaded,
@@ -60,7 +72,6 @@ from assistd.retrieval import search as engine  # noqa: E402
 DIMS = 384
 VOCAB = 5_000
 WORDS_PER_CHUNK = 120
-CHUNKS_PER_FILE = 100
 STORE = "vs_0000bench000000000000000000"
 PACKAGES = ["numpy", "SQLAlchemy"]
 
@@ -85,12 +96,12 @@ def vocabulary() -> list[str]:
     return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(VOCAB)]
 
 
-async def populate(db: Database, size: int, words: list[str]) -> float:
+async def populate(db: Database, size: int, files: int, words: list[str]) -> float:
     started = time.perf_counter()
     rng = np.random.default_rng(size)
     weights = 1 / np.arange(1, VOCAB + 1)
     weights /= weights.sum()
-    files = max(1, size // CHUNKS_PER_FILE)
+    per_file = max(1, size // files)
     async with db.write() as conn:
         await conn.execute(
             t.vector_stores.insert().values(
@@ -150,8 +161,8 @@ async def populate(db: Database, size: int, words: list[str]) -> float:
         rows = [
             {
                 "vector_store_id": STORE,
-                "file_id": f"file-{(start + j) // CHUNKS_PER_FILE:08d}",
-                "seq": (start + j) % CHUNKS_PER_FILE,
+                "file_id": f"file-{min((start + j) // per_file, files - 1):08d}",
+                "seq": start + j,
                 "text": " ".join(words[w] for w in picks[j]),
                 "tokens": WORDS_PER_CHUNK,
                 "embedding": vectors[j].astype("<f4").tobytes(),
@@ -163,7 +174,7 @@ async def populate(db: Database, size: int, words: list[str]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str, Any]:
+async def measure(size: int, files: int, queries: int, k: int, words: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         migration = create_engine(url, pool_size=1)
@@ -171,7 +182,7 @@ async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str
         await migration.dispose()
         db = Database(url)
         try:
-            insert_s = await populate(db, size, words)
+            insert_s = await populate(db, size, files, words)
             embedder = RandomEmbedder(1)
             rng = random.Random(size)
             texts = [" ".join(rng.choice(words[:2000]) for _ in range(3)) for _ in range(queries)]
@@ -180,11 +191,12 @@ async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str
             cold_ms = (time.perf_counter() - started) * 1000
             timings: dict[str, list[float]] = {"hybrid": [], "filtered": [], "keyword": [], "vector": []}
             half = {"key": "half", "type": "eq", "value": 1}
-            allowed = {(STORE, f"file-{i:08d}"): None for i in range(1, size // CHUNKS_PER_FILE, 2)}
             results = []
+            cpu: list[float] = []
             for text in texts:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 hits = await engine.search(db, embedder, [STORE], [text], max_num_results=k)
+                cpu.append((time.process_time() - cpu_started) * 1000)
                 timings["hybrid"].append((time.perf_counter() - started) * 1000)
                 results.append(len(hits))
                 started = time.perf_counter()
@@ -198,9 +210,10 @@ async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str
                     started = time.perf_counter()
                     await engine._vector(conn, db, [STORE], vector, k * engine.CANDIDATE_MULTIPLIER, None)
                     timings["vector"].append((time.perf_counter() - started) * 1000)
-            del allowed
             return {
                 "chunks": size,
+                "files": files,
+                "hybrid_cpu": summary(cpu),
                 "insert_s": round(insert_s, 1),
                 "cold_ms": round(cold_ms, 1),
                 "mean_results": sum(results) / len(results),
@@ -212,21 +225,47 @@ async def measure(size: int, queries: int, k: int, words: list[str]) -> dict[str
 
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     lines = [heading("vector-store search, SQLite", result), ""]
-    lines.append(
-        "| chunks | insert s | cold ms | hybrid p50 | hybrid p99 | filtered p50 | filtered p99 "
-        "| keyword p50 | vector p50 | vs baseline (hybrid p50) |"
-    )
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    old = {row["chunks"]: row for row in (baseline or {}).get("sizes", [])}
-    for row in result["sizes"]:
-        before = old.get(row["chunks"], {}).get("hybrid", {}).get("p50")
+    for label, rows in [
+        ("this tree", result["sizes"]),
+        *[(f"other: {result['compare']['tree']}", result["compare"]["sizes"])] * ("compare" in result),
+    ]:
+        lines.append(f"{label}:")
+        lines.append("")
         lines.append(
-            f"| {row['chunks']:,} | {fmt(row['insert_s'], 1)} | {fmt(row['cold_ms'], 0)} "
-            f"| {fmt(row['hybrid']['p50'])} | {fmt(row['hybrid']['p99'])} "
-            f"| {fmt(row['filtered']['p50'])} | {fmt(row['filtered']['p99'])} "
-            f"| {fmt(row['keyword']['p50'])} | {fmt(row['vector']['p50'])} | {ratio(row['hybrid']['p50'], before)} |"
+            "| chunks | files | insert s | cold ms | hybrid p50 | hybrid p99 | CPU ms/search p50 | CPU/wall "
+            "| filtered p50 | filtered p99 | keyword p50 | vector p50 | vs baseline (hybrid p50) |"
         )
-    lines.append("")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        old = {row["chunks"]: row for row in (baseline or {}).get("sizes", [])}
+        for row in rows:
+            before = old.get(row["chunks"], {}).get("hybrid", {}).get("p50")
+            cpu = row.get("hybrid_cpu", {}).get("p50")
+            lines.append(
+                f"| {row['chunks']:,} | {row.get('files', row['chunks'] // 100):,} | {fmt(row['insert_s'], 1)} "
+                f"| {fmt(row['cold_ms'], 0)} | {fmt(row['hybrid']['p50'])} | {fmt(row['hybrid']['p99'])} "
+                f"| {fmt(cpu)} | {ratio(cpu, row['hybrid']['p50'])} "
+                f"| {fmt(row['filtered']['p50'])} | {fmt(row['filtered']['p99'])} "
+                f"| {fmt(row['keyword']['p50'])} | {fmt(row['vector']['p50'])} "
+                f"| {ratio(row['hybrid']['p50'], before)} |"
+            )
+        lines.append("")
+    if "compare" in result:
+        lines.append("Side by side (ratio this/other; < 1 is faster here):")
+        lines.append("")
+        lines.append(
+            "| chunks | files | hybrid p50 this | other | ratio | CPU p50 this | other | ratio "
+            "| filtered p50 this | other | ratio |"
+        )
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row, other in zip(result["sizes"], result["compare"]["sizes"], strict=True):
+            h, oh = row["hybrid"]["p50"], other["hybrid"]["p50"]
+            c, oc = row["hybrid_cpu"]["p50"], other["hybrid_cpu"]["p50"]
+            f, of = row["filtered"]["p50"], other["filtered"]["p50"]
+            lines.append(
+                f"| {row['chunks']:,} | {row['files']:,} | {fmt(h)} | {fmt(oh)} | {ratio(h, oh)} "
+                f"| {fmt(c)} | {fmt(oc)} | {ratio(c, oc)} | {fmt(f)} | {fmt(of)} | {ratio(f, of)} |"
+            )
+        lines.append("")
     lines.append(
         f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
         f"{result['settings']['max_num_results']}; query embedding not included."
@@ -237,21 +276,49 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--files", type=int, default=0, help="files in the store (0: one per 100 chunks)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--max-num-results", type=int, default=10)
+    parser.add_argument("--rows-json", type=Path, help=argparse.SUPPRESS)  # --compare-src's subprocess
+    add_compare_arg(parser)
     add_output_args(parser, "search")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    words = vocabulary()
+
+    def one(size: int) -> dict[str, Any]:
+        files = args.files or max(1, size // 100)
+        return asyncio.run(measure(size, files, args.queries, args.max_num_results, words))
+
+    if args.rows_json is not None:
+        args.rows_json.write_text(json.dumps([one(size) for size in sizes]))
+        return 0
     load_before = loadavg()
     warn_if_loaded("bench_search", load_before)
     started = time.time()
-    words = vocabulary()
-    rows = [asyncio.run(measure(size, args.queries, args.max_num_results, words)) for size in sizes]
+    trees = source_trees(args.compare_src)
+    rows: list[dict[str, Any]] = []
+    other_rows: list[dict[str, Any]] = []
+    for turn, size in enumerate(sizes):
+        steps = ["this", "other"] if len(trees) > 1 else ["this"]
+        for step in steps if turn % 2 == 0 else steps[::-1]:
+            if step == "this":
+                rows.append(one(size))
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "rows.json"
+                command = [sys.executable, __file__, "--sizes", str(size), "--files", str(args.files)]
+                command += ["--queries", str(args.queries), "--max-num-results", str(args.max_num_results)]
+                subprocess.run([*command, "--rows-json", str(out)], env={**os.environ, **trees[1].env}, check=True)
+                other_rows.extend(json.loads(out.read_text()))
     result = {
         **result_head("search", started, machine(load_before), versions(PACKAGES)),
-        "settings": settings(args),
+        "settings": settings(args, "rows_json"),
+        "tree": trees[0].label,
         "sizes": rows,
     }
+    if other_rows:
+        result["compare"] = {"tree": trees[1].label, "sizes": other_rows}
     print(report(result, load_baseline(args.baseline)))
     output = write_result(result, args.output, started)
     print(f"\nwritten to {output}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistd.retrieval import filters
-from assistd.retrieval.search import RRF_K, fts5_match, query_terms, rrf_fuse
+from assistd.retrieval.search import RRF_K, fts5_match, fuse, leads, query_terms, rrf_fuse
 
 A, B, C = ("vs", "a", 0), ("vs", "b", 0), ("vs", "c", 0)
 
@@ -28,6 +28,27 @@ def test_weights_and_many_lists() -> None:
     assert fused[A] == pytest.approx(0.75) and fused[B] == pytest.approx(0.25)
     assert rrf_fuse([]) == {}
     assert rrf_fuse([[A]] * 6)[A] == pytest.approx(1.0)
+
+
+def test_equal_rrf_scores_go_to_the_larger_lead_whatever_the_keys() -> None:
+    """Keyword #1 far ahead of its #2 vs vector #1 barely ahead of its #2: same RRF, the keyword's wins."""
+    keyword = [(C, 12.0), (B, 3.0), (("vs", "d", 0), 2.0)]
+    vector = [(A, 0.61), (("vs", "e", 0), 0.60), (("vs", "f", 0), 0.20)]
+    fused = fuse([keyword, vector])
+    assert [key for key, _ in fused[:2]] == [C, A]
+    assert fused[0][1] == fused[1][1] == pytest.approx(0.5)
+    # The other way round, the vector's #1 wins; a list of one has the largest lead there is.
+    assert fuse([[(C, 12.0), (B, 11.9)], [(A, 0.9), (("vs", "d", 0), 0.1)]])[0][0] == A
+    assert fuse([[(C, 5.0)], [(A, 0.9), (("vs", "d", 0), 0.5), (B, 0.1)]])[0][0] == C
+    # Present in both lists still beats first in one; ties left after the leads go by key.
+    assert fuse([[(B, 1.0), (A, 0.5)], [(C, 1.0), (A, 0.5)]])[0][0] == A
+    assert [k for k, _ in fuse([[(C, 1.0)], [(B, 1.0)]])] == [B, C]
+
+
+def test_leads() -> None:
+    assert leads([]) == {}
+    assert leads([(A, 3.0), (B, 2.0), (C, 0.0)]) == {A: pytest.approx(1 / 3), B: pytest.approx(2 / 3), C: 0.0}
+    assert leads([(A, 1.0), (B, 1.0)]) == {A: 1.0, B: 0.0}
 
 
 def test_query_terms_are_safe_for_fts5() -> None:

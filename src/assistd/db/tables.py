@@ -240,6 +240,8 @@ vector_stores = Table(
     Column("metadata", json_type(), nullable=False),
     # Bumped by triggers on `chunks` (migration 0004): search caches a store's vectors until it changes.
     Column("chunks_version", BigInteger, nullable=False, server_default=text("0")),
+    # Bumped by triggers on `vector_store_files` (migration 0010): search caches the store's file map.
+    Column("files_version", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "project_id", "id"),
 )
 

@@ -81,6 +81,16 @@ def bundled_minilm_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def default_threads() -> int:
+    """The cores this process may use (its CPU affinity, not the machine's count), at most 4: the
+    model is small, so more threads mostly add synchronisation."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2, int8 ONNX on onnxruntime: 384-d, mean-pooled, L2-normalised, fully offline.
 
@@ -103,16 +113,18 @@ class MiniLMEmbedder:
         window: int = MINILM_MAX_WORDPIECES,
         max_windows: int | None = None,
         verify: bool = True,
+        spinning: bool = False,
     ) -> None:
         if not 8 <= window <= MINILM_MAX_WORDPIECES:
             raise ValueError(f"window must be between 8 and {MINILM_MAX_WORDPIECES} wordpieces")
         self._model_path = Path(model_path) if model_path is not None else None
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else MINILM_TOKENIZER
-        self._threads = threads or os.cpu_count() or 1
+        self._threads = threads or default_threads()
         self._batch_size = batch_size
         self._window = window
         self._max_windows = max_windows  # None: the whole text; n: only its first n windows
         self._verify = verify and model_path is None
+        self._spinning = spinning  # onnxruntime's default; off unless measuring (bench/bench_embedding.py)
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -152,6 +164,11 @@ class MiniLMEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
+        # Workers that spin after each run burn a core each between calls (a 4.5 ms query embedding
+        # cost ~54 ms of CPU, and ingestion slowed beside any other load): they sleep instead.
+        spin = "1" if self._spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         options.log_severity_level = 3  # errors only
         self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer

@@ -17,8 +17,16 @@
 
 The lists (two per query) are fused with reciprocal-rank fusion, `Σ w / (k + rank)` with k=60,
 and divided by `Σ w / (k + 1)` so that a chunk ranked first everywhere scores 1.0 and
-`score_threshold` (0..1) means something. Only chunks of files whose status is `completed`
-and whose attributes pass `filters` are returned.
+`score_threshold` (0..1) means something. Equal fused scores (the keyword #1 and the vector #1
+always tie) are ordered by each chunk's lead over the next chunk of the same list, its own score
+and the next one's min-max normalised within the list and summed over the lists it is in: a
+keyword #1 far ahead of the keyword #2 beats a vector #1 barely ahead of the vector #2. The chunk
+key breaks what is still equal, so the order is deterministic.
+
+Only chunks of files whose status is `completed` and whose attributes pass `filters` are
+returned. A store's file map (status and attributes of each file) is cached in process like its
+matrix, until `vector_stores.files_version` (bumped by triggers on `vector_store_files`,
+migration 0010) moves on: one read of the two versions per search, no scan of the file rows.
 """
 
 from __future__ import annotations
@@ -46,9 +54,14 @@ CANDIDATE_MULTIPLIER = 5
 MAX_QUERY_TERMS = 64
 # In-process budget for cached store matrices (float32 bytes), least recently used out first.
 CACHE_BYTES = 1 << 30
+# Stores whose file maps are kept in process (a map of 5,000 files is a few MB at most).
+FILE_MAP_CACHE_STORES = 256
 RANKERS = ("none", "auto", "default-2024-11-15", "default_2024_08_21")
 
 Key = tuple[str, str, int]  # (vector store id, file id, chunk seq)
+Scored = list[tuple[Key, float]]  # one side's candidates, best first, with its own score (higher is better)
+FileKey = tuple[str, str]  # (vector store id, file id)
+Attributes = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,35 @@ def rrf_fuse(
             fused[key] = fused.get(key, 0.0) + weight / (k + rank)
     top = total / (k + 1)
     return {key: min(score / top, 1.0) for key, score in fused.items()}
+
+
+def leads(ranking: Sequence[tuple[Key, float]]) -> dict[Key, float]:
+    """Each candidate's margin over the next one in its list, on the list's min-max scale (0..1).
+
+    The last has no next: its lead is 0. A list of one (or of equal scores) gives 1.0 to its first.
+    """
+    if not ranking:
+        return {}
+    scores = [score for _, score in ranking]
+    high, low = max(scores), min(scores)
+    spread = high - low
+    if spread <= 0:
+        return {ranking[0][0]: 1.0, **{key: 0.0 for key, _ in ranking[1:]}}
+    found: dict[Key, float] = {}
+    for i, (key, score) in enumerate(ranking):
+        following = ranking[i + 1][1] if i + 1 < len(ranking) else score
+        found.setdefault(key, max(score - following, 0.0) / spread)
+    return found
+
+
+def fuse(rankings: Sequence[Sequence[tuple[Key, float]]], k: int = RRF_K) -> list[tuple[Key, float]]:
+    """RRF over scored lists, best first: fused score, then the summed leads, then the key (ascending)."""
+    fused = rrf_fuse([[key for key, _ in ranking] for ranking in rankings], k=k)
+    lead: dict[Key, float] = {}
+    for ranking in rankings:
+        for key, value in leads(ranking).items():
+            lead[key] = lead.get(key, 0.0) + value
+    return sorted(fused.items(), key=lambda item: (-item[1], -lead.get(item[0], 0.0), item[0]))
 
 
 def query_terms(query: str) -> list[str]:
@@ -105,30 +147,35 @@ async def search(
     if not queries or not store_ids or max_num_results < 1:
         return []
     async with db.read() as conn:
-        files = await _files(conn, store_ids)
-    allowed = {
-        key: attrs for key, (status, attrs) in files.items() if status == "completed" and matches(filters, attrs)
-    }
+        versions = await _versions(conn, store_ids)
+        store_ids = [s for s in store_ids if s in versions]
+        maps = [await _file_map(conn, db, s, versions[s].files) for s in store_ids]
+    completed: dict[FileKey, Attributes] = {}
+    for file_map in maps:
+        completed.update(file_map.completed)
+    allowed = completed if filters is None else {k: a for k, a in completed.items() if matches(filters, a)}
     if not allowed:
         return []
     # Files that have chunks but must not show (filtered out, or being re-ingested): push the
     # allowed set into the queries so the candidates are not used up by them.
-    restrict = sorted({f for _, f in allowed}) if len(allowed) < len(files) else None
+    total = sum(m.total for m in maps)
+    restrict = sorted({f for _, f in allowed}) if len(allowed) < total else None
     limit = max_num_results * CANDIDATE_MULTIPLIER
     vectors = await embedder.embed(queries)
-    rankings: list[list[Key]] = []
+    chunk_versions = {s: v.chunks for s, v in versions.items()}
+    rankings: list[Scored] = []
     async with db.read() as conn:
         for i, query in enumerate(queries):
             keyword = await _keyword(conn, db.dialect, store_ids, query, limit, restrict)
-            rankings.append([key for key in keyword if key[:2] in allowed])
+            rankings.append([(key, score) for key, score in keyword if key[:2] in allowed])
             if vectors[i].shape[0] == PGVECTOR_DIMENSIONS and await has_pgvector(db):
                 semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict)
             else:
-                semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
-            rankings.append([key for key in semantic if key[:2] in allowed])
-        fused = rrf_fuse(rankings)
-        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-        best = [(key, score) for key, score in best if score >= score_threshold][:max_num_results]
+                semantic = await _vector(
+                    conn, db, store_ids, vectors[i], limit, allowed if restrict else None, chunk_versions
+                )
+            rankings.append([(key, score) for key, score in semantic if key[:2] in allowed])
+        best = [(key, score) for key, score in fuse(rankings) if score >= score_threshold][:max_num_results]
         if not best:
             return []
         texts = await _texts(conn, [key for key, _ in best])
@@ -147,12 +194,75 @@ async def search(
     ]
 
 
-async def _files(conn: Connection, store_ids: list[str]) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    c = t.vector_store_files.c
-    rows = await conn.execute(
-        select(c.vector_store_id, c.id, c.status, c.attributes).where(c.vector_store_id.in_(store_ids))
-    )
-    return {(r.vector_store_id, r.id): (r.status, r.attributes or {}) for r in rows}
+# --- versions and file maps ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Versions:
+    chunks: int  # vector_stores.chunks_version: the store's chunks
+    files: int  # vector_stores.files_version: its file rows' status and attributes
+
+
+@dataclass(frozen=True)
+class FileMap:
+    """What search needs of a store's file rows: the completed files' attributes, and how many rows."""
+
+    version: int
+    completed: dict[FileKey, Attributes]
+    total: int
+
+
+class FileMapCache:
+    """File maps by store id, each valid while the store's `files_version` is unchanged; LRU by count."""
+
+    def __init__(self, size: int = FILE_MAP_CACHE_STORES) -> None:
+        self.size = size
+        self._items: OrderedDict[str, FileMap] = OrderedDict()
+
+    def get(self, store_id: str, version: int) -> FileMap | None:
+        item = self._items.get(store_id)
+        if item is None or item.version != version:
+            return None
+        self._items.move_to_end(store_id)
+        return item
+
+    def put(self, store_id: str, item: FileMap) -> None:
+        self._items[store_id] = item
+        self._items.move_to_end(store_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_file_maps: weakref.WeakKeyDictionary[Database, FileMapCache] = weakref.WeakKeyDictionary()
+
+
+def file_map_cache(db: Database) -> FileMapCache:
+    cache = _file_maps.get(db)
+    if cache is None:
+        cache = _file_maps[db] = FileMapCache()
+    return cache
+
+
+async def _versions(conn: Connection, store_ids: list[str]) -> dict[str, Versions]:
+    c = t.vector_stores.c
+    rows = await conn.execute(select(c.id, c.chunks_version, c.files_version).where(c.id.in_(store_ids)))
+    return {r.id: Versions(int(r.chunks_version), int(r.files_version)) for r in rows}
+
+
+async def _file_map(conn: Connection, db: Database, store_id: str, version: int) -> FileMap:
+    """The store's file map at `version` (read before the rows: never newer-labelled than its contents)."""
+    cache = file_map_cache(db)
+    found = cache.get(store_id, version)
+    if found is None:
+        c = t.vector_store_files.c
+        rows = (await conn.execute(select(c.id, c.status, c.attributes).where(c.vector_store_id == store_id))).all()
+        completed = {(store_id, str(r.id)): dict(r.attributes or {}) for r in rows if r.status == "completed"}
+        found = FileMap(version, completed, len(rows))
+        cache.put(store_id, found)
+    return found
 
 
 # --- keyword -------------------------------------------------------------------------------------
@@ -169,7 +279,8 @@ def fts5_match(query: str, store_ids: Iterable[str]) -> str | None:
 
 async def _keyword(
     conn: Connection, dialect: str, store_ids: list[str], query: str, limit: int, restrict: list[str] | None
-) -> list[Key]:
+) -> Scored:
+    """The top `limit` chunks by bm25 (SQLite, negated: higher is better) or ts_rank_cd (PostgreSQL)."""
     if dialect == "sqlite":
         if restrict is None:
             quick = await _keyword_overfetch(conn, store_ids, query, limit)
@@ -182,13 +293,13 @@ async def _keyword(
         if restrict is None:
             # The inner query alone lets FTS5 keep only the top `limit` by rank.
             statement = text(
-                "SELECT c.vector_store_id, c.file_id, c.seq FROM "
+                "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
                 "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
                 "ORDER BY rank LIMIT :limit) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
             )
         else:
             statement = text(
-                "SELECT c.vector_store_id, c.file_id, c.seq FROM chunks_fts AS f "
+                "SELECT c.vector_store_id, c.file_id, c.seq, -f.rank AS score FROM chunks_fts AS f "
                 "JOIN chunks AS c ON c.rowid = f.rowid WHERE chunks_fts MATCH :match "
                 "AND c.file_id IN :files ORDER BY f.rank LIMIT :limit"
             ).bindparams(bindparam("files", expanding=True))
@@ -205,19 +316,19 @@ async def _keyword(
             expanding.append(bindparam("files", expanding=True))
             params["files"] = restrict
         statement = text(
-            "SELECT c.vector_store_id, c.file_id, c.seq FROM chunks AS c, to_tsquery('english', :tsq) AS q "
-            f"WHERE {where} ORDER BY ts_rank_cd(to_tsvector('english', c.text), q) DESC, "
+            "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
+            f"FROM chunks AS c, to_tsquery('english', :tsq) AS q WHERE {where} ORDER BY score DESC, "
             "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
         ).bindparams(*expanding)
     rows: list[Any] = list(await conn.execute(statement, params))
-    found: list[Key] = [(str(r.vector_store_id), str(r.file_id), int(r.seq)) for r in rows]
-    return [key for key in found if key[0] in store_ids]
+    found: Scored = [((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score)) for r in rows]
+    return [(key, score) for key, score in found if key[0] in store_ids]
 
 
 OVERFETCH = 4
 
 
-async def _keyword_overfetch(conn: Connection, store_ids: list[str], query: str, limit: int) -> list[Key] | None:
+async def _keyword_overfetch(conn: Connection, store_ids: list[str], query: str, limit: int) -> Scored | None:
     """The text terms alone, top `OVERFETCH × limit` over every store, then only these stores' chunks.
 
     Exact whenever it finds `limit` of them: a chunk of these stores ranked higher would be in the
@@ -229,14 +340,16 @@ async def _keyword_overfetch(conn: Connection, store_ids: list[str], query: str,
         return []
     words = " OR ".join(f'"{w}"' for w in terms)
     statement = text(
-        "SELECT c.vector_store_id, c.file_id, c.seq FROM "
+        "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
         "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
         "ORDER BY rank LIMIT :fetch) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
     )
     rows = list(await conn.execute(statement, {"match": f"text : ({words})", "fetch": limit * OVERFETCH}))
     wanted = set(store_ids)
-    found: list[Key] = [
-        (str(r.vector_store_id), str(r.file_id), int(r.seq)) for r in rows if str(r.vector_store_id) in wanted
+    found: Scored = [
+        ((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score))
+        for r in rows
+        if str(r.vector_store_id) in wanted
     ]
     if len(found) >= limit or len(rows) < limit * OVERFETCH:  # enough, or every match was seen
         return found[:limit]
@@ -293,12 +406,6 @@ def matrix_cache(db: Database) -> MatrixCache:
     return cache
 
 
-async def _versions(conn: Connection, store_ids: list[str]) -> dict[str, int]:
-    c = t.vector_stores.c
-    rows = await conn.execute(select(c.id, c.chunks_version).where(c.id.in_(store_ids)))
-    return {r.id: int(r.chunks_version) for r in rows}
-
-
 async def _load(conn: Connection, store_id: str, dims: int, version: int) -> _Matrix:
     import numpy as np
 
@@ -331,13 +438,16 @@ async def _vector(
     query: npt.NDArray[np.float32],
     limit: int,
     allowed: Mapping[tuple[str, str], object] | None,
-) -> list[Key]:
+    versions: Mapping[str, int] | None = None,
+) -> Scored:
+    """The top `limit` chunks by cosine similarity. `versions`: the stores' chunks_version, read if not given."""
     import numpy as np
 
     cache = matrix_cache(db)
     dims = int(query.shape[0])
     # The version is read before the rows: a matrix is never newer-labelled than its contents.
-    versions = await _versions(conn, store_ids)
+    if versions is None:
+        versions = {s: v.chunks for s, v in (await _versions(conn, store_ids)).items()}
     scored: list[tuple[float, Key]] = []
     for store_id in store_ids:
         if store_id not in versions:
@@ -359,7 +469,7 @@ async def _vector(
             if np.isfinite(sims[i]):
                 scored.append((float(sims[i]), (store_id, matrix.file_ids[matrix.codes[i]], int(matrix.seqs[i]))))
     scored.sort(key=lambda item: (-item[0], item[1]))
-    return [key for _, key in scored[:limit]]
+    return [(key, score) for score, key in scored[:limit]]
 
 
 # --- vector, pgvector ---------------------------------------------------------------------------
@@ -398,7 +508,7 @@ def vector_literal(vector: npt.NDArray[np.float32] | bytes) -> str:
 
 async def _pgvector(
     conn: Connection, store_ids: list[str], query: npt.NDArray[np.float32], limit: int, restrict: list[str] | None
-) -> list[Key]:
+) -> Scored:
     where = "vector_store_id IN :stores AND embedding_vec IS NOT NULL"
     params: dict[str, Any] = {"q": vector_literal(query), "stores": store_ids, "limit": limit}
     expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
@@ -424,7 +534,7 @@ async def _pgvector(
         ).bindparams(*expanding)
         rows = list(await conn.execute(exact, params))
     scored = sorted((float(r.d), (str(r.vector_store_id), str(r.file_id), int(r.seq))) for r in rows)
-    return [key for _, key in scored]
+    return [(key, -distance) for distance, key in scored]
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -343,12 +343,17 @@ class VectorStoreService:
     async def search(self, project_id: str, store_id: str, body: VectorStoreSearch) -> SearchResultsPage:
         """Hybrid search of one store (retrieval/search.py). No rewriting model: the query is echoed."""
         queries = body.queries
-        async with self.db.write() as conn:
+        at = now()
+        async with self.db.read() as conn:  # a read: last_active_at moves at most once a minute
             await store.get_store(conn, project_id, store_id)
-            if await store.begin_search(conn, [store_id], now()) is not None:
-                raise InvalidRequest(
-                    f"Vector store {store_id} has expired.", param="vector_store_id", code="vector_store_expired"
-                )
+            expired, stale = await store.search_state(conn, [store_id], at)
+        if expired is not None:
+            raise InvalidRequest(
+                f"Vector store {store_id} has expired.", param="vector_store_id", code="vector_store_expired"
+            )
+        if stale:
+            async with self.db.write() as conn:
+                await store.mark_active(conn, stale, at)
         if not any(q.strip() for q in queries):
             raise InvalidRequest("Invalid 'query': expected a non-empty string.", param="query", code="invalid_value")
         if self.embedder is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Text, bindparam, cast, delete, func, select, update
 
 from assistd.db import tables as t
-from assistd.db.database import Connection
+from assistd.db.database import Connection, Database
 from assistd.protocol.common import ListParams
 from assistd.stores.common import Json, Page, Record, columns, get_row, paginate
 
@@ -32,6 +32,7 @@ class VectorStoreRecord(Record):
     last_active_at: int
     metadata: dict[str, str]
     chunks_version: int
+    files_version: int = 0  # bumped by triggers on `vector_store_files` (migration 0010)
 
     @property
     def expires_at(self) -> int | None:
@@ -89,6 +90,7 @@ class FileStats:
 async def insert_store(conn: Connection, record: VectorStoreRecord) -> None:
     values = columns(record)
     del values["chunks_version"]  # the database's default, bumped by triggers on `chunks`
+    del values["files_version"]  # likewise, by triggers on `vector_store_files`
     await conn.execute(t.vector_stores.insert().values(**values))
 
 
@@ -164,21 +166,47 @@ async def _detach_store(conn: Connection, project_id: str, store_id: str) -> int
     return changed
 
 
-async def begin_search(conn: Connection, store_ids: Sequence[str], at: int) -> str | None:
+# Searching moves `last_active_at` (and so the expiry), but writes it at most this often per store:
+# a search is a read, not a write transaction.
+ACTIVITY_RESOLUTION = 60
+
+
+async def search_state(conn: Connection, store_ids: Sequence[str], at: int) -> tuple[str | None, list[str]]:
     """Stores about to be searched (by the API or a run's file_search): the first one past its expiry
-    (the search must fail), else None after marking them all active at `at` (searching moves
-    `last_active_at`, and so the expiry)."""
+    (the search must fail) or None, and those whose `last_active_at` is `ACTIVITY_RESOLUTION` seconds
+    or more before `at` (to `mark_active`)."""
     if not store_ids:
-        return None
-    rows = (await conn.execute(select(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))))).all()
-    for record in map(VectorStoreRecord.from_row, rows):
-        expiry = record.expires_at
-        if expiry is not None and expiry <= at:
-            return record.id
+        return None, []
+    c = t.vector_stores.c
+    rows = (await conn.execute(select(c.id, c.expires_after, c.last_active_at).where(c.id.in_(list(store_ids))))).all()
+    stale: list[str] = []
+    for row in rows:
+        after: Json | None = row.expires_after
+        if after and int(row.last_active_at) + int(after["days"]) * DAY <= at:
+            return str(row.id), []
+        if int(row.last_active_at) <= at - ACTIVITY_RESOLUTION:
+            stale.append(str(row.id))
+    return None, stale
+
+
+async def mark_active(conn: Connection, store_ids: Sequence[str], at: int) -> None:
+    """`last_active_at = at` for those of the stores not already marked within `ACTIVITY_RESOLUTION`."""
+    c = t.vector_stores.c
     await conn.execute(
-        update(t.vector_stores).where(t.vector_stores.c.id.in_(list(store_ids))).values(last_active_at=at)
+        update(t.vector_stores)
+        .where(c.id.in_(list(store_ids)), c.last_active_at <= at - ACTIVITY_RESOLUTION)
+        .values(last_active_at=at)
     )
-    return None
+
+
+async def begin_search(db: Database, store_ids: Sequence[str], at: int) -> str | None:
+    """`search_state` in a read, then `mark_active` in a write only when a store's mark is stale."""
+    async with db.read() as conn:
+        expired, stale = await search_state(conn, store_ids, at)
+    if expired is None and stale:
+        async with db.write() as conn:
+            await mark_active(conn, stale, at)
+    return expired
 
 
 async def any_ingesting(conn: Connection, store_ids: Sequence[str]) -> bool:

@@ -214,8 +214,7 @@ class FileSearchTool:
 
     async def _expired_store(self, store_ids: list[str]) -> str | None:
         """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""
-        async with self.db.write() as conn:
-            return await vector_store_store.begin_search(conn, store_ids, int(time.time()))
+        return await vector_store_store.begin_search(self.db, store_ids, int(time.time()))
 
     async def _await_ingestion(self, store_ids: list[str], cancel: asyncio.Event) -> None:
         """Runs wait (up to a minute) for the thread's files still being ingested, as OpenAI's did."""
