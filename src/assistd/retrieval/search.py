@@ -26,7 +26,7 @@ key breaks what is still equal, so the order is deterministic.
 Only chunks of files whose status is `completed` and whose attributes pass `filters` are
 returned. A store's file map (status and attributes of each file) is cached in process like its
 matrix, until `vector_stores.files_version` (bumped by triggers on `vector_store_files`,
-migration 0010) moves on: one read of the two versions per search, no scan of the file rows.
+migration 0012) moves on: one read of the two versions per search, no scan of the file rows.
 """
 
 from __future__ import annotations

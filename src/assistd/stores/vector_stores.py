@@ -32,7 +32,7 @@ class VectorStoreRecord(Record):
     last_active_at: int
     metadata: dict[str, str]
     chunks_version: int
-    files_version: int = 0  # bumped by triggers on `vector_store_files` (migration 0010)
+    files_version: int = 0  # bumped by triggers on `vector_store_files` (migration 0012)
 
     @property
     def expires_at(self) -> int | None:

@@ -5,8 +5,8 @@ removed, or change `status` or `attributes` (not on lease renewals), so search c
 file map (status and attributes) in process and check it with the one indexed read it already
 makes for `chunks_version`; every replica sees other replicas' writes. The triggers are raw DDL.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30 07:50:00.000000
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
