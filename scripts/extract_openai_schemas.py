@@ -40,6 +40,9 @@ ROOTS = [
     "DeletedConversationResource",
     "ConversationItem",
     "ConversationItemList",
+    "Response",
+    "ResponseItemList",
+    "ResponseStreamEvent",
 ]
 
 # Keys that are documentation only. They are dropped where they are keywords, never where they are

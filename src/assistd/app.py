@@ -16,10 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assistd.adapters.assistants_run import AssistantsAdapter
+from assistd.adapters.responses import RunAdapters
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
 from assistd.api import conversations as conversations_api
 from assistd.api import files as files_api
+from assistd.api import responses as responses_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
 from assistd.api import vector_stores as vector_stores_api
@@ -59,6 +61,7 @@ from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
 from assistd.services.metrics import Metrics
 from assistd.services.registry import Services
+from assistd.services.responses import ResponseService
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -78,7 +81,15 @@ log = logging.getLogger("assistd")
 
 def build_router() -> Router:
     router = Router()
-    for module in (assistants_api, threads_api, runs_api, files_api, vector_stores_api, conversations_api):
+    for module in (
+        assistants_api,
+        threads_api,
+        runs_api,
+        files_api,
+        vector_stores_api,
+        conversations_api,
+        responses_api,
+    ):
         module.register(router)
     return router
 
@@ -123,6 +134,7 @@ async def open_services(settings: Settings) -> Services:
         db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True), signals=signals
     )
     runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
+    conversations = ConversationService(db, threads, files)
     return Services(
         settings=settings,
         db=db,
@@ -131,7 +143,8 @@ async def open_services(settings: Settings) -> Services:
         files=files,
         assistants=assistants,
         threads=threads,
-        conversations=ConversationService(db, threads, files),
+        conversations=conversations,
+        responses=ResponseService(db, conversations, models, executor, worker.notify, settings.run_expires_seconds),
         models=models,
         worker=worker,
         runs=runs,
@@ -304,13 +317,15 @@ def _executor(
         signals,
         Lifecycle(db, signals, observer),
         Loop(toolbox, signals, tool_call_retries=settings.tool_call_retries),
-        AssistantsAdapter(
-            db,
-            blobs,
-            toolbox,
-            citations=settings.citations,
-            embedder=embedder,
-            citation_threshold=settings.citations_threshold,
+        RunAdapters(  # Assistants runs, and responses (docs/responses.md)
+            AssistantsAdapter(
+                db,
+                blobs,
+                toolbox,
+                citations=settings.citations,
+                embedder=embedder,
+                citation_threshold=settings.citations_threshold,
+            )
         ),
         settings.lease_seconds,
     )

@@ -128,6 +128,26 @@ conversation_items = Table(
     Index(None, "thread_id", "sort_key"),
 )
 
+# A response (the Responses API, docs/responses.md) is a run (`runs.id` = `responses.id`, a `resp_` id) in
+# the thread of its conversation, or in a thread of its own; this row keeps what a run has no column for.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("thread_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("previous_response_id", id_type(), nullable=True),
+    Column(
+        "conversation_id", id_type(), nullable=True
+    ),  # given as `conversation`; else the thread is the response's own
+    Column("store", Boolean, nullable=False),
+    Column("background", Boolean, nullable=False),
+    Column("input_ids", json_type(), nullable=False),  # the ids of the items its input added, in order
+    Column("request", json_type(), nullable=False),  # echoed fields in the Responses shape: tools, text, ...
+    Index(None, "thread_id", "id"),
+)
+
 files = Table(
     "files",
     metadata,

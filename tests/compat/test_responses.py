@@ -1,0 +1,245 @@
+"""The Responses API through the official SDK (`client.responses.*`) against a live server with the
+fake upstream: plain and function-calling responses, `previous_response_id` chains, `conversation`,
+`max_output_tokens`, retrieve / delete / input items, the error shapes, and streaming through
+`responses.stream()`. Every Response object is checked against OpenAI's schema (docs/responses.md)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import openai
+import pytest
+
+from assistd.testing.fake_upstream import FakeUpstream, Reply
+from conformance import assert_conforms
+
+from .conftest import body_of
+
+pytestmark = pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="this openai SDK has no Responses API")
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def new_model() -> str:
+    return f"rs-{uuid.uuid4().hex[:8]}"
+
+
+def create(client: Any, **kw: Any) -> dict[str, Any]:
+    """responses.create, as the raw JSON checked against OpenAI's Response schema."""
+    body = body_of(client.responses.with_raw_response.create(**kw))
+    assert_conforms(body, "Response")
+    return body
+
+
+def output_text(body: dict[str, Any]) -> str:
+    return "".join(
+        part["text"]
+        for item in body["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
+
+
+def api_error(exc_info: pytest.ExceptionInfo[Any], status: int) -> dict[str, Any]:
+    exc = exc_info.value
+    assert exc.status_code == status
+    body = exc.response.json()
+    assert_conforms(body, "ErrorResponse")
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def chat(fake: FakeUpstream, model: str, index: int = -1) -> list[dict[str, Any]]:
+    """The messages of one request the upstream received."""
+    return fake.requests(model)[index]["messages"]  # type: ignore[no-any-return]
+
+
+def test_plain_response_with_its_settings(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Hello there!"))
+    body = create(
+        client,
+        model=model,
+        input="Hi",
+        instructions="Be kind.",
+        temperature=0.3,
+        top_p=0.9,
+        metadata={"app": "demo"},
+    )
+    assert body["id"].startswith("resp_") and body["object"] == "response"
+    assert body["status"] == "completed" and body["error"] is None and body["incomplete_details"] is None
+    assert output_text(body) == "Hello there!"
+    assert body["instructions"] == "Be kind." and body["metadata"] == {"app": "demo"}
+    assert body["temperature"] == 0.3 and body["top_p"] == 0.9 and body["model"] == model
+    assert body["store"] is True and body["background"] is False and body["previous_response_id"] is None
+    usage = body["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    [message] = body["output"]
+    assert message["type"] == "message" and message["role"] == "assistant" and message["status"] == "completed"
+    assert message["id"].startswith("msg_")
+    sent = fake.requests(model)[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert sent["messages"][-1] == {"role": "user", "content": "Hi"}
+    assert sent["temperature"] == 0.3 and sent["top_p"] == 0.9
+    # The SDK's typed object reads it too.
+    typed = client.responses.retrieve(body["id"])
+    assert typed.output_text == "Hello there!" and typed.status == "completed"
+
+
+def test_function_call_round_trip_with_function_call_output(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.call("get_weather", {"city": "Oslo"}), Reply.say("It is 3C in Oslo."))
+    first = create(
+        client,
+        model=model,
+        input="Weather in Oslo?",
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+        parallel_tool_calls=False,
+    )
+    assert first["status"] == "completed"  # a response does not wait: it ends with the call
+    [call] = first["output"]
+    assert call["type"] == "function_call" and call["name"] == "get_weather" and call["status"] == "completed"
+    assert json.loads(call["arguments"]) == {"city": "Oslo"} and call["call_id"].startswith("call_")
+    assert first["tools"][0]["name"] == "get_weather" and first["tools"][0]["strict"] is True
+    assert first["tool_choice"] == {"type": "function", "name": "get_weather"}
+    assert first["parallel_tool_calls"] is False
+    sent = fake.requests(model)[-1]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["tools"][0]["function"]["name"] == "get_weather" and sent["tools"][0]["function"]["strict"] is True
+
+    second = create(
+        client,
+        model=model,
+        previous_response_id=first["id"],
+        input=[{"type": "function_call_output", "call_id": call["call_id"], "output": "3C, snow"}],
+        tools=[WEATHER],
+    )
+    assert second["status"] == "completed" and output_text(second) == "It is 3C in Oslo."
+    assert second["previous_response_id"] == first["id"]
+    messages = chat(fake, model)
+    assert messages[0] == {"role": "user", "content": "Weather in Oslo?"}
+    assert messages[1]["role"] == "assistant" and messages[1]["tool_calls"][0]["id"] == call["call_id"]
+    assert messages[2] == {"role": "tool", "tool_call_id": call["call_id"], "content": "3C, snow"}
+
+    items = client.responses.input_items.list(second["id"])
+    assert [i.type for i in items.data] == ["function_call_output"]
+
+
+def test_previous_response_id_chain_keeps_the_conversation(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Nice to meet you, Ann."), Reply.say("Your name is Ann."))
+    first = create(client, model=model, input="My name is Ann.")
+    second = create(client, model=model, input="What is my name?", previous_response_id=first["id"])
+    assert output_text(second) == "Your name is Ann."
+    assert chat(fake, model) == [
+        {"role": "user", "content": "My name is Ann."},
+        {"role": "assistant", "content": "Nice to meet you, Ann."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    # A chain goes on from its newest response only (assistd keeps one thread per chain).
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model=model, input="again", previous_response_id=first["id"])
+    assert api_error(exc, 400)["param"] == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model=model, input="x", previous_response_id="resp_nope")
+    assert api_error(exc, 400)["param"] == "previous_response_id"
+
+
+def test_max_output_tokens_gives_an_incomplete_response(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("a long answer cut short", finish_reason="length"))
+    body = create(client, model=model, input="Tell me everything.", max_output_tokens=16)
+    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert body["max_output_tokens"] == 16
+    sent = fake.requests(model)[-1]
+    assert (sent.get("max_completion_tokens") or sent.get("max_tokens")) <= 16
+
+
+def test_retrieve_delete_and_input_items(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("ok"))
+    body = create(
+        client,
+        model=model,
+        input=[
+            {"role": "user", "content": "first"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second"}]},
+        ],
+    )
+    fetched = body_of(client.responses.with_raw_response.retrieve(body["id"]))
+    assert_conforms(fetched, "Response")
+    assert fetched == body
+    raw = body_of(client.responses.input_items.with_raw_response.list(body["id"]))
+    assert_conforms(raw, "ResponseItemList")
+    assert [i["content"][0]["text"] for i in raw["data"]] == ["second", "first"]  # newest first by default
+    asc = client.responses.input_items.list(body["id"], order="asc", limit=1)
+    assert [i.content[0].text for i in asc.data] == ["first"] and asc.has_more is True
+    deleted = client.responses.delete(body["id"])
+    assert deleted is None  # the SDK returns nothing for a delete
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.responses.retrieve(body["id"])
+    assert "No response found" in api_error(exc, 404)["message"]
+
+
+def test_store_false_is_not_retrievable(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("ephemeral"))
+    body = create(client, model=model, input="hi", store=False)
+    assert body["store"] is False and output_text(body) == "ephemeral"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(body["id"])
+
+
+def test_a_response_appends_to_a_conversation_which_is_a_thread(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Hi from the response."))
+    conv = client.conversations.create(items=[{"role": "user", "content": "Earlier question"}])
+    body = create(client, model=model, input="Now this.", conversation=conv.id)
+    assert body["conversation"] == {"id": conv.id}
+    assert chat(fake, model)[0] == {"role": "user", "content": "Earlier question"}
+    items = client.conversations.items.list(conv.id, order="asc")
+    assert [(i.type, getattr(i, "role", None)) for i in items.data] == [
+        ("message", "user"),
+        ("message", "user"),
+        ("message", "assistant"),
+    ]
+    assert items.data[2].id == body["output"][0]["id"]
+    messages = client.beta.threads.messages.list(conv.id, order="asc")
+    texts = [m.content[0].text.value for m in messages.data]
+    assert texts == ["Earlier question", "Now this.", "Hi from the response."]
+
+
+def test_error_shapes(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(input="hi")  # type: ignore[call-overload]
+    assert api_error(exc, 400)["param"] == "model"
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model=model, input="hi", previous_response_id="resp_x", conversation="conv_x")
+    assert api_error(exc, 400)["param"] == "conversation"
+    with pytest.raises(openai.BadRequestError) as exc:
+        choice = {"type": "function", "name": "nope"}
+        client.responses.create(model=model, input="hi", tools=[WEATHER], tool_choice=choice)
+    assert api_error(exc, 400)["param"] == "tool_choice"
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.responses.create(model=model, input="hi", conversation="conv_missing")
+    api_error(exc, 404)
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.responses.input_items.list("resp_missing")
+    api_error(exc, 404)
