@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import cache
 from typing import Any
 
 import openai
 import pytest
 
+import conformance
 from assistd.testing.fake_upstream import FakeUpstream, Reply
 from conformance import assert_conforms
 
@@ -243,3 +245,122 @@ def test_error_shapes(client: Any, fake: FakeUpstream) -> None:
     with pytest.raises(openai.NotFoundError) as exc:
         client.responses.input_items.list("resp_missing")
     api_error(exc, 404)
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+
+@cache
+def event_schemas() -> dict[str, str]:
+    """Event type → the name of its schema among ResponseStreamEvent's alternatives."""
+    schemas = json.loads(conformance.SCHEMAS_PATH.read_text())["components"]["schemas"]
+    union = schemas["ResponseStreamEvent"]
+    found: dict[str, str] = {}
+    for option in union.get("anyOf") or union.get("oneOf"):
+        name = option["$ref"].rsplit("/", 1)[-1]
+        for kind in schemas[name]["properties"]["type"].get("enum", []):
+            found[kind] = name
+    return found
+
+
+def event_schema(kind: str) -> str:
+    assert kind in event_schemas(), f"{kind} is not a Responses stream event"
+    return event_schemas()[kind]
+
+
+def raw_events(client: Any, **kw: Any) -> list[dict[str, Any]]:
+    """A streamed response's events as sent, each checked against OpenAI's ResponseStreamEvent."""
+    events: list[dict[str, Any]] = []
+    with client.responses.with_streaming_response.create(stream=True, **kw) as raw:
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in raw.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = json.loads(line[len("data: ") :])
+                assert data["type"] == name
+                assert_conforms(data, event_schema(data["type"]))
+                events.append(data)
+    return events
+
+
+def test_streamed_text_through_the_sdk_helper(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("One two three four."))
+    deltas: list[str] = []
+    types: list[str] = []
+    with client.responses.stream(model=model, input="Count.", instructions="Count.") as stream:
+        for event in stream:
+            types.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == "One two three four." and len(deltas) > 1
+    assert final.status == "completed" and final.output_text == "One two three four."
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    for kind in (
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ):
+        assert types.count(kind) == 1, kind
+    stored = client.responses.retrieve(final.id)
+    assert stored.output_text == final.output_text and stored.status == "completed"
+
+
+def test_streamed_events_conform_and_are_numbered(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Hello streamed world."))
+    events = raw_events(client, model=model, input="Hi")
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    created, final = events[0], events[-1]
+    assert created["type"] == "response.created" and created["response"]["status"] == "in_progress"
+    assert final["type"] == "response.completed"
+    [item] = final["response"]["output"]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    done = next(e for e in events if e["type"] == "response.output_item.done")
+    assert added["item"]["id"] == done["item"]["id"] == item["id"] and added["output_index"] == 0
+    assert added["item"]["status"] == "in_progress" and done["item"] == item
+    text_done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert text_done["text"] == "Hello streamed world." == item["content"][0]["text"]
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == text_done["text"]
+
+
+def test_streamed_function_call(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Let me check.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}]))
+    events = raw_events(client, model=model, input="Weather?", tools=[WEATHER])
+    types = [e["type"] for e in events]
+    assert types[-1] == "response.completed"
+    output = events[-1]["response"]["output"]
+    assert [i["type"] for i in output] == ["message", "function_call"]
+    call = output[1]
+    arguments = "".join(e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta")
+    assert json.loads(arguments) == {"city": "Oslo"}
+    done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+    assert done["arguments"] == call["arguments"] and done["name"] == "get_weather" and done["item_id"] == call["id"]
+    added = [e for e in events if e["type"] == "response.output_item.added"]
+    assert [(e["item"]["type"], e["output_index"]) for e in added] == [("message", 0), ("function_call", 1)]
+    item_done = [e for e in events if e["type"] == "response.output_item.done"]
+    assert [e["item"] for e in item_done] == output
+    # Through the SDK helper: the typed final response.
+    fake.script(model, Reply.call("get_weather", {"city": "Bergen"}))
+    with client.responses.stream(model=model, input="And Bergen?", tools=[WEATHER]) as stream:
+        final = stream.get_final_response()
+    [typed] = final.output
+    assert typed.type == "function_call" and json.loads(typed.arguments) == {"city": "Bergen"}
+
+
+def test_streamed_failure_ends_with_response_failed(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.fail(400, "bad request upstream"))
+    events = raw_events(client, model=model, input="Hi")
+    assert events[-1]["type"] == "response.failed"
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"]
+    stored = client.responses.retrieve(failed["id"])
+    assert stored.status == "failed" and stored.error is not None

@@ -102,9 +102,7 @@ def response_status(run_status: str, background: bool) -> ResponseStatus:
     return "in_progress" if status == "queued" and not background else status
 
 
-def response_usage(usage: Json | None) -> ResponseUsage | None:
-    if usage is None:
-        return None
+def response_usage(usage: Json) -> ResponseUsage:
     prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
     return ResponseUsage(
         input_tokens=prompt,
@@ -173,7 +171,7 @@ def to_response(
         top_logprobs=int(request.get("top_logprobs") or 0),
         top_p=run.top_p if run.top_p is not None else 1.0,
         truncation=request.get("truncation") or "disabled",
-        usage=response_usage(run.usage) if run.status not in ("queued", "in_progress", "cancelling") else None,
+        usage=response_usage(run.usage or {}),  # so far, while it runs (the spec types it as an object)
     )
 
 

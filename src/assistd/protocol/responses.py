@@ -178,7 +178,7 @@ class Response(WireModel):
     top_logprobs: int
     top_p: float
     truncation: Literal["auto", "disabled"]
-    usage: ResponseUsage | None
+    usage: ResponseUsage
 
 
 class ResponseDeleted(WireModel):
