@@ -144,7 +144,9 @@ async def open_services(settings: Settings) -> Services:
         assistants=assistants,
         threads=threads,
         conversations=conversations,
-        responses=ResponseService(db, conversations, models, executor, worker.notify, settings.run_expires_seconds),
+        responses=ResponseService(
+            db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
+        ),
         models=models,
         worker=worker,
         runs=runs,

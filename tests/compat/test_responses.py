@@ -6,7 +6,9 @@ fake upstream: plain and function-calling responses, `previous_response_id` chai
 from __future__ import annotations
 
 import json
+import os
 import uuid
+import warnings
 from functools import cache
 from typing import Any
 
@@ -14,10 +16,12 @@ import openai
 import pytest
 
 import conformance
+from assistd.retrieval.embedding import MiniLMEmbedder
 from assistd.testing.fake_upstream import FakeUpstream, Reply
 from conformance import assert_conforms
 
 from .conftest import body_of
+from .test_file_search_runs import cited_answer, ready_store
 
 pytestmark = pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="this openai SDK has no Responses API")
 
@@ -364,3 +368,113 @@ def test_streamed_failure_ends_with_response_failed(client: Any, fake: FakeUpstr
     assert failed["status"] == "failed" and failed["error"]["code"]
     stored = client.responses.retrieve(failed["id"])
     assert stored.status == "failed" and stored.error is not None
+
+
+# --- text.format, truncation, file_search ---------------------------------------------------------
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_text_format(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say('{"name": "Ann", "age": 31}'))
+    fmt = {"type": "json_schema", "name": "person", "schema": PERSON, "strict": True}
+    body = create(client, model=model, input="Ann is 31.", text={"format": fmt})
+    assert body["text"]["format"] == fmt
+    assert json.loads(output_text(body)) == {"name": "Ann", "age": 31}
+    sent = fake.requests(model)[-1]["response_format"]
+    assert sent == {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+    fake.script(model, Reply.say("{}"))
+    body = create(client, model=model, input="x", text={"format": {"type": "json_object"}})
+    assert fake.requests(model)[-1]["response_format"] == {"type": "json_object"}
+    assert body["text"]["format"] == {"type": "json_object"}
+
+
+@pytest.fixture(scope="module")
+def small_window(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, launch: Any) -> Any:
+    """A server whose upstream context window is 1024 tokens."""
+    backend = os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")[0]
+    server = launch(request, tmp_path_factory, backend, env={"ASSISTD_UPSTREAM_CONTEXT_WINDOW": "1024"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        small = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    yield small
+    small.close()
+
+
+def test_truncation_auto_cuts_history_and_disabled_fails(small_window: Any, fake: FakeUpstream) -> None:
+    long_text = "The whale swam past the ship. " * 70  # about 500 tokens of a 768-token budget
+    for truncation in ("auto", "disabled"):
+        model = new_model()
+        fake.script(model, Reply.say("Noted."), Reply.say("Short answer."))
+        first = create(small_window, model=model, input=long_text, truncation=truncation)
+        assert first["status"] == "completed" and first["truncation"] == truncation
+        second = create(
+            small_window,
+            model=model,
+            input="And now? " + "Tell me more. " * 50,
+            previous_response_id=first["id"],
+            truncation=truncation,
+        )
+        if truncation == "auto":
+            assert second["status"] == "completed"
+            messages = chat(fake, model)
+            assert all(long_text not in str(m.get("content")) for m in messages)  # the old turn was cut
+            assert messages[-1]["content"].startswith("And now?")
+        else:
+            assert second["status"] == "failed" and second["error"]["code"] == "invalid_prompt"
+            assert "context window" in second["error"]["message"]
+            assert len(fake.requests(model)) == 1  # never sent
+
+
+@pytest.mark.skipif(not MiniLMEmbedder.available(), reason="the bundled embedding model is not installed")
+def test_file_search_with_vector_store_ids_cites_the_file(client: Any, fake: FakeUpstream) -> None:
+    store_id, book_id = ready_store(client)
+    model = new_model()
+    marker = "【0:0†moby.txt】"
+    answer = f"Captain Ahab hunted the whale {marker}. He sailed the Pequod."
+    cited_answer(fake, model, answer)
+    tool = {"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 3}
+    body = create(
+        client, model=model, input="Who hunted Moby Dick?", tools=[tool], include=["file_search_call.results"]
+    )
+    assert body["status"] == "completed", body["error"]
+    search, message = body["output"]
+    assert search["type"] == "file_search_call" and search["queries"] == ["Who hunted the white whale?"]
+    assert search["results"] and search["results"][0]["file_id"] == book_id and len(search["results"]) <= 3
+    text = message["content"][0]
+    assert text["text"] == answer
+    assert text["annotations"] == [
+        {"type": "file_citation", "file_id": book_id, "filename": "moby.txt", "index": answer.index(marker)}
+    ]
+    assert body["tools"] == [tool]
+    tool_output = next(m for m in chat(fake, model) if m["role"] == "tool")["content"]
+    assert tool_output.startswith(marker) and "Ishmael" in tool_output
+    # The same through a stream: the citation arrives as an annotation.added event.
+    cited_answer(fake, model, answer)
+    events = raw_events(client, model=model, input="Who hunted Moby Dick?", tools=[tool])
+    [added] = [e for e in events if e["type"] == "response.output_text.annotation.added"]
+    assert added["annotation"]["file_id"] == book_id and added["annotation"]["filename"] == "moby.txt"
+    types = [e["type"] for e in events]
+    for kind in ("in_progress", "searching", "completed"):
+        assert f"response.file_search_call.{kind}" in types
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["file_search_call", "message"]
+    assert final["output"][1]["content"][0]["annotations"] == text["annotations"]
+
+
+def test_file_search_errors(client: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(
+            model=new_model(), input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}]
+        )
+    assert api_error(exc, 400)["param"] == "tools[0].vector_store_ids"
+    with pytest.raises(openai.BadRequestError) as exc:
+        tool = {"type": "file_search", "vector_store_ids": ["vs_x"], "filters": {"type": "eq", "key": "a", "value": 1}}
+        client.responses.create(model=new_model(), input="x", tools=[tool])
+    assert api_error(exc, 400)["param"] == "tools[0].filters"

@@ -326,13 +326,19 @@ class ResponsesRecorder(AssistantsRecorder):
             history, turn, extra = await response_conversation(
                 conn, self.run, self.adapter.toolbox, self.adapter.image_url, tool_output_tokens
             )
+            record = await response_store.get(conn, self.run.id)
+        # `truncation: disabled` (OpenAI's default): what does not fit fails the response, uncut.
+        cut = record is not None and record.request.get("truncation") == "auto"
 
         async def newest_first() -> AsyncGenerator[HistoryItem, None]:
             for item in reversed(history):
                 yield item
 
         instructions = "\n\n".join([items.instructions, *extra]).strip()
-        return dataclasses.replace(items, instructions=instructions, history=newest_first, turn=(*turn, *items.turn))
+        settings = dataclasses.replace(items.settings, cut_history=cut)
+        return dataclasses.replace(
+            items, instructions=instructions, history=newest_first, turn=(*turn, *items.turn), settings=settings
+        )
 
     def keep_calls(self, calls: list[ToolCall], usage: Usage) -> Parts:
         """The calls end the response: their step completes with the run."""

@@ -48,6 +48,7 @@ from assistd.protocol.responses import (
     TextDeltaEvent,
     TextDoneEvent,
 )
+from assistd.stores import conversations as conversation_store
 from assistd.stores.responses import ResponseRecord
 
 _END = {
@@ -177,6 +178,10 @@ class ResponsesStream(AssistantsStream):
             shown = _annotation(note)
             if shown is None:
                 continue
+            if shown["type"] == "file_citation":  # the Responses shape names the file
+                async with self.db.read() as conn:
+                    names = await conversation_store.file_names(conn, self.record.project_id, [str(shown["file_id"])])
+                shown["filename"] = names.get(str(shown["file_id"]), "")
             await self._put(
                 AnnotationAddedEvent(
                     item_id=item.id,

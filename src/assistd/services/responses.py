@@ -38,6 +38,7 @@ from assistd.protocol.responses import (
 from assistd.providers.routing import ModelRouter
 from assistd.services.common import now
 from assistd.services.conversations import ConversationService, plan_items, write_items
+from assistd.services.vector_stores import VectorStoreService
 from assistd.stores import conversations as conversation_store
 from assistd.stores import responses as store
 from assistd.stores import runs as run_store
@@ -89,6 +90,7 @@ def _tools(body: ResponseCreate) -> tuple[list[dict[str, Any]], list[dict[str, A
                 settings["ranking_options"]["score_threshold"] = float(tool.ranking_options["score_threshold"])
             if tool.max_num_results is not None:
                 settings["max_num_results"] = tool.max_num_results
+            settings["vector_store_ids"] = list(tool.vector_store_ids)
             run_tools.append({"type": "file_search", "file_search": settings})
             shown.append(tool.model_dump(exclude_none=True))
             stores += tool.vector_store_ids
@@ -150,6 +152,7 @@ class ResponseService:
         self,
         db: Database,
         conversations: ConversationService,
+        vector_stores: VectorStoreService,
         router: ModelRouter,
         executor: Executor,
         notify: Any,
@@ -157,6 +160,7 @@ class ResponseService:
     ) -> None:
         self.db = db
         self.conversations = conversations
+        self.vector_stores = vector_stores
         self.router = router
         self.executor = executor
         self.notify = notify
@@ -192,6 +196,15 @@ class ResponseService:
             )
         await self.conversations.check_items(project_id, items, "input")
         run_tools, shown_tools, stores = _tools(body)
+        for i, tool in enumerate(body.tools or []):
+            if isinstance(tool, FileSearchToolIn):
+                if tool.filters is not None:
+                    raise InvalidRequest(
+                        "file_search 'filters' are not supported by assistd yet (docs/responses.md).",
+                        param=f"tools[{i}].filters",
+                        code="unsupported_parameter",
+                    )
+                await self.vector_stores.require(project_id, tool.vector_store_ids, f"tools[{i}].vector_store_ids")
         run_choice, shown_choice = _tool_choice(body, run_tools)
         response_format, text = _format(body)
         conversation_id = (
@@ -236,7 +249,7 @@ class ResponseService:
         if owner is not None:
             run |= {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds}
         async with self.db.write() as conn:
-            thread_id = await self._thread(conn, project_id, body, conversation_id, created, stores)
+            thread_id = await self._thread(conn, project_id, body, conversation_id, created)
             active = await active_run_id(conn, thread_id)
             if active is not None:
                 param = "conversation" if conversation_id else "previous_response_id"
@@ -266,13 +279,7 @@ class ResponseService:
         return record, response
 
     async def _thread(
-        self,
-        conn: Connection,
-        project_id: str,
-        body: ResponseCreate,
-        conversation_id: str | None,
-        at: int,
-        stores: list[str],
+        self, conn: Connection, project_id: str, body: ResponseCreate, conversation_id: str | None, at: int
     ) -> str:
         """The thread the response goes in, locked (a new one is created)."""
         if conversation_id is not None:
@@ -296,16 +303,12 @@ class ResponseService:
                     param="previous_response_id",
                     code="invalid_value",
                 )
-            if stores:
-                await thread_store.update_fields(
-                    conn, previous.thread_id, {"tool_resources": {"file_search": {"vector_store_ids": stores}}}
-                )
             return previous.thread_id
         thread = ThreadRecord(
             id=ids.new_id(ids.THREAD),
             project_id=project_id,
             created_at=at,
-            tool_resources={"file_search": {"vector_store_ids": stores}} if stores else {},
+            tool_resources={},
             metadata={},
         )
         await thread_store.insert(conn, thread)

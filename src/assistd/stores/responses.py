@@ -38,6 +38,11 @@ async def find(conn: Connection, project_id: str, response_id: str) -> ResponseR
     return None if row is None else ResponseRecord.from_row(row)
 
 
+async def get(conn: Connection, response_id: str) -> ResponseRecord | None:
+    row = (await conn.execute(select(t.responses).where(t.responses.c.id == response_id))).first()
+    return None if row is None else ResponseRecord.from_row(row)
+
+
 async def remove(conn: Connection, response_id: str) -> None:
     await conn.execute(delete(t.responses).where(t.responses.c.id == response_id))
     await conn.execute(delete(t.runs).where(t.runs.c.id == response_id))
