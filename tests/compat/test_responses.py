@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 import warnings
 from functools import cache
@@ -478,3 +479,49 @@ def test_file_search_errors(client: Any) -> None:
         tool = {"type": "file_search", "vector_store_ids": ["vs_x"], "filters": {"type": "eq", "key": "a", "value": 1}}
         client.responses.create(model=new_model(), input="x", tools=[tool])
     assert api_error(exc, 400)["param"] == "tools[0].filters"
+
+
+# --- background -----------------------------------------------------------------------------------
+
+
+def poll(client: Any, response_id: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.responses.retrieve(response_id)
+        if response.status not in ("queued", "in_progress"):
+            return response
+        time.sleep(0.05)
+    raise AssertionError(f"{response_id} did not finish in {timeout}s")
+
+
+def test_background_response_is_polled_to_completion(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Done in the background.", delay=0.5))
+    body = create(client, model=model, input="Work on it.", background=True)
+    assert body["background"] is True and body["status"] in ("queued", "in_progress") and body["output"] == []
+    done = poll(client, body["id"])
+    assert done.status == "completed" and done.output_text == "Done in the background."
+    assert done.background is True
+
+
+def test_cancel_a_background_response(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("never", hang=True))
+    body = create(client, model=model, input="Take forever.", background=True)
+    deadline = time.monotonic() + 30
+    while not fake.requests(model) and time.monotonic() < deadline:  # the model call is under way
+        time.sleep(0.05)
+    raw = body_of(client.responses.with_raw_response.cancel(body["id"]))
+    assert_conforms(raw, "Response")
+    assert raw["status"] == "cancelled" and raw["id"] == body["id"]
+    assert client.responses.retrieve(body["id"]).status == "cancelled"
+    # Cancelling again returns it as it is; a response that was not made in the background can't be.
+    assert client.responses.cancel(body["id"]).status == "cancelled"
+    fake.script(model, Reply.say("quick"))
+    plain = create(client, model=model, input="hi")
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.cancel(plain["id"])
+    assert "background" in api_error(exc, 400)["message"]
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model=model, input="hi", background=True, store=False)
+    assert api_error(exc, 400)["param"] == "background"

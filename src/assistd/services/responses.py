@@ -47,6 +47,7 @@ from assistd.stores.responses import ResponseRecord
 from assistd.stores.threads import ThreadRecord
 
 KIND = "response"
+CANCEL_WAIT = 5.0  # seconds a cancel waits for the response to end
 
 
 class Finished:
@@ -188,6 +189,12 @@ class ResponseService:
                 "Mutually exclusive parameters: 'previous_response_id' and 'conversation' can't be used together.",
                 param="conversation",
                 code="mutually_exclusive_parameters",
+            )
+        if body.background and body.store is False:
+            raise InvalidRequest(
+                "A background response must be stored: background=true needs store=true.",
+                param="background",
+                code="invalid_value",
             )
         items = _input(body)
         if not items and body.previous_response_id is None and body.conversation is None:
@@ -361,6 +368,15 @@ class ResponseService:
 
             with contextlib.suppress(InvalidRequest):  # it ended meanwhile: the response as it ended
                 await self.executor.lifecycle.cancel(response_id, check, NullEmitter())
+            # The executor ends it at its next step (a model call is interrupted at once): answer with the
+            # response as it ended, as OpenAI does, unless that takes longer than CANCEL_WAIT.
+            deadline = time.monotonic() + CANCEL_WAIT
+            while time.monotonic() < deadline:
+                async with self.db.read() as conn:
+                    now_run = await run_store.load_run(conn, response_id)
+                if now_run is None or now_run.status in TERMINAL:
+                    break
+                await asyncio.sleep(0.05)
         return await self.get(project_id, response_id)
 
     async def input_items(
