@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from assistd import ids
-from assistd.adapters.conversations import message_item, stored_item
+from assistd.adapters.conversations import cited_files, message_item, stored_item
 from assistd.adapters.responses import file_content_url, load_response
 from assistd.db.database import Connection, Database
 from assistd.db.wakeups import RunQueued, announce
@@ -385,7 +385,7 @@ class ResponseService:
         async with self.db.read() as conn:
             record = await self._record(conn, project_id, response_id)
             messages, stored = await store.input_items(conn, record.thread_id, record.input_ids)
-            names = await conversation_store.file_names(conn, project_id, [])
+            names = await conversation_store.file_names(conn, project_id, cited_files(messages))
         by_id: dict[str, ConversationItem] = {m.id: message_item(m, names, include) for m in messages}
         by_id.update({r.id: stored_item(r) for r in stored})
         ordered = [by_id[i] for i in record.input_ids if i in by_id]
