@@ -84,6 +84,7 @@ class ResponsesStream(AssistantsStream):
         self.sequence = 0
         self.opened: dict[str, _Open] = {}  # by item id, in the order added
         self.outputs = 0
+        self.created: Response | None = None  # the response as the stream opened with it
 
     def _next(self) -> int:
         number = self.sequence
@@ -106,6 +107,7 @@ class ResponsesStream(AssistantsStream):
 
     async def opened_with(self, response: Response) -> None:
         """The stream's first event: the response as created."""
+        self.created = response
         await self._put(ResponseEvent(type="response.created", response=response, sequence_number=self._next()))
 
     # --- thread.* events from the recorder ---------------------------------------------------------
@@ -311,7 +313,9 @@ class ResponsesStream(AssistantsStream):
         match event:
             case RunChanged(run=run):
                 if run.status == "in_progress":
-                    response = await self._response()
+                    # Nothing but the status changed since it was created (no store read before the first token).
+                    started = self.created.model_copy(update={"status": "in_progress"}) if self.created else None
+                    response = started or await self._response()
                     if response is not None:
                         await self._put(
                             ResponseEvent(type="response.in_progress", response=response, sequence_number=self._next())
