@@ -525,3 +525,32 @@ def test_cancel_a_background_response(client: Any, fake: FakeUpstream) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
         client.responses.create(model=model, input="hi", background=True, store=False)
     assert api_error(exc, 400)["param"] == "background"
+
+
+def test_a_thread_goes_on_through_responses_and_back_through_assistants(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Run answer."), Reply.say("Response answer."), Reply.say("Second run answer."))
+    assistant = client.beta.assistants.create(model=model, instructions="Assistant rules.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Question one"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    body = create(client, model=model, input="Question two", conversation=thread.id, instructions="Response rules.")
+    assert output_text(body) == "Response answer."
+    assert chat(fake, model) == [
+        {"role": "system", "content": "Response rules."},
+        {"role": "user", "content": "Question one"},
+        {"role": "assistant", "content": "Run answer."},
+        {"role": "user", "content": "Question two"},
+    ]
+    client.beta.threads.messages.create(thread.id, role="user", content="Question three")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    assert chat(fake, model)[1:] == [
+        {"role": "user", "content": "Question one"},
+        {"role": "assistant", "content": "Run answer."},
+        {"role": "user", "content": "Question two"},
+        {"role": "assistant", "content": "Response answer."},
+        {"role": "user", "content": "Question three"},
+    ]
+    runs = client.beta.threads.runs.list(thread.id)
+    assert body["id"] in [r.id for r in runs.data]  # the response is a run of the thread
