@@ -147,6 +147,21 @@ def test_function_call_round_trip_with_function_call_output(client: Any, fake: F
     items = client.responses.input_items.list(second["id"])
     assert [i.type for i in items.data] == ["function_call_output"]
 
+    # An output must answer a call of the conversation (or one given in the same input).
+    with pytest.raises(openai.BadRequestError) as exc:
+        output = {"type": "function_call_output", "call_id": "call_unknown", "output": "x"}
+        client.responses.create(model=model, previous_response_id=second["id"], input=[output])
+    error = api_error(exc, 400)
+    assert error["param"] == "input[0].call_id" and "call_unknown" in error["message"]
+    fake.script(model, Reply.say("Fine."))
+    given = [
+        {"type": "function_call", "call_id": "call_mine", "name": "get_weather", "arguments": '{"city":"Rome"}'},
+        {"type": "function_call_output", "call_id": "call_mine", "output": "20C"},
+    ]
+    third = create(client, model=model, previous_response_id=second["id"], input=given, tools=[WEATHER])
+    assert output_text(third) == "Fine."
+    assert chat(fake, model)[-1] == {"role": "tool", "tool_call_id": "call_mine", "content": "20C"}
+
 
 def test_previous_response_id_chain_keeps_the_conversation(client: Any, fake: FakeUpstream) -> None:
     model = new_model()

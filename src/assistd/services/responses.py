@@ -15,14 +15,14 @@ from typing import Any
 
 from assistd import ids
 from assistd.adapters.conversations import cited_files, message_item, stored_item
-from assistd.adapters.responses import file_content_url, load_response
+from assistd.adapters.responses import HISTORY_LIMIT, file_content_url, load_response
 from assistd.db.database import Connection, Database
 from assistd.db.wakeups import RunQueued, announce
 from assistd.engine.events import ExecutionOver, LifecycleEvent, NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import TERMINAL, RunStatus, active_run_id
 from assistd.errors import InvalidRequest, not_found
-from assistd.protocol.conversations import ConversationItem, ItemIn, MessageIn
+from assistd.protocol.conversations import ConversationItem, FunctionCallIn, FunctionCallOutputIn, ItemIn, MessageIn
 from assistd.protocol.responses import (
     FileSearchToolIn,
     FormatJsonObject,
@@ -148,6 +148,23 @@ def _input(body: ResponseCreate) -> list[ItemIn]:
     return list(body.input)
 
 
+async def _check_outputs(conn: Connection, thread_id: str, items: list[ItemIn]) -> None:
+    """Every function_call_output answers a call of the conversation (or of the input before it)."""
+    outputs = [(i, item) for i, item in enumerate(items) if isinstance(item, FunctionCallOutputIn)]
+    if not outputs:
+        return
+    known = await store.function_call_ids(conn, thread_id, HISTORY_LIMIT)
+    for i, item in enumerate(items):
+        if isinstance(item, FunctionCallIn):
+            known.add(item.call_id)
+        elif isinstance(item, FunctionCallOutputIn) and item.call_id not in known:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id {item.call_id}.",
+                param=f"input[{i}].call_id",
+                code="invalid_value",
+            )
+
+
 class ResponseService:
     def __init__(
         self,
@@ -261,6 +278,7 @@ class ResponseService:
             if active is not None:
                 param = "conversation" if conversation_id else "previous_response_id"
                 raise InvalidRequest(f"Another response or run ({active}) is in progress in {thread_id}.", param=param)
+            await _check_outputs(conn, thread_id, items)
             planned = plan_items(thread_id, items, created)
             await write_items(conn, planned)
             await run_store.insert_run(conn, {**run, "thread_id": thread_id})

@@ -87,3 +87,18 @@ async def thread_entries(conn: Connection, thread_id: str, limit: int) -> tuple[
         select(t.conversation_items).where(i.thread_id == thread_id).order_by(i.sort_key.desc()).limit(limit)
     )
     return messages, [ItemRecord.from_row(row) for row in rows.all()]
+
+
+async def function_call_ids(conn: Connection, thread_id: str, limit: int) -> set[str]:
+    """The call ids of the function calls in a thread's newest `limit` tool steps and stored items."""
+    found: set[str] = set()
+    s, i = t.run_steps.c, t.conversation_items.c
+    query = select(s.step_details).where(s.thread_id == thread_id, s.type == "tool_calls")
+    for row in (await conn.execute(query.order_by(s.id.desc()).limit(limit))).all():
+        found |= {
+            str(call["id"]) for call in row.step_details.get("tool_calls") or [] if call.get("type") == "function"
+        }
+    query = select(i.item).where(i.thread_id == thread_id, i.type == "function_call")
+    for row in (await conn.execute(query.order_by(i.sort_key.desc()).limit(limit))).all():
+        found.add(str(row.item["call_id"]))
+    return found
