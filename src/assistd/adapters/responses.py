@@ -21,21 +21,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
 
 from assistd import ids
 from assistd.adapters.assistants_run import AssistantsAdapter, AssistantsRecorder
 from assistd.adapters.conversations import (
-    FUNCTION_CALL,
     SortKey,
     cited_files,
     message_item,
     step_items,
-    stored_item,
     tail,
 )
 from assistd.adapters.prompt import ImageLoader, _history_item
-from assistd.db.database import Connection, Database
+from assistd.db.database import Connection
 from assistd.engine.events import Emitter
 from assistd.engine.items import (
     AssistantText,
@@ -369,14 +366,3 @@ class RunAdapters:
         if is_response(run.id):
             return ResponsesRecorder(self.assistants, run, emitter)
         return self.assistants.recorder(run, emitter)
-
-
-def function_call_ids(items: Sequence[ConversationItem]) -> list[str]:
-    return [item.id for item in items if item.id.startswith(FUNCTION_CALL)]
-
-
-def stored_items(records: Sequence[ItemRecord]) -> list[ConversationItem]:
-    return [stored_item(r) for r in records]
-
-
-__all__ = ["Any", "Database"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistd.protocol.common import Metadata, RequestModel, WireModel
-from assistd.protocol.conversations import ConversationItem, ItemIn, MessageItem
+from assistd.protocol.conversations import ConversationItem, ItemIn
 from assistd.protocol.messages import MAX_TEXT
 
 FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
@@ -306,5 +306,3 @@ StreamEvent = (
     | ErrorEvent
 )
 END_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
-
-__all__ = ["MessageItem"]
