@@ -44,6 +44,9 @@ ROOTS = [
     "ContainerListResource",
     "ContainerFileResource",
     "ContainerFileListResource",
+    "Response",
+    "ResponseItemList",
+    "ResponseStreamEvent",
 ]
 
 # Keys that are documentation only. They are dropped where they are keywords, never where they are

@@ -16,11 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assistd.adapters.assistants_run import AssistantsAdapter
+from assistd.adapters.responses import RunAdapters
 from assistd.api import admin as admin_api
 from assistd.api import assistants as assistants_api
 from assistd.api import containers as containers_api
 from assistd.api import conversations as conversations_api
 from assistd.api import files as files_api
+from assistd.api import responses as responses_api
 from assistd.api import runs as runs_api
 from assistd.api import threads as threads_api
 from assistd.api import vector_stores as vector_stores_api
@@ -61,6 +63,7 @@ from assistd.services.files import FileService
 from assistd.services.keys import KeyRing, KeyService
 from assistd.services.metrics import Metrics
 from assistd.services.registry import Services
+from assistd.services.responses import ResponseService
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -88,6 +91,7 @@ def build_router() -> Router:
         vector_stores_api,
         conversations_api,
         containers_api,
+        responses_api,
     ):
         module.register(router)
     return router
@@ -133,6 +137,7 @@ async def open_services(settings: Settings) -> Services:
         db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True), signals=signals
     )
     runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
+    conversations = ConversationService(db, threads, files)
     return Services(
         settings=settings,
         db=db,
@@ -141,7 +146,10 @@ async def open_services(settings: Settings) -> Services:
         files=files,
         assistants=assistants,
         threads=threads,
-        conversations=ConversationService(db, threads, files),
+        conversations=conversations,
+        responses=ResponseService(
+            db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
+        ),
         models=models,
         worker=worker,
         runs=runs,
@@ -315,13 +323,15 @@ def _executor(
         signals,
         Lifecycle(db, signals, observer),
         Loop(toolbox, signals, tool_call_retries=settings.tool_call_retries),
-        AssistantsAdapter(
-            db,
-            blobs,
-            toolbox,
-            citations=settings.citations,
-            embedder=embedder,
-            citation_threshold=settings.citations_threshold,
+        RunAdapters(  # Assistants runs, and responses (docs/responses.md)
+            AssistantsAdapter(
+                db,
+                blobs,
+                toolbox,
+                citations=settings.citations,
+                embedder=embedder,
+                citation_threshold=settings.citations_threshold,
+            )
         ),
         settings.lease_seconds,
     )

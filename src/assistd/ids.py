@@ -21,6 +21,7 @@ THREAD = "thread_"
 CONVERSATION = "conv_"  # a thread created through the Conversations API (docs/conversations.md)
 MESSAGE = "msg_"
 RUN = "run_"
+RESPONSE = "resp_"  # a run made by the Responses API (docs/responses.md): same table, its own id
 STEP = "step_"
 CALL = "call_"
 VECTOR_STORE = "vs_"

@@ -36,6 +36,7 @@ def real_ids(server: LiveServer) -> Iterator[dict[str, str]]:
         file = c.post("/v1/files", files={"file": ("f.txt", b"x")}, data={"purpose": "user_data"}).json()
         conv = c.post("/v1/conversations", json={"items": [{"role": "user", "content": "hi"}]}).json()
         item = c.get(f"/v1/conversations/{conv['id']}/items").json()["data"][0]
+        response = c.post("/v1/responses", json={"model": "gpt-4o", "input": "hi"}, timeout=60).json()
         yield {
             "assistant_id": asst["id"],
             "thread_id": thread["id"],
@@ -43,6 +44,7 @@ def real_ids(server: LiveServer) -> Iterator[dict[str, str]]:
             "file_id": file["id"],
             "conversation_id": conv["id"],
             "item_id": item["id"],
+            "response_id": response["id"],
         }
 
 

@@ -119,6 +119,8 @@ class AssistantsAdapter:
 
 
 class AssistantsRecorder:
+    waits_for_outputs = True  # a run waits in requires_action for submit_tool_outputs
+
     def __init__(self, adapter: AssistantsAdapter, run: RunRecord, emitter: Emitter) -> None:
         self.db = adapter.db
         self.adapter = adapter

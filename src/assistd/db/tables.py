@@ -144,6 +144,26 @@ conversation_items = Table(
     Index(None, "thread_id", "sort_key"),
 )
 
+# A response (the Responses API, docs/responses.md) is a run (`runs.id` = `responses.id`, a `resp_` id) in
+# the thread of its conversation, or in a thread of its own; this row keeps what a run has no column for.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("project_id", id_type(), nullable=False),
+    Column("thread_id", id_type(), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("previous_response_id", id_type(), nullable=True),
+    Column(
+        "conversation_id", id_type(), nullable=True
+    ),  # given as `conversation`; else the thread is the response's own
+    Column("store", Boolean, nullable=False),
+    Column("background", Boolean, nullable=False),
+    Column("input_ids", json_type(), nullable=False),  # the ids of the items its input added, in order
+    Column("request", json_type(), nullable=False),  # echoed fields in the Responses shape: tools, text, ...
+    Index(None, "thread_id", "id"),
+)
+
 files = Table(
     "files",
     metadata,
@@ -240,7 +260,7 @@ vector_stores = Table(
     Column("metadata", json_type(), nullable=False),
     # Bumped by triggers on `chunks` (migration 0004): search caches a store's vectors until it changes.
     Column("chunks_version", BigInteger, nullable=False, server_default=text("0")),
-    # Bumped by triggers on `vector_store_files` (migration 0010): search caches the store's file map.
+    # Bumped by triggers on `vector_store_files` (migration 0012): search caches the store's file map.
     Column("files_version", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "project_id", "id"),
 )

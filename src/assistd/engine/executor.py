@@ -134,6 +134,11 @@ class Executor:
             case PromptTooLong():
                 reason = {"reason": "max_prompt_tokens"}
                 await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt)
+            case NeedsAction(calls=calls, usage=usage) if not recorder.waits_for_outputs:
+                # A protocol whose runs end with the calls (Responses): the outputs come in a new run.
+                await recorder.before_action()
+                kept = recorder.keep_calls(calls, usage)
+                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch, attempt=attempt, parts=kept)
             case NeedsAction(calls=calls, usage=usage):
                 await recorder.before_action()
                 required = recorder.required_action(calls)

@@ -100,6 +100,7 @@ class TurnSettings:
     max_prompt_tokens: int | None = None  # over the whole turn (all its model calls)
     max_completion_tokens: int | None = None  # over the whole turn
     last_messages: int | None = None  # keep at most this many history items
+    cut_history: bool = True  # False: history that does not fit fails the turn (PromptTooLarge) instead of being cut
 
 
 # The history, newest first, read lazily: fitting stops reading once the budget is spent.

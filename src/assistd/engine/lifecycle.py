@@ -221,14 +221,17 @@ class Lifecycle:
         emitter: Emitter,
         incomplete_details: Json | None = None,
         attempt: int | None = None,
+        parts: Parts = _nothing,
     ) -> None:
-        """The run's answer is in: completed, or incomplete at a token limit."""
+        """The run's answer is in: completed, or incomplete at a token limit. `parts`: what the caller
+        writes in the same transaction (a Responses run's function calls, which end it)."""
         values: dict[str, object] = {"usage": usage}
         if target == S.COMPLETED:
             values["completed_at"] = int(time.time())
         if incomplete_details is not None:
             values["incomplete_details"] = incomplete_details
         async with self.db.write() as conn:
+            await parts(conn)
             moved = await move(conn, run_id, target, attempt=attempt, **values)
             run = await run_store.load_run(conn, run_id)
         if moved and run is not None:

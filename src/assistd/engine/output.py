@@ -25,6 +25,13 @@ class Recorder(Protocol):
     """A run's output as one protocol records and shows it. One model call at a time: `begin_call`
     starts a fresh message / tool step."""
 
+    @property
+    def waits_for_outputs(self) -> bool:
+        """True: function calls pause the run (`requires_action`) until the client submits their
+        outputs (Assistants). False: the run completes with the calls, whose outputs a client sends in
+        a new run (Responses: `keep_calls` then closes the calls' step)."""
+        ...
+
     async def conversation(self, tool_output_tokens: int) -> Conversation:
         """The conversation so far, as items (tool outputs replayed within `tool_output_tokens`)."""
         ...

@@ -152,6 +152,8 @@ async def fit(conversation: Conversation, window: Window, counter: TokenCounter)
                 break
             item_cost = await cost(counter, [item])
             if used + item_cost > budget:
+                if not settings.cut_history:  # a response with `truncation: disabled`
+                    raise PromptTooLarge("context_window", used + item_cost, budget, window.context_window)
                 break
             history.append(item)
             used += item_cost

@@ -125,7 +125,7 @@ async def write_items(conn: Connection, planned: PlannedItems) -> None:
     await store.insert_items(conn, planned.stored)
 
 
-def _file_refs(items: Sequence[ItemIn]) -> list[tuple[str, str]]:
+def _file_refs(items: Sequence[ItemIn], name: str = "items") -> list[tuple[str, str]]:
     """(file id, parameter) of every file an item names."""
     refs: list[tuple[str, str]] = []
     for i, item in enumerate(items):
@@ -136,11 +136,11 @@ def _file_refs(items: Sequence[ItemIn]) -> list[tuple[str, str]]:
             parts = list(item.output)
         for j, part in enumerate(parts):
             if isinstance(part, InputImage | InputFile) and part.file_id is not None:
-                refs.append((part.file_id, f"items[{i}].content[{j}].file_id"))
+                refs.append((part.file_id, f"{name}[{i}].content[{j}].file_id"))
             if isinstance(part, InputImage) and part.file_id is None and part.image_url is None:
                 raise InvalidRequest(
-                    f"Invalid 'items[{i}].content[{j}]': an input_image needs a file_id or an image_url.",
-                    param=f"items[{i}].content[{j}]",
+                    f"Invalid '{name}[{i}].content[{j}]': an input_image needs a file_id or an image_url.",
+                    param=f"{name}[{i}].content[{j}]",
                     code="invalid_value",
                 )
     return refs
@@ -152,15 +152,16 @@ class ConversationService:
         self.threads = threads
         self.files = files
 
-    async def _check_items(self, project_id: str, items: Sequence[ItemIn]) -> None:
-        for file_id, param in _file_refs(items):
+    async def check_items(self, project_id: str, items: Sequence[ItemIn], name: str = "items") -> None:
+        """The files the items name exist (a 400 naming the parameter, under `name`, otherwise)."""
+        for file_id, param in _file_refs(items, name):
             await self.files.require(project_id, [file_id], param)
 
     # --- conversations ----------------------------------------------------------------------------
 
     async def create(self, project_id: str, body: ConversationCreate) -> Conversation:
         items = body.items or []
-        await self._check_items(project_id, items)
+        await self.check_items(project_id, items)
         at = now()
         record = ThreadRecord(
             id=ids.new_id(ids.CONVERSATION),
@@ -197,7 +198,7 @@ class ConversationService:
     async def create_items(
         self, project_id: str, conversation_id: str, body: ItemsCreate, include: frozenset[str], file_url: FileUrl
     ) -> ItemList:
-        await self._check_items(project_id, body.items)
+        await self.check_items(project_id, body.items)
         at = now()
         async with self.db.write() as conn:
             await store.get_conversation(conn, project_id, conversation_id)

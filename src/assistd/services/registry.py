@@ -20,6 +20,7 @@ from assistd.services.conversations import ConversationService
 from assistd.services.files import FileService
 from assistd.services.keys import KeyService
 from assistd.services.metrics import Metrics
+from assistd.services.responses import ResponseService
 from assistd.services.runs import RunService
 from assistd.services.threads import ThreadService
 from assistd.services.vector_stores import VectorStoreService
@@ -37,6 +38,7 @@ class Services:
     assistants: AssistantService
     threads: ThreadService
     conversations: ConversationService  # the same threads, seen as conversations
+    responses: ResponseService  # runs made through the Responses API
     models: ModelRouter
     worker: Worker
     runs: RunService

@@ -210,7 +210,9 @@ class FileSearchTool:
             return list(((resources or {}).get(NAME) or {}).get("vector_store_ids") or [])
 
         thread_ids = ids_of(thread)
-        return list(dict.fromkeys(ids_of(assistant) + thread_ids)), thread_ids
+        # A response names its stores in its file_search tool (docs/responses.md).
+        own = [i for tool in context.tools if tool["type"] == NAME for i in ids_of({NAME: tool.get(NAME)})]
+        return list(dict.fromkeys(ids_of(assistant) + thread_ids + own)), thread_ids
 
     async def _expired_store(self, store_ids: list[str]) -> str | None:
         """The first of the stores past its expiry (searching it fails the run, as on OpenAI), if any."""

@@ -1,0 +1,134 @@
+"""The Responses API routes (/v1/responses): responses as runs of the engine (docs/responses.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import Response as HttpResponse
+from starlette.responses import StreamingResponse
+
+from assistd.adapters.responses_stream import ResponsesStream
+from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, reject_nul, services
+from assistd.api.routing import Endpoint, Router
+from assistd.api.streaming import QueueSink, sse
+from assistd.protocol.events import EXECUTION_OVER, RUN_DELETED
+from assistd.protocol.responses import (
+    END_EVENTS,
+    ErrorEvent,
+    InputItemList,
+    InputItemListParams,
+    Response,
+    ResponseCreate,
+    ResponseDeleted,
+)
+from assistd.services.conversations import check_include
+from assistd.services.responses import Finished, ResponseService
+
+UNFINISHED = "The response stopped streaming before it reached a final state; retrieve it for its status."
+
+
+class IncludeParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include: str | None = None
+
+
+def _service(request: Request) -> ResponseService:
+    return services(request).responses
+
+
+def _include(request: Request) -> frozenset[str]:
+    values = request.query_params.getlist("include[]") + request.query_params.getlist("include")
+    for value in values:
+        reject_nul(value, "include")
+    return check_include(values)
+
+
+async def create(request: Request) -> HttpResponse:
+    body = await parse_body(request, ResponseCreate)
+    include = check_include(body.include or [])
+    svc = services(request)
+    background = bool(body.background) and not body.stream
+    owner = None if background else svc.worker.owner
+    record, response = await svc.responses.create(project_id(request), body, owner=owner)
+    if background:
+        return json_response(response)
+    if body.stream:
+        sink = QueueSink()
+        stream = ResponsesStream(svc.db, record, sink, include)
+        await stream.opened_with(response)
+        svc.worker.spawn(record.id, stream)
+        return StreamingResponse(
+            _events(sink, stream, svc.settings.stream_keepalive_seconds),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+    finished = Finished()
+    svc.worker.spawn(record.id, finished)
+    await finished.done.wait()
+    return json_response(await svc.responses.result(record, include))
+
+
+async def _events(sink: QueueSink, stream: ResponsesStream, keepalive: float) -> AsyncIterator[bytes]:
+    """The response's events until its final one (or an `error` event when execution ended without it)."""
+    try:
+        while True:
+            try:
+                event, data = await asyncio.wait_for(sink.queue.get(), keepalive)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if event in (EXECUTION_OVER, RUN_DELETED):
+                error = ErrorEvent(code="server_error", message=UNFINISHED, param=None, sequence_number=stream.sequence)
+                yield sse(error.type, error)
+                break
+            yield sse(event, data)
+            if event in END_EVENTS:
+                break
+    finally:
+        sink.closed = True
+
+
+async def retrieve(request: Request) -> HttpResponse:
+    response_id = path_param(request, "response_id")
+    return json_response(await _service(request).get(project_id(request), response_id, _include(request)))
+
+
+async def delete(request: Request) -> HttpResponse:
+    response_id = path_param(request, "response_id")
+    return json_response(await _service(request).delete(project_id(request), response_id))
+
+
+async def cancel(request: Request) -> HttpResponse:
+    response_id = path_param(request, "response_id")
+    return json_response(await _service(request).cancel(project_id(request), response_id))
+
+
+async def input_items(request: Request) -> HttpResponse:
+    response_id = path_param(request, "response_id")
+    params = parse_query(request, InputItemListParams)
+    page = await _service(request).input_items(project_id(request), response_id, params, _include(request))
+    return json_response(page)
+
+
+def register(router: Router) -> None:
+    tag = "Responses"
+    one = "/responses/{response_id}"
+    router.add(Endpoint("POST", "/responses", create, "Create a response", Response, body=ResponseCreate, tag=tag))
+    router.add(Endpoint("GET", one, retrieve, "Retrieve a response", Response, query=IncludeParams, tag=tag))
+    router.add(Endpoint("DELETE", one, delete, "Delete a response", ResponseDeleted, tag=tag))
+    router.add(Endpoint("POST", one + "/cancel", cancel, "Cancel a background response", Response, tag=tag))
+    router.add(
+        Endpoint(
+            "GET",
+            one + "/input_items",
+            input_items,
+            "List a response's input items",
+            InputItemList,
+            query=InputItemListParams,
+            tag=tag,
+        )
+    )

@@ -1,0 +1,421 @@
+"""Responses: OpenAI's Responses API on the run engine (docs/responses.md).
+
+A response is a run (`resp_` id) in a thread: the thread of its `conversation`, the thread of its
+`previous_response_id`, or a new thread of its own. Its input becomes conversation items of that
+thread (services/conversations.py `plan_items`), written with the run in one transaction; the run
+worker executes it like any run, recorded by the Responses recorder (adapters/responses.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from assistd import ids
+from assistd.adapters.conversations import cited_files, message_item, stored_item
+from assistd.adapters.responses import HISTORY_LIMIT, file_content_url, load_response
+from assistd.db.database import Connection, Database
+from assistd.db.wakeups import RunQueued, announce
+from assistd.engine.events import ExecutionOver, LifecycleEvent, NullEmitter
+from assistd.engine.executor import Executor
+from assistd.engine.lifecycle import TERMINAL, RunStatus, active_run_id
+from assistd.errors import InvalidRequest, not_found
+from assistd.protocol.conversations import ConversationItem, FunctionCallIn, FunctionCallOutputIn, ItemIn, MessageIn
+from assistd.protocol.responses import (
+    FileSearchToolIn,
+    FormatJsonObject,
+    FormatJsonSchema,
+    FunctionChoice,
+    FunctionToolIn,
+    InputItemList,
+    InputItemListParams,
+    Response,
+    ResponseCreate,
+    ResponseDeleted,
+)
+from assistd.providers.routing import ModelRouter
+from assistd.services.common import now
+from assistd.services.conversations import ConversationService, plan_items, write_items
+from assistd.services.vector_stores import VectorStoreService
+from assistd.stores import conversations as conversation_store
+from assistd.stores import responses as store
+from assistd.stores import runs as run_store
+from assistd.stores import threads as thread_store
+from assistd.stores.responses import ResponseRecord
+from assistd.stores.threads import ThreadRecord
+
+KIND = "response"
+CANCEL_WAIT = 5.0  # seconds a cancel waits for the response to end
+
+
+class Finished:
+    """An `Emitter` that tells a waiting request when the executor is done with the run."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+
+    async def emit(self, event: LifecycleEvent) -> None:
+        if isinstance(event, ExecutionOver):
+            self.done.set()
+
+
+def _tools(body: ResponseCreate) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(the run's tools, the tools as the response echoes them, the vector stores file_search searches)."""
+    run_tools: list[dict[str, Any]] = []
+    shown: list[dict[str, Any]] = []
+    stores: list[str] = []
+    for tool in body.tools or []:
+        if isinstance(tool, FunctionToolIn):
+            function: dict[str, Any] = {
+                "name": tool.name,
+                "parameters": tool.parameters or {"type": "object", "properties": {}},
+                "strict": bool(tool.strict) if tool.strict is not None else True,
+            }
+            if tool.description is not None:
+                function["description"] = tool.description
+            run_tools.append({"type": "function", "function": function})
+            shown.append(
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": function["strict"],
+                }
+            )
+        elif isinstance(tool, FileSearchToolIn):
+            settings: dict[str, Any] = {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}}
+            if tool.ranking_options and tool.ranking_options.get("score_threshold") is not None:
+                settings["ranking_options"]["score_threshold"] = float(tool.ranking_options["score_threshold"])
+            if tool.max_num_results is not None:
+                settings["max_num_results"] = tool.max_num_results
+            settings["vector_store_ids"] = list(tool.vector_store_ids)
+            run_tools.append({"type": "file_search", "file_search": settings})
+            shown.append(tool.model_dump(exclude_none=True))
+            stores += tool.vector_store_ids
+    return run_tools, shown, stores
+
+
+def _tool_choice(body: ResponseCreate, run_tools: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """(the run's tool_choice, the response's)."""
+    choice = body.tool_choice
+    if choice is None:
+        return "auto", "auto"
+    if isinstance(choice, str):
+        return choice, choice
+    if isinstance(choice, FunctionChoice):
+        if not any(t["type"] == "function" and t["function"]["name"] == choice.name for t in run_tools):
+            raise InvalidRequest(
+                f"Invalid 'tool_choice': the function '{choice.name}' is not in the response's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        return {"type": "function", "function": {"name": choice.name}}, {"type": "function", "name": choice.name}
+    if not any(t["type"] == choice.type for t in run_tools):
+        raise InvalidRequest(
+            f"Invalid 'tool_choice': the tool '{choice.type}' is not in the response's tools.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    return {"type": choice.type}, {"type": choice.type}
+
+
+def _format(body: ResponseCreate) -> tuple[Any, dict[str, Any]]:
+    """(the run's response_format, the response's `text`)."""
+    fmt = body.text.format if body.text is not None else None
+    text: dict[str, Any] = {"format": {"type": "text"}}
+    if body.text is not None and body.text.verbosity is not None:
+        text["verbosity"] = body.text.verbosity
+    if isinstance(fmt, FormatJsonSchema):
+        schema = {"name": fmt.name, "schema": fmt.schema_, "strict": fmt.strict}
+        if fmt.description is not None:
+            schema["description"] = fmt.description
+        text["format"] = {"type": "json_schema", **schema}
+        return {"type": "json_schema", "json_schema": schema}, text
+    if isinstance(fmt, FormatJsonObject):
+        text["format"] = {"type": "json_object"}
+        return {"type": "json_object"}, text
+    return {"type": "text"}, text
+
+
+def _input(body: ResponseCreate) -> list[ItemIn]:
+    if body.input is None:
+        return []
+    if isinstance(body.input, str):
+        return [MessageIn(role="user", content=body.input)]
+    return list(body.input)
+
+
+async def _check_outputs(conn: Connection, thread_id: str, items: list[ItemIn]) -> None:
+    """Every function_call_output answers a call of the conversation (or of the input before it)."""
+    outputs = [(i, item) for i, item in enumerate(items) if isinstance(item, FunctionCallOutputIn)]
+    if not outputs:
+        return
+    known = await store.function_call_ids(conn, thread_id, HISTORY_LIMIT)
+    for i, item in enumerate(items):
+        if isinstance(item, FunctionCallIn):
+            known.add(item.call_id)
+        elif isinstance(item, FunctionCallOutputIn) and item.call_id not in known:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id {item.call_id}.",
+                param=f"input[{i}].call_id",
+                code="invalid_value",
+            )
+
+
+class ResponseService:
+    def __init__(
+        self,
+        db: Database,
+        conversations: ConversationService,
+        vector_stores: VectorStoreService,
+        router: ModelRouter,
+        executor: Executor,
+        notify: Any,
+        expires_seconds: int,
+    ) -> None:
+        self.db = db
+        self.conversations = conversations
+        self.vector_stores = vector_stores
+        self.router = router
+        self.executor = executor
+        self.notify = notify
+        self.expires_seconds = expires_seconds
+
+    # --- create -----------------------------------------------------------------------------------
+
+    async def create(
+        self, project_id: str, body: ResponseCreate, *, owner: str | None
+    ) -> tuple[ResponseRecord, Response]:
+        """The response, queued: held by `owner` (this process executes it), or for any worker (None)."""
+        if body.model is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+            )
+        if self.router.resolve(body.model) is None:
+            raise InvalidRequest(
+                f"The model `{body.model}` does not exist or you do not have access to it. No model backend is "
+                "configured for it (docs/responses.md).",
+                param="model",
+                code="model_not_found",
+            )
+        if body.conversation is not None and body.previous_response_id is not None:
+            raise InvalidRequest(
+                "Mutually exclusive parameters: 'previous_response_id' and 'conversation' can't be used together.",
+                param="conversation",
+                code="mutually_exclusive_parameters",
+            )
+        if body.background and body.store is False:
+            raise InvalidRequest(
+                "A background response must be stored: background=true needs store=true.",
+                param="background",
+                code="invalid_value",
+            )
+        items = _input(body)
+        if not items and body.previous_response_id is None and body.conversation is None:
+            raise InvalidRequest(
+                "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+            )
+        await self.conversations.check_items(project_id, items, "input")
+        run_tools, shown_tools, stores = _tools(body)
+        for i, tool in enumerate(body.tools or []):
+            if isinstance(tool, FileSearchToolIn):
+                if tool.filters is not None:
+                    raise InvalidRequest(
+                        "file_search 'filters' are not supported by assistd yet (docs/responses.md).",
+                        param=f"tools[{i}].filters",
+                        code="unsupported_parameter",
+                    )
+                await self.vector_stores.require(project_id, tool.vector_store_ids, f"tools[{i}].vector_store_ids")
+        run_choice, shown_choice = _tool_choice(body, run_tools)
+        response_format, text = _format(body)
+        conversation_id = (
+            body.conversation
+            if isinstance(body.conversation, str) or body.conversation is None
+            else body.conversation.id
+        )
+        created = now()
+        response_id = ids.new_id(ids.RESPONSE)
+        truncation = body.truncation or "disabled"
+        request: dict[str, Any] = {
+            "tools": shown_tools,
+            "tool_choice": shown_choice,
+            "text": text,
+            "truncation": truncation,
+            "max_tool_calls": body.max_tool_calls,
+            "top_logprobs": body.top_logprobs,
+            "user": body.user,
+            "vector_store_ids": stores,
+        }
+        run: dict[str, Any] = {
+            "id": response_id,
+            "project_id": project_id,
+            "assistant_id": "",  # a response has no assistant
+            "created_at": created,
+            "status": RunStatus.QUEUED.value,
+            "model": body.model,
+            "instructions": body.instructions,
+            "tools": run_tools,
+            "metadata": body.metadata or {},
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "max_prompt_tokens": None,
+            "max_completion_tokens": body.max_output_tokens,
+            "truncation_strategy": {"type": "auto", "last_messages": None},
+            "tool_choice": run_choice,
+            "parallel_tool_calls": body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
+            "response_format": response_format,
+            "reasoning_effort": None,
+            "expires_at": created + self.expires_seconds,
+        }
+        if owner is not None:
+            run |= {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds}
+        async with self.db.write() as conn:
+            thread_id = await self._thread(conn, project_id, body, conversation_id, created)
+            active = await active_run_id(conn, thread_id)
+            if active is not None:
+                param = "conversation" if conversation_id else "previous_response_id"
+                raise InvalidRequest(f"Another response or run ({active}) is in progress in {thread_id}.", param=param)
+            await _check_outputs(conn, thread_id, items)
+            planned = plan_items(thread_id, items, created)
+            await write_items(conn, planned)
+            await run_store.insert_run(conn, {**run, "thread_id": thread_id})
+            record = ResponseRecord(
+                id=response_id,
+                project_id=project_id,
+                thread_id=thread_id,
+                created_at=created,
+                previous_response_id=body.previous_response_id,
+                conversation_id=conversation_id,
+                store=body.store if body.store is not None else True,
+                background=bool(body.background),
+                input_ids=planned.order,
+                request=request,
+            )
+            await store.insert(conn, record)
+            if owner is None:
+                await announce(self.db, conn, RunQueued(response_id))
+            response = await load_response(conn, record, frozenset(), file_content_url)
+        if owner is None:
+            self.notify()
+        assert response is not None
+        return record, response
+
+    async def _thread(
+        self, conn: Connection, project_id: str, body: ResponseCreate, conversation_id: str | None, at: int
+    ) -> str:
+        """The thread the response goes in, locked (a new one is created)."""
+        if conversation_id is not None:
+            await conversation_store.get_conversation(conn, project_id, conversation_id)
+            await run_store.lock_thread(conn, project_id, conversation_id)
+            return conversation_id
+        if body.previous_response_id is not None:
+            previous = await store.find(conn, project_id, body.previous_response_id)
+            if previous is None or not previous.store:
+                raise InvalidRequest(
+                    f"Previous response with id '{body.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            await run_store.lock_thread(conn, project_id, previous.thread_id)
+            last = await store.last_in_thread(conn, previous.thread_id)
+            if last != previous.id:
+                raise InvalidRequest(
+                    f"Response '{previous.id}' was already continued (by '{last}'): assistd continues a chain only "
+                    "from its newest response (docs/responses.md).",
+                    param="previous_response_id",
+                    code="invalid_value",
+                )
+            return previous.thread_id
+        thread = ThreadRecord(
+            id=ids.new_id(ids.THREAD),
+            project_id=project_id,
+            created_at=at,
+            tool_resources={},
+            metadata={},
+        )
+        await thread_store.insert(conn, thread)
+        return thread.id
+
+    # --- wait, read ---------------------------------------------------------------------------------
+
+    async def _record(self, conn: Connection, project_id: str, response_id: str) -> ResponseRecord:
+        record = await store.find(conn, project_id, response_id)
+        if record is None or not record.store:
+            raise not_found(KIND, response_id)
+        return record
+
+    async def get(self, project_id: str, response_id: str, include: frozenset[str] = frozenset()) -> Response:
+        async with self.db.read() as conn:
+            record = await self._record(conn, project_id, response_id)
+            response = await load_response(conn, record, include, file_content_url)
+        if response is None:
+            raise not_found(KIND, response_id)
+        return response
+
+    async def result(self, record: ResponseRecord, include: frozenset[str] = frozenset()) -> Response:
+        """The response as it is now (after its execution: a non-streaming request's answer)."""
+        async with self.db.read() as conn:
+            response = await load_response(conn, record, include, file_content_url)
+        if response is None:
+            raise not_found(KIND, record.id)
+        return response
+
+    async def delete(self, project_id: str, response_id: str) -> ResponseDeleted:
+        async with self.db.write() as conn:
+            record = await self._record(conn, project_id, response_id)
+            run = await run_store.load_run(conn, response_id)
+            if run is not None and run.status not in TERMINAL:
+                raise InvalidRequest(f"Response {response_id} is in progress: cancel it, or wait for it to end.")
+            await store.remove(conn, response_id)
+        return ResponseDeleted(id=record.id)
+
+    async def cancel(self, project_id: str, response_id: str) -> Response:
+        async with self.db.read() as conn:
+            record = await self._record(conn, project_id, response_id)
+        if not record.background:
+            raise InvalidRequest("Only responses created with background=true can be cancelled.", param="response_id")
+        async with self.db.read() as conn:
+            run = await run_store.load_run(conn, response_id)
+        if run is not None and run.status not in TERMINAL:
+
+            async def check(conn: Connection) -> None:
+                return None
+
+            with contextlib.suppress(InvalidRequest):  # it ended meanwhile: the response as it ended
+                await self.executor.lifecycle.cancel(response_id, check, NullEmitter())
+            # The executor ends it at its next step (a model call is interrupted at once): answer with the
+            # response as it ended, as OpenAI does, unless that takes longer than CANCEL_WAIT.
+            deadline = time.monotonic() + CANCEL_WAIT
+            while time.monotonic() < deadline:
+                async with self.db.read() as conn:
+                    now_run = await run_store.load_run(conn, response_id)
+                if now_run is None or now_run.status in TERMINAL:
+                    break
+                await asyncio.sleep(0.05)
+        return await self.get(project_id, response_id)
+
+    async def input_items(
+        self, project_id: str, response_id: str, params: InputItemListParams, include: frozenset[str]
+    ) -> InputItemList:
+        async with self.db.read() as conn:
+            record = await self._record(conn, project_id, response_id)
+            messages, stored = await store.input_items(conn, record.thread_id, record.input_ids)
+            names = await conversation_store.file_names(conn, project_id, cited_files(messages))
+        by_id: dict[str, ConversationItem] = {m.id: message_item(m, names, include) for m in messages}
+        by_id.update({r.id: stored_item(r) for r in stored})
+        ordered = [by_id[i] for i in record.input_ids if i in by_id]
+        if params.order == "desc":
+            ordered.reverse()
+        if params.after is not None:
+            position = next((k for k, item in enumerate(ordered) if item.id == params.after), None)
+            ordered = ordered[position + 1 :] if position is not None else []
+        page = ordered[: params.limit]
+        return InputItemList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=len(ordered) > params.limit,
+        )
