@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 LEAK = re.compile(r'(?i)\bcall\s*:\s*\{|\{\s*"tool_calls"|^\s*message\s*:|【?\s*\{\s*"name"\s*:', re.MULTILINE)
-PROGRAMS = ("investor-polled", "investor-streamed", "book", "code")
+PROGRAMS = ("investor-polled", "investor-streamed", "code", "book")
 TARGETS = ("bundled", "scripted")
 API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 
@@ -102,6 +102,7 @@ class Tally:
     searched: int = 0  # book answers whose run's file_search returned results
     cited: int = 0  # of those, answers with >= 1 file_citation
     leaks: int = 0
+    leaked: list[str] = field(default_factory=list)  # the first few leaking texts, to read
     seconds: float = 0.0
 
     def row(self) -> dict[str, Any]:
@@ -112,6 +113,7 @@ class Tally:
             "searched": self.searched,
             "cited": self.cited,
             "leaks": self.leaks,
+            "leaked": self.leaked[:5],
             "seconds": round(self.seconds, 1),
         }
 
@@ -205,13 +207,15 @@ def code_script(fake: Any, model: str, attempt: int) -> str:
 # --- the programs -------------------------------------------------------------------------------------
 
 
-def function_output(name: str, arguments: str) -> str:
-    """The client's side of the Investor Assistant; a call whose arguments are not JSON is our failure."""
+def function_output(name: str, arguments: str, huge: bool) -> str:
+    """The client's side of the Investor Assistant; a call whose arguments are not JSON is our failure.
+    `huge`: the news are 6,000 headlines (300 KB, the scripted target's "huge tool output"), else 5."""
     args = json.loads(arguments or "{}")
     if not isinstance(args, dict):
         raise ValueError(f"arguments are not an object: {arguments!r}")
     if name == "get_company_news":
-        return json.dumps({"headlines": [f"Headline {i} about {args.get('symbol', '?')}" for i in range(6000)]})
+        count = 6000 if huge else 5
+        return json.dumps({"headlines": [f"Headline {i} about {args.get('symbol', '?')}" for i in range(count)]})
     return json.dumps({"get_company_ticker": "AAPL", "get_stock_price": 190.12}.get(name, {"revenue": 383e9}))
 
 
@@ -225,6 +229,7 @@ def check_messages(client: Any, thread_id: str, run_id: str, tally: Tally) -> li
         for part in message.content:
             if part.type == "text" and LEAK.search(part.text.value):
                 tally.leaks += 1
+                tally.leaked.append(part.text.value[:200])
     return messages
 
 
@@ -248,7 +253,10 @@ def investor_polled(client: Any, model: str, tally: Tally, fault: str) -> None:
         for call in run.required_action.submit_tool_outputs.tool_calls:
             try:
                 outputs.append(
-                    {"tool_call_id": call.id, "output": function_output(call.function.name, call.function.arguments)}
+                    {
+                        "tool_call_id": call.id,
+                        "output": function_output(call.function.name, call.function.arguments, fault == "huge_output"),
+                    }
                 )
             except ValueError as exc:
                 tally.failures[f"{fault}: arguments the client cannot read: {str(exc)[:60]}"] += 1
@@ -275,7 +283,7 @@ def investor_streamed(client: Any, model: str, tally: Tally, fault: str) -> None
                 outputs = []
                 for call in event.data.required_action.submit_tool_outputs.tool_calls:
                     try:
-                        output = function_output(call.function.name, call.function.arguments)
+                        output = function_output(call.function.name, call.function.arguments, fault == "huge_output")
                     except ValueError as exc:
                         tally.failures[f"{fault}: arguments the client cannot read: {str(exc)[:60]}"] += 1
                         output = "error"
@@ -424,6 +432,7 @@ def table(results: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> str:
                     f"{r['leaks']} | {r['seconds']} |"
                 )
                 reasons += [f"- {tree} {target} {program}: {n}x {why}" for why, n in r["failures"].items()]
+                reasons += [f"- {tree} {target} {program}: leaked: {text!r}" for text in r.get("leaked", [])]
     return "\n".join(lines + ([""] + reasons if reasons else []))
 
 
