@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy
-from sqlalchemy import CursorResult, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import CursorResult, Select, event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from assistd import jsonio
 
@@ -71,6 +73,56 @@ class _SyncConnection:
         return self._conn.execute(statement, parameters)
 
 
+class Prepared:
+    """A SELECT compiled once per dialect and run on the driver itself (sqlite3, asyncpg): no statement
+    building, cache key, compilation or result processing by SQLAlchemy per call. For the hottest reads
+    only (listing messages, stores/messages.py): rows come back as the driver gives them, so select
+    columns that need no conversion (text and integers; JSON columns cast to text)."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, SQLCompiler] = {}
+
+    def arguments(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL text for this dialect and the values in the order of its placeholders."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler) and compiled.positional, "a positional dialect's SELECT"
+            assert "POSTCOMPILE" not in compiled.string, "expanding parameters need SQLAlchemy's execution"
+            self._compiled[dialect.name] = compiled
+        params = compiled.construct_params(dict(values))
+        return compiled.string, [params[name] for name in compiled.positiontup or ()]
+
+
+class Reader(Protocol):
+    """A read connection's driver, for `Prepared` statements (`Database.reader()`)."""
+
+    async def fetch(self, prepared: Prepared, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]: ...
+
+
+class _SqliteReader:
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def fetch(self, prepared: Prepared, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        sql, arguments = prepared.arguments(self._dialect, values)
+        rows: list[tuple[Any, ...]] = self._conn.execute(sql, arguments).fetchall()
+        return rows
+
+
+class _AsyncpgReader:
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    async def fetch(self, prepared: Prepared, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        sql, arguments = prepared.arguments(self._dialect, values)
+        rows: Sequence[Sequence[Any]] = await self._conn.fetch(sql, *arguments)  # asyncpg's statement cache
+        return rows
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8, notify: bool = True) -> None:
         self.url = url
@@ -81,6 +133,8 @@ class Database:
         self._sync: sqlalchemy.Engine | None = None
         self._async: AsyncEngine | None = None
         self._autocommit: AsyncEngine | None = None
+        # SQLite: one pool connection kept out for `reader()` (a checkout costs more than a page query).
+        self._idle_reader: PoolProxiedConnection | None = None
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
@@ -91,6 +145,7 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
             self._write_lock = asyncio.Lock()
+
         else:
             self._async = create_engine(url, pool_size=pool_size)
             self._autocommit = self._async.execution_options(isolation_level="AUTOCOMMIT")
@@ -116,7 +171,33 @@ class Database:
         async with self._async.begin() as aconn:
             yield aconn
 
+    @contextlib.asynccontextmanager
+    async def reader(self) -> AsyncIterator[Reader]:
+        """The driver of a read connection, for `Prepared` statements. On SQLite a connection kept for
+        it (sqlite3 opens no transaction for a SELECT, so it holds none between uses), or a pooled one
+        while that is in use; on PostgreSQL a pooled connection in autocommit, as `read()` gives."""
+        if self._sync is not None:
+            kept, self._idle_reader = self._idle_reader, None
+            raw = kept if kept is not None else self._sync.raw_connection()
+            try:
+                yield _SqliteReader(raw.driver_connection, self._sync.dialect)
+            except BaseException:
+                raw.close()
+                raise
+            if self._idle_reader is None:
+                self._idle_reader = raw
+            else:
+                raw.close()
+            return
+        assert self._autocommit is not None
+        async with self._autocommit.connect() as aconn:
+            raw_async = await aconn.get_raw_connection()
+            yield _AsyncpgReader(raw_async.driver_connection, self._autocommit.dialect)
+
     async def dispose(self) -> None:
+        if self._idle_reader is not None:
+            self._idle_reader.close()
+            self._idle_reader = None
         if self._sync is not None:
             self._sync.dispose()
         if self._async is not None:
