@@ -4,6 +4,7 @@ real SQLite database under the real app (ASGI in process, no server needed to co
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -97,3 +98,46 @@ def test_a_page_of_messages_is_one_statement_and_a_missing_thread_two(
         asyncio.run(main())
     finally:
         event.remove(Engine, "connect", trace)
+
+
+def test_imported_messages_list_in_sort_key_order_with_cursors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imported ids do not sort by time: the one query orders by `coalesce(sort_key, id)` and places its
+    cursors by the cursor's sort key, as every list does (stores/common.py)."""
+    from assistd.services.threads import new_message
+    from assistd.stores import messages as message_store
+
+    monkeypatch.setenv("ASSISTD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ASSISTD_API_KEYS", KEY)
+    monkeypatch.setenv("ASSISTD_LOCAL_ENABLED", "false")
+    monkeypatch.setenv("ASSISTD_LOG_REQUESTS", "false")
+
+    async def main() -> None:
+        app = create_app(Settings())
+        async with app.router.lifespan_context(app):
+            services = app.state.services
+            thread = await services.threads.create("proj_default", ThreadCreate())
+            # Ids in reverse of their order in the thread, which their sort keys give.
+            records = [
+                dataclasses.replace(
+                    new_message(thread.id, MessageCreate(role="user", content=f"m{i}"), 1_700_000_000 + i),
+                    id=f"msg_imported_{9 - i}",
+                    sort_key=f"msg_0000000{i}",
+                )
+                for i in range(6)
+            ]
+            async with services.db.write() as conn:
+                await message_store.insert_messages(conn, records)
+            order = [r.id for r in records]
+            path = f"/v1/threads/{thread.id}/messages"
+            _, body = await get(app, path, "order=asc")
+            assert [m["id"] for m in body["data"]] == order
+            _, body = await get(app, path, "order=desc&limit=2")
+            assert [m["id"] for m in body["data"]] == order[::-1][:2] and body["has_more"] is True
+            _, body = await get(app, path, f"order=asc&after={order[1]}&limit=2")
+            assert [m["id"] for m in body["data"]] == order[2:4]
+            _, body = await get(app, path, f"order=asc&before={order[4]}&limit=2")
+            assert [m["id"] for m in body["data"]] == order[2:4]
+            _, body = await get(app, path, f"order=desc&after={order[4]}&before={order[1]}")
+            assert [m["id"] for m in body["data"]] == order[2:4][::-1]
+
+    asyncio.run(main())

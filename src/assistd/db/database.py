@@ -123,6 +123,31 @@ class _AsyncpgReader:
         return rows
 
 
+class _SqliteReading:
+    """`Database.reader()` on SQLite: a class rather than a generator-based context manager, which costs
+    the event loop an async generator to track per request."""
+
+    __slots__ = ("_db", "_engine", "_raw")
+
+    def __init__(self, db: Database, engine: sqlalchemy.Engine) -> None:
+        self._db = db
+        self._engine = engine
+        self._raw: PoolProxiedConnection | None = None
+
+    async def __aenter__(self) -> Reader:
+        kept, self._db._idle_reader = self._db._idle_reader, None
+        self._raw = kept if kept is not None else self._engine.raw_connection()
+        return _SqliteReader(self._raw.driver_connection, self._engine.dialect)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        raw, self._raw = self._raw, None
+        assert raw is not None
+        if kind is None and self._db._idle_reader is None:
+            self._db._idle_reader = raw  # kept for the next reader
+        else:
+            raw.close()  # back to the pool (after a failure: the pool resets it)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8, notify: bool = True) -> None:
         self.url = url
@@ -171,28 +196,20 @@ class Database:
         async with self._async.begin() as aconn:
             yield aconn
 
-    @contextlib.asynccontextmanager
-    async def reader(self) -> AsyncIterator[Reader]:
+    def reader(self) -> contextlib.AbstractAsyncContextManager[Reader]:
         """The driver of a read connection, for `Prepared` statements. On SQLite a connection kept for
         it (sqlite3 opens no transaction for a SELECT, so it holds none between uses), or a pooled one
         while that is in use; on PostgreSQL a pooled connection in autocommit, as `read()` gives."""
         if self._sync is not None:
-            kept, self._idle_reader = self._idle_reader, None
-            raw = kept if kept is not None else self._sync.raw_connection()
-            try:
-                yield _SqliteReader(raw.driver_connection, self._sync.dialect)
-            except BaseException:
-                raw.close()
-                raise
-            if self._idle_reader is None:
-                self._idle_reader = raw
-            else:
-                raw.close()
-            return
+            return _SqliteReading(self, self._sync)
+        return self._asyncpg_reader()
+
+    @contextlib.asynccontextmanager
+    async def _asyncpg_reader(self) -> AsyncIterator[Reader]:
         assert self._autocommit is not None
         async with self._autocommit.connect() as aconn:
-            raw_async = await aconn.get_raw_connection()
-            yield _AsyncpgReader(raw_async.driver_connection, self._autocommit.dialect)
+            raw = await aconn.get_raw_connection()
+            yield _AsyncpgReader(raw.driver_connection, self._autocommit.dialect)
 
     async def dispose(self) -> None:
         if self._idle_reader is not None:

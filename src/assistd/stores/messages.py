@@ -7,7 +7,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import Text, bindparam, cast, delete, exists, select, update
 
@@ -79,10 +79,10 @@ async def page_messages(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class MessageJson:
+class MessageJson(NamedTuple):
     """A message as the list endpoint reads it: the JSON columns left as the JSON text we wrote them as
-    (jsonio: valid JSON, possibly after one leading space), for the wire without decoding them."""
+    (jsonio: valid JSON, possibly after one leading space), for the wire without decoding them. A named
+    tuple, built from a driver's row ten times faster than a frozen dataclass (bench/bench_list.py)."""
 
     id: str
     thread_id: str
@@ -157,11 +157,7 @@ async def json_page(
     if not rows and not await reader.fetch(_THREAD_EXISTS, {"thread_id": thread_id, "project_id": project_id}):
         return None
     backwards = params.before is not None and params.after is None
-    return page_of(rows, params.limit, backwards, _message_json)
-
-
-def _message_json(row: Sequence[Any]) -> MessageJson:
-    return MessageJson(*row)
+    return page_of(rows, params.limit, backwards, MessageJson._make)
 
 
 async def set_message_metadata(conn: Connection, message_id: str, metadata: dict[str, str]) -> None:
