@@ -23,7 +23,6 @@ import sqlalchemy
 from sqlalchemy import CursorResult, Select, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from assistd import jsonio
@@ -123,29 +122,40 @@ class _AsyncpgReader:
         return rows
 
 
-class _SqliteReading:
-    """`Database.reader()` on SQLite: a class rather than a generator-based context manager, which costs
+class _SqliteRead:
+    """`Database.read()` and `reader()` on SQLite: one connection is kept out of the pool between reads,
+    since a checkout costs more than a page query (bench/bench_list.py). sqlite3 opens no transaction
+    for a SELECT, and SQLAlchemy's own (autobegun) is rolled back after each read, as the pool's reset
+    did, so the kept connection holds nothing between reads. A read while it is in use (one spanning
+    an await) takes a pooled connection. A class, not a generator-based context manager: that costs
     the event loop an async generator to track per request."""
 
-    __slots__ = ("_db", "_engine", "_raw")
+    __slots__ = ("_db", "_engine", "_driver", "_conn")
 
-    def __init__(self, db: Database, engine: sqlalchemy.Engine) -> None:
+    def __init__(self, db: Database, engine: sqlalchemy.Engine, driver: bool) -> None:
         self._db = db
         self._engine = engine
-        self._raw: PoolProxiedConnection | None = None
+        self._driver = driver
+        self._conn: sqlalchemy.Connection | None = None
 
-    async def __aenter__(self) -> Reader:
-        kept, self._db._idle_reader = self._db._idle_reader, None
-        self._raw = kept if kept is not None else self._engine.raw_connection()
-        return _SqliteReader(self._raw.driver_connection, self._engine.dialect)
+    async def __aenter__(self) -> Any:  # a Connection for read(), a Reader for reader()
+        conn, self._db._idle_reader = self._db._idle_reader, None
+        if conn is None:
+            conn = self._engine.connect()
+        self._conn = conn
+        if self._driver:
+            return _SqliteReader(conn.connection.driver_connection, self._engine.dialect)
+        return _SyncConnection(conn)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
-        raw, self._raw = self._raw, None
-        assert raw is not None
-        if kind is None and self._db._idle_reader is None:
-            self._db._idle_reader = raw  # kept for the next reader
-        else:
-            raw.close()  # back to the pool (after a failure: the pool resets it)
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        if kind is not None or conn.invalidated or self._db._idle_reader is not None:
+            conn.close()  # back to the pool, which resets it
+            return
+        if conn.in_transaction():
+            conn.rollback()
+        self._db._idle_reader = conn
 
 
 class Database:
@@ -158,8 +168,8 @@ class Database:
         self._sync: sqlalchemy.Engine | None = None
         self._async: AsyncEngine | None = None
         self._autocommit: AsyncEngine | None = None
-        # SQLite: one pool connection kept out for `reader()` (a checkout costs more than a page query).
-        self._idle_reader: PoolProxiedConnection | None = None
+        # SQLite: one connection kept out of the pool for reads (_SqliteRead).
+        self._idle_reader: sqlalchemy.Connection | None = None
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
@@ -175,12 +185,14 @@ class Database:
             self._async = create_engine(url, pool_size=pool_size)
             self._autocommit = self._async.execution_options(isolation_level="AUTOCOMMIT")
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
+    def read(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         if self._sync is not None:
-            with self._sync.connect() as conn:
-                yield _SyncConnection(conn)
-            return
+            reading: contextlib.AbstractAsyncContextManager[Connection] = _SqliteRead(self, self._sync, driver=False)
+            return reading
+        return self._autocommit_read()
+
+    @contextlib.asynccontextmanager
+    async def _autocommit_read(self) -> AsyncIterator[Connection]:
         assert self._autocommit is not None
         async with self._autocommit.connect() as aconn:
             yield aconn
@@ -197,11 +209,11 @@ class Database:
             yield aconn
 
     def reader(self) -> contextlib.AbstractAsyncContextManager[Reader]:
-        """The driver of a read connection, for `Prepared` statements. On SQLite a connection kept for
-        it (sqlite3 opens no transaction for a SELECT, so it holds none between uses), or a pooled one
-        while that is in use; on PostgreSQL a pooled connection in autocommit, as `read()` gives."""
+        """The driver of a read connection, for `Prepared` statements: on SQLite the connection `read()`
+        uses (_SqliteRead), on PostgreSQL a pooled connection in autocommit, as `read()` gives."""
         if self._sync is not None:
-            return _SqliteReading(self, self._sync)
+            reading: contextlib.AbstractAsyncContextManager[Reader] = _SqliteRead(self, self._sync, driver=True)
+            return reading
         return self._asyncpg_reader()
 
     @contextlib.asynccontextmanager
