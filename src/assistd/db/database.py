@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import sqlalchemy
 from sqlalchemy import CursorResult, Select, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from assistd import jsonio
@@ -158,6 +158,34 @@ class _SqliteRead:
         self._db._idle_reader = conn
 
 
+class _AsyncpgRead:
+    """`Database.reader()` on PostgreSQL: a few autocommit connections are kept out of the pool between
+    reads (at most a quarter of it), as on SQLite: the checkout and return through SQLAlchemy's async
+    layer cost more CPU than the query's own work. Reads beyond those take pooled connections."""
+
+    __slots__ = ("_db", "_engine", "_conn")
+
+    def __init__(self, db: Database, engine: AsyncEngine) -> None:
+        self._db = db
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Reader:
+        kept = self._db._kept_readers
+        conn = kept.pop() if kept else await self._engine.connect()
+        self._conn = conn
+        raw = await conn.get_raw_connection()
+        return _AsyncpgReader(raw.driver_connection, self._engine.dialect)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        if kind is None and not conn.invalidated and len(self._db._kept_readers) < self._db._keep_readers:
+            self._db._kept_readers.append(conn)
+        else:
+            await conn.close()  # back to the pool; after an error the pool resets or discards it
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8, notify: bool = True) -> None:
         self.url = url
@@ -168,8 +196,10 @@ class Database:
         self._sync: sqlalchemy.Engine | None = None
         self._async: AsyncEngine | None = None
         self._autocommit: AsyncEngine | None = None
-        # SQLite: one connection kept out of the pool for reads (_SqliteRead).
+        # SQLite: one connection kept out of the pool for reads (_SqliteRead); PostgreSQL: a few (_AsyncpgRead).
         self._idle_reader: sqlalchemy.Connection | None = None
+        self._kept_readers: list[AsyncConnection] = []
+        self._keep_readers = max(1, pool_size // 4)
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
@@ -214,19 +244,15 @@ class Database:
         if self._sync is not None:
             reading: contextlib.AbstractAsyncContextManager[Reader] = _SqliteRead(self, self._sync, driver=True)
             return reading
-        return self._asyncpg_reader()
-
-    @contextlib.asynccontextmanager
-    async def _asyncpg_reader(self) -> AsyncIterator[Reader]:
         assert self._autocommit is not None
-        async with self._autocommit.connect() as aconn:
-            raw = await aconn.get_raw_connection()
-            yield _AsyncpgReader(raw.driver_connection, self._autocommit.dialect)
+        return _AsyncpgRead(self, self._autocommit)
 
     async def dispose(self) -> None:
         if self._idle_reader is not None:
             self._idle_reader.close()
             self._idle_reader = None
+        while self._kept_readers:
+            await self._kept_readers.pop().close()
         if self._sync is not None:
             self._sync.dispose()
         if self._async is not None:
