@@ -160,7 +160,7 @@ class _SqliteRead:
 
 class _AsyncpgRead:
     """`Database.reader()` on PostgreSQL: a few autocommit connections are kept out of the pool between
-    reads (at most a quarter of it), as on SQLite: the checkout and return through SQLAlchemy's async
+    reads (at most half of it), as on SQLite: the checkout and return through SQLAlchemy's async
     layer cost more CPU than the query's own work. Reads beyond those take pooled connections."""
 
     __slots__ = ("_db", "_engine", "_conn")
@@ -199,7 +199,7 @@ class Database:
         # SQLite: one connection kept out of the pool for reads (_SqliteRead); PostgreSQL: a few (_AsyncpgRead).
         self._idle_reader: sqlalchemy.Connection | None = None
         self._kept_readers: list[AsyncConnection] = []
-        self._keep_readers = max(1, pool_size // 4)
+        self._keep_readers = max(1, pool_size // 2)
         if self.is_sqlite:
             self._sync = sqlalchemy.create_engine(
                 _driver(url, "pysqlite"),
