@@ -39,6 +39,7 @@ from common import (  # noqa: E402
     API_KEY,
     BENCH_DIR,
     add_backends_arg,
+    add_compare_arg,
     add_output_args,
     child_server,
     database_urls,
@@ -47,6 +48,7 @@ from common import (  # noqa: E402
     parse_backends,
     process_cpu_seconds,
     result_head,
+    source_trees,
     versions,
     warn_if_loaded,
     write_result,
@@ -60,7 +62,7 @@ POST_BODY = json.dumps({"role": "user", "content": CONTENT})
 SEED_MESSAGES = 1000
 CONCURRENCY = {1: 1, 32: 2}  # connections -> wrk threads
 OPERATIONS = ("create-message", "list-messages")
-AIM_LIST_RATIO = 0.5
+AIM_LIST_RATIO = {"sqlite": 0.2, "postgres": 0.1}  # list-messages rps / bare rps (issue 18)
 AIM_SQLITE_P50_MS = 5.0
 
 
@@ -96,12 +98,13 @@ class Target:
     log_requests: bool | None = None  # None for the bare app
     list_path: str = ""
     threads: dict[int, str] = field(default_factory=dict)  # concurrency -> create-message thread
+    tree: str = "this"  # which source tree (--compare-src): "this" or "compare"
 
     @property
     def key(self) -> str:
         if self.log_requests is None:
             return self.name
-        return f"{self.name}(log={'on' if self.log_requests else 'off'})"
+        return f"{self.name}[{self.tree}](log={'on' if self.log_requests else 'off'})"
 
 
 def seed_assistd(target: Target) -> tuple[bytes, bytes]:
@@ -240,19 +243,26 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
     modes: list[bool] = args.log_requests
     rows: list[dict[str, Any]] = []
     workdir.mkdir(parents=True, exist_ok=True)
-    with database_urls(backend, len(modes)) as urls, contextlib.ExitStack() as stack:
+    trees = args.trees
+    setups = [(tree, mode) for tree in trees for mode in modes]
+    with database_urls(backend, len(setups)) as urls, contextlib.ExitStack() as stack:
         targets: list[Target] = []
         captured: dict[str, str] = {}
-        for mode, url in zip(modes, urls, strict=True):
-            data_dir = workdir / f"{backend}-log-{'on' if mode else 'off'}"
+        for (tree, mode), url in zip(setups, urls, strict=True):
+            tree_name = tree.label.split(":")[0]
+            data_dir = workdir / f"{backend}-{tree_name}-log-{'on' if mode else 'off'}"
             server = LiveServer(
                 data_dir,
                 database_url=url,
-                env={"ASSISTD_API_KEYS": API_KEY, "ASSISTD_LOG_REQUESTS": "true" if mode else "false"},
+                env={**tree.env, "ASSISTD_API_KEYS": API_KEY, "ASSISTD_LOG_REQUESTS": "true" if mode else "false"},
             )
             stack.enter_context(server)
             target = Target(
-                "assistd", server.port, pid=server.process.pid if server.process else None, log_requests=mode
+                "assistd",
+                server.port,
+                pid=server.process.pid if server.process else None,
+                log_requests=mode,
+                tree=tree_name,
             )
             print(f"[{backend}] seeding {SEED_MESSAGES} messages into {target.key} ...", file=sys.stderr, flush=True)
             listed, created = seed_assistd(target)
@@ -277,6 +287,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
                             "operation": operation,
                             "concurrency": connections,
                             "log_requests": target.log_requests,
+                            "tree": target.tree,
                             "assistd": mine,
                             "bare": bare,
                             "ratio": mine["rps"] / bare["rps"] if bare["rps"] else None,
@@ -287,7 +298,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
 
 
 def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return row["backend"], row["operation"], row["concurrency"], row["log_requests"]
+    return row["backend"], row["operation"], row["concurrency"], row["log_requests"], row.get("tree", "this")
 
 
 def fmt_rps(value: float) -> str:
@@ -305,10 +316,12 @@ def fmt_cpu(value: float | None) -> str:
 def render_tables(rows: list[dict[str, Any]], modes: list[bool]) -> str:
     out: list[str] = []
     show_log = len(modes) > 1
+    show_tree = len({r.get("tree", "this") for r in rows}) > 1
     for backend in dict.fromkeys(r["backend"] for r in rows):
         out.append(f"\n### {backend}\n")
         head = (
             ["operation", "conc"]
+            + (["tree"] if show_tree else [])
             + (["request log"] if show_log else [])
             + [
                 "assistd rps",
@@ -323,10 +336,13 @@ def render_tables(rows: list[dict[str, Any]], modes: list[bool]) -> str:
             ]
         )
         out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join("---" if i < 2 + show_log else "---:" for i in range(len(head))) + "|")
+        labels = 2 + show_log + show_tree
+        out.append("|" + "|".join("---" if i < labels else "---:" for i in range(len(head))) + "|")
         for r in (r for r in rows if r["backend"] == backend):
             a, b = r["assistd"], r["bare"]
             cells = [r["operation"], str(r["concurrency"])]
+            if show_tree:
+                cells.append(r.get("tree", "this"))
             if show_log:
                 cells.append("on" if r["log_requests"] else "off")
             cells += [
@@ -379,10 +395,11 @@ def render_aims(rows: list[dict[str, Any]]) -> str:
     out = ["\n### aims\n"]
     for r in rows:
         log = f", log={'on' if r['log_requests'] else 'off'}"
-        where = f"{r['backend']} {r['operation']} c={r['concurrency']}{log}"
+        where = f"{r['backend']} {r['operation']} c={r['concurrency']}{log} [{r.get('tree', 'this')}]"
         if r["operation"] == "list-messages":
-            ok = r["ratio"] >= AIM_LIST_RATIO
-            out.append(f"- {'met ' if ok else 'MISSED'} ratio >= {AIM_LIST_RATIO}: {where}: {r['ratio']:.2f}")
+            aim = AIM_LIST_RATIO.get(r["backend"], 0.1)
+            ok = r["ratio"] >= aim
+            out.append(f"- {'met ' if ok else 'MISSED'} ratio >= {aim}: {where}: {r['ratio']:.2f}")
         if r["backend"] == "sqlite" and r["concurrency"] == 1:
             p50 = r["assistd"]["p50_ms"]
             ok = p50 < AIM_SQLITE_P50_MS
@@ -421,6 +438,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--operations", default=",".join(OPERATIONS))
     parser.add_argument("--concurrency", default="1,32")
+    add_compare_arg(parser)
     add_output_args(parser, "api")
     args = parser.parse_args(argv)
     parse_backends(parser, args)
@@ -439,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("bench_api: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
+    args.trees = source_trees(args.compare_src)
     baseline = load_baseline(args.baseline)
     started = time.time()
     load_before = os.getloadavg()
@@ -456,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed_messages": SEED_MESSAGES,
             "wrk_threads": CONCURRENCY,
             "post_body": POST_BODY,
+            "trees": [tree.label for tree in args.trees],
         },
         "rows": rows,
     }
@@ -463,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"## assistd API benchmark ({result['git']}, {result['started_at']}, {args.duration}s x {args.repeat}, medians)"
     )
+    for tree in args.trees:
+        print(f"- {tree.label}")
     print(render_tables(rows, args.log_requests))
     if baseline is not None:
         print(render_comparison(rows, baseline, str(args.baseline)))

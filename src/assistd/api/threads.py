@@ -46,8 +46,8 @@ async def create_message(request: Request) -> Response:
 async def list_messages(request: Request) -> Response:
     thread_id = path_param(request, "thread_id")
     params = parse_query(request, MessageListParams)
-    page = await services(request).threads.list_messages(project_id(request), thread_id, params, params.run_id)
-    return json_response(page)
+    body = await services(request).threads.list_messages_json(project_id(request), thread_id, params, params.run_id)
+    return Response(body, media_type="application/json")
 
 
 async def retrieve_message(request: Request) -> Response:

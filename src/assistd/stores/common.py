@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from sqlalchemy import ColumnElement, FromClause, Row, Table, func, literal, select
+from sqlalchemy import BindParameter, ColumnElement, FromClause, Row, Table, UnaryExpression, func, literal, select
 
 from assistd.db.database import Connection
 from assistd.errors import not_found
@@ -52,6 +52,7 @@ class Identified(Protocol):
 
 
 R = TypeVar("R", bound=Identified)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +87,43 @@ def order_key(table: FromClause) -> ColumnElement[str]:
     return table.c.id
 
 
-def cursor_key(table: Table, object_id: str) -> ColumnElement[str]:
+def cursor_key(table: Table, object_id: str | BindParameter[str]) -> ColumnElement[str]:
     """Where the object with this id sits in `order_key`'s order. An id no longer there (deleted between
-    pages) stands for itself: ids made here sort by time, so paging past a deleted one still works."""
+    pages) stands for itself: ids made here sort by time, so paging past a deleted one still works.
+    The id is a value, or a bound parameter of a statement built once and executed with many ids."""
+    given = literal(object_id) if isinstance(object_id, str) else object_id
     if "sort_key" not in table.c:
-        return literal(object_id)
+        return given
     cursor = table.alias("cursor")  # not correlated with the listed table: the cursor's own row
-    stored = select(order_key(cursor)).where(cursor.c.id == object_id).scalar_subquery()
-    return func.coalesce(stored, literal(object_id))
+    stored = select(order_key(cursor)).where(cursor.c.id == given).scalar_subquery()
+    return func.coalesce(stored, given)
+
+
+def page_conditions(
+    table: Table, ascending: bool, after: str | BindParameter[str] | None, before: str | BindParameter[str] | None
+) -> tuple[list[ColumnElement[bool]], UnaryExpression[str], bool]:
+    """The cursor conditions of a page, the order to scan in, and whether the scan runs backwards (with
+    `before` alone: read backwards from the cursor, then restore the requested order, see `page_of`)."""
+    key = order_key(table)
+    conditions: list[ColumnElement[bool]] = []
+    if after is not None:
+        at = cursor_key(table, after)
+        conditions.append(key > at if ascending else key < at)
+    backwards = before is not None and after is None
+    if before is not None:
+        at = cursor_key(table, before)
+        conditions.append(key < at if ascending else key > at)
+    scan = key.asc() if ascending != backwards else key.desc()
+    return conditions, scan, backwards
+
+
+def page_of(rows: Sequence[T], limit: int, backwards: bool, build: Callable[[T], R]) -> Page[R]:
+    """A page from the `limit + 1` rows a page query read (the extra one says whether more follow)."""
+    has_more = len(rows) > limit
+    kept = list(rows[:limit])
+    if backwards:
+        kept.reverse()
+    return Page(data=[build(row) for row in kept], has_more=has_more)
 
 
 async def paginate(
@@ -109,22 +139,7 @@ async def paginate(
 ) -> Page[R]:
     """Cursor pages ordered by id, which sorts by creation time (ids.py), or by an imported object's
     sort key (`order_key`): one query of `limit + 1` rows."""
-    key = order_key(table)
-    conditions = list(where)
-    ascending = order == "asc"
-    if after is not None:
-        at = cursor_key(table, after)
-        conditions.append(key > at if ascending else key < at)
-    # With `before` alone, read backwards from the cursor, then restore the requested order.
-    backwards = before is not None and after is None
-    if before is not None:
-        at = cursor_key(table, before)
-        conditions.append(key < at if ascending else key > at)
-    scan_ascending = ascending != backwards
-    query = select(table).where(*conditions).order_by(key.asc() if scan_ascending else key.desc()).limit(limit + 1)
-    rows = list((await conn.execute(query)).all())
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    return Page(data=[from_row(row) for row in rows], has_more=has_more)
+    conditions, scan, backwards = page_conditions(table, order == "asc", after, before)
+    query = select(table).where(*where, *conditions).order_by(scan).limit(limit + 1)
+    rows = (await conn.execute(query)).all()
+    return page_of(rows, limit, backwards, from_row)
