@@ -12,10 +12,10 @@ from assistd.db.wakeups import RunStop, announce
 from assistd.engine.lifecycle import active_run_id
 from assistd.engine.signals import RunSignals
 from assistd.errors import InvalidRequest, not_found
-from assistd.protocol.common import Deleted, ListPage, ListParams
+from assistd.protocol.common import Deleted, ListParams
 from assistd.protocol.messages import Message, MessageCreate, MessageUpdate, stored_content
 from assistd.protocol.threads import Thread, ThreadCreate, ThreadUpdate
-from assistd.services.common import list_page, now
+from assistd.services.common import now
 from assistd.services.files import FileService
 from assistd.services.resources import check_tool_resources
 from assistd.services.vector_stores import VectorStoreService
@@ -189,18 +189,10 @@ class ThreadService:
             await self.thread_row(conn, project_id, thread_id)
             return to_message(await message_store.get_message(conn, thread_id, message_id))
 
-    async def list_messages(
-        self, project_id: str, thread_id: str, params: ListParams, run_id: str | None
-    ) -> ListPage[Message]:
-        async with self.db.read() as conn:
-            await self.thread_row(conn, project_id, thread_id)
-            page = await message_store.page_messages(conn, thread_id, run_id, params)
-        return list_page(page, to_message)
-
     async def list_messages_json(
         self, project_id: str, thread_id: str, params: ListParams, run_id: str | None
     ) -> bytes:
-        """`list_messages` as the response's bytes: one query, rows to JSON without building models."""
+        """A page of the thread's messages as the response's bytes: one query, rows to JSON without building models."""
         async with self.db.reader() as reader:
             page = await message_store.json_page(reader, project_id, thread_id, run_id, params)
         if page is None:

@@ -24,7 +24,6 @@ from assistd.stores.common import (
     order_key,
     page_conditions,
     page_of,
-    paginate,
 )
 
 KIND = "message"
@@ -59,24 +58,6 @@ async def insert_messages(conn: Connection, records: Sequence[MessageRecord]) ->
 async def get_message(conn: Connection, thread_id: str, message_id: str) -> MessageRecord:
     row = await get_row(conn, t.messages, KIND, message_id, t.messages.c.thread_id == thread_id)
     return MessageRecord.from_row(row)
-
-
-async def page_messages(
-    conn: Connection, thread_id: str, run_id: str | None, params: ListParams
-) -> Page[MessageRecord]:
-    where = [t.messages.c.thread_id == thread_id]
-    if run_id is not None:
-        where.append(t.messages.c.run_id == run_id)
-    return await paginate(
-        conn,
-        t.messages,
-        where,
-        limit=params.limit,
-        order=params.order,
-        after=params.after,
-        before=params.before,
-        from_row=MessageRecord.from_row,
-    )
 
 
 class MessageJson(NamedTuple):
