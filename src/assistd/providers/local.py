@@ -199,6 +199,7 @@ class LocalModel:
     """llama.cpp on one GGUF file. Synchronous: call it from a worker thread."""
 
     def __init__(self, path: Path, *, context_window: int, threads: int, chat_template: str | None) -> None:
+        import llama_cpp
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -207,9 +208,17 @@ class LocalModel:
         # verbose=False would make llama-cpp-python point the process's stdout/stderr file descriptors
         # at /dev/null while it loads: every log line of the server, from any thread, lost meanwhile.
         # Load verbosely instead, with its Python prints swallowed and its C logs sent to `logging`.
+        # n_threads_batch (the prompt's evaluation) is `threads` too, not llama-cpp-python's default of every
+        # core: its OpenMP threads meet at a barrier after each operation, so when one shares a core with the
+        # server's event loop (busy writing the run's first events just then) every layer waits for it, and
+        # the first token came 4x later than from the same model alone (docs/local-model.md, "First token").
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            self.llm: Any = Llama(model_path=str(path), n_ctx=context_window, n_threads=threads, verbose=True)
+            self.llm: Any = Llama(
+                model_path=str(path), n_ctx=context_window, n_threads=threads, n_threads_batch=threads, verbose=True
+            )
         self.llm.verbose = False  # no per-call prints either
+        self.threads = int(llama_cpp.llama_n_threads(self.llm.ctx))
+        self.batch_threads = int(llama_cpp.llama_n_threads_batch(self.llm.ctx))
         self.context_window = self.llm.n_ctx()
         template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -334,7 +343,8 @@ class LocalProvider:
                 "path": str(self.path),
                 "seconds": round(time.perf_counter() - started, 2),
                 "context_window": model.context_window,
-                "threads": self.threads,
+                "threads": model.threads,
+                "batch_threads": model.batch_threads,
             },
         )
         return model
