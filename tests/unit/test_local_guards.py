@@ -211,3 +211,26 @@ def test_call_syntax_in_the_middle_of_a_line_is_cut_there() -> None:
     answer = 'I will now {"tool_calls": []}'
     sent, guard, _ = run(list(answer))
     assert sent == "I will now " and guard.stopped == "call"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        'get_company_ticker: {\n  "name": "Apple",\n  "arguments": {"symbol": "AAPL"}\n}\n\nYou need the ticker.',
+        'get_company_ticker: [{"name": "get_company_ticker", "arguments": {"ticker_value": "AAPL"}}]',
+        'Sure. {"name": "get_stock_price", "arguments": {"symbol": "AAPL"}} is what I would call.',
+    ],
+)
+def test_a_call_written_as_text_with_an_offered_tools_name_is_never_sent(answer: str) -> None:
+    names = ("get_company_ticker", "get_stock_price")
+    sent, guard, _ = run(words(answer), tool_names=names)
+    assert guard.stopped == "call"
+    assert "get_company_ticker" not in sent and '"name"' not in sent
+    # Without the names (as before), the same text went out.
+    assert run(words(answer))[1].stopped is None
+
+
+def test_prose_that_names_a_tool_still_streams() -> None:
+    text = "I used get_company_ticker to find the symbol: AAPL. The price is 190 USD."
+    sent, guard, _ = run(words(text), tool_names=("get_company_ticker",))
+    assert guard.stopped is None and sent == text

@@ -440,6 +440,7 @@ def _respond(
     top_p = request.top_p if request.top_p is not None else 0.95
     tools = request.tools if request.tool_choice != "none" else []
     choice = request.tool_choice
+    names = tuple(str(tool["function"]["name"]) for tool in request.tools if tool.get("type") == "function")
 
     def say(prefix: str, base: str = prompt, attempts: int = 2) -> None:
         grammar = _format_grammar(model, request.response_format)
@@ -448,7 +449,7 @@ def _respond(
         for _ in range(attempts):
             # Free text goes through the guard: no internal call syntax, no loops (local_text.py).
             # Text under a response_format grammar is JSON the grammar already shapes.
-            guard = TextGuard(repeat_limit=repeat_limit, block_calls=True) if grammar is None else None
+            guard = TextGuard(repeat_limit=repeat_limit, tool_names=names) if grammar is None else None
 
             def emit(text: str, guard: TextGuard | None = guard) -> None:
                 if guard is not None:

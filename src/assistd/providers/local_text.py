@@ -4,7 +4,9 @@
 text that could turn out to be
 
 - the internal call syntax (a line starting `call:` or `{"tool_calls"`, what the model sees of its
-  own earlier calls in the prompt): generation stops there and that line is never sent;
+  own earlier calls in the prompt): generation stops there and that line is never sent; so do the
+  variants a small model makes of it with an offered tool's name (`tool_names`): a line starting
+  `get_ticker: {` or `get_ticker: [`, or `{"name": "get_ticker"` anywhere;
 - a leading `message:` (the opening the model chooses between): dropped, the answer follows;
 - a sentence (four words or more) that was already written `repeat_limit - 1` times: when it ends
   the same, generation stops and the text kept is what came before it; as soon as it differs it
@@ -57,6 +59,7 @@ class TextGuard:
 
     repeat_limit: int = 2  # stop when a sentence comes for this time; 0: no repetition guard
     block_calls: bool = True
+    tool_names: tuple[str, ...] = ()  # the offered tools: a call written as text with their names is cut too
     stopped: str | None = None  # why generation must stop: "call" or "repeat"
     _buf: str = ""
     _emitted: int = 0
@@ -64,6 +67,13 @@ class TextGuard:
     _scanned: int = 0
     _counts: Counter[str] = field(default_factory=Counter)
     _lead_checked: bool = False
+    _line_markers: tuple[str, ...] = CALL_MARKERS
+    _inline_markers: tuple[str, ...] = INLINE_MARKERS
+
+    def __post_init__(self) -> None:
+        names = ["".join(name.split()).lower() for name in self.tool_names if name.strip()]
+        self._line_markers = CALL_MARKERS + tuple(f"{n}:{b}" for n in names for b in "{[")
+        self._inline_markers = INLINE_MARKERS + tuple(f'{{"name":"{n}"' for n in names)
 
     @property
     def text(self) -> str:
@@ -144,14 +154,19 @@ class TextGuard:
                 hold = min(hold, self._sentence_start)
         # The line being written: held while it may be the internal call syntax.
         if self.block_calls:
-            line_start = self._buf.rfind("\n") + 1
-            compact = "".join(self._buf[line_start:].split()).lower()
-            if compact:
-                if any(compact.startswith(m) for m in CALL_MARKERS):
+            # Every line not sent whole yet (a held line may have been ended by the new text).
+            line_start = self._buf.rfind("\n", 0, self._emitted) + 1
+            while True:
+                end = self._buf.find("\n", line_start)
+                compact = "".join(self._buf[line_start : len(self._buf) if end < 0 else end].split()).lower()
+                if compact and any(compact.startswith(m) for m in self._line_markers):
                     self._cut(line_start, "call")
                     return 0
-                if any(m.startswith(compact) for m in CALL_MARKERS):
-                    hold = min(hold, line_start)
+                if end < 0:
+                    break
+                line_start = end + 1
+            if compact and any(m.startswith(compact) for m in self._line_markers):
+                hold = min(hold, line_start)  # the open line may still become the call syntax
             inline = self._inline_marker(max(self._emitted, line_start))
             if inline is not None:
                 at, whole = inline
@@ -172,8 +187,8 @@ class TextGuard:
             char = self._buf[at].lower()
             if char not in "c{" or (char == "c" and at > 0 and self._buf[at - 1].isalnum()):
                 continue
-            compact = "".join(self._buf[at : at + 40].split()).lower()
-            for marker in INLINE_MARKERS:
+            compact = "".join(self._buf[at : at + 120].split()).lower()
+            for marker in self._inline_markers:
                 if compact.startswith(marker):
                     return at, True
                 if marker.startswith(compact):
