@@ -1,0 +1,97 @@
+"""Resuming a background response's stream: `GET /v1/responses/{id}?stream=true&starting_after=N`
+through the official SDK (`client.responses.retrieve(id, stream=True, starting_after=...)`), live and
+after the end, and `response.queued` (docs/responses.md "Resuming a background response's stream")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from assistd.testing.fake_upstream import FakeUpstream, Reply
+from conformance import assert_conforms
+
+from .test_responses import api_error, create, event_schema, new_model, poll
+
+pytestmark = pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="this openai SDK has no Responses API")
+
+TEXT = "one two three four five six seven eight"
+
+
+def resumed(client: Any, response_id: str, **kw: Any) -> list[Any]:
+    with client.responses.retrieve(response_id, stream=True, **kw) as stream:
+        return list(stream)
+
+
+def raw_resumed(client: Any, response_id: str, after: int | None = None) -> list[dict[str, Any]]:
+    """The resumed stream as sent, each event checked against OpenAI's schema."""
+    query = "stream=true" + ("" if after is None else f"&starting_after={after}")
+    url = f"{str(client.base_url).rstrip('/')}/responses/{response_id}?{query}"
+    events: list[dict[str, Any]] = []
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {client.api_key}"}, timeout=30) as raw:
+        assert raw.status_code == 200 and raw.headers["content-type"].startswith("text/event-stream")
+        for line in raw.iter_lines():
+            if line.startswith("data: "):
+                data = json.loads(line[len("data: ") :])
+                assert_conforms(data, event_schema(data["type"]))
+                events.append(data)
+    return events
+
+
+def test_a_background_response_streams_live_and_replays_from_starting_after(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say(TEXT, delay=0.3, interval=0.05))
+    body = create(client, model=model, input="Count.", background=True)
+    assert body["status"] == "queued"
+
+    live = resumed(client, body["id"])  # opened while it is queued: the kept events, then the live ones
+    kinds = [e.type for e in live]
+    assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert kinds[-1] == "response.completed" and live[-1].response.output_text == TEXT
+    assert [e.sequence_number for e in live] == list(range(len(live)))
+    assert "".join(e.delta for e in live if e.type == "response.output_text.delta") == TEXT
+    assert live[1].response.status == "queued" and live[2].response.status == "in_progress"
+
+    # After the end, from any point: exactly the events after N, the same as sent live.
+    tail = resumed(client, body["id"], starting_after=4)
+    assert [e.sequence_number for e in tail] == list(range(5, len(live)))
+    assert [e.model_dump() for e in tail] == [e.model_dump() for e in live[5:]]
+    assert resumed(client, body["id"], starting_after=live[-1].sequence_number) == []
+
+    everything = raw_resumed(client, body["id"])
+    assert [e["type"] for e in everything] == kinds
+
+
+def test_a_dropped_background_stream_resumes_where_it_stopped(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say(TEXT, interval=0.1))
+    seen: list[Any] = []
+    with client.responses.create(model=model, input="Count.", background=True, stream=True) as stream:
+        for event in stream:
+            seen.append(event)
+            if event.type == "response.output_text.delta":
+                break  # the client goes away mid-answer; the response goes on
+    assert [e.type for e in seen[:2]] == ["response.created", "response.queued"]
+    response_id = seen[0].response.id
+    rest = resumed(client, response_id, starting_after=seen[-1].sequence_number)
+    assert rest[0].sequence_number == seen[-1].sequence_number + 1
+    assert rest[-1].type == "response.completed"
+    deltas = [e.delta for e in seen + rest if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == TEXT == poll(client, response_id).output_text
+
+
+def test_only_a_background_response_streams_through_get(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Now."))
+    plain = create(client, model=model, input="Hi.")
+    with pytest.raises(openai.BadRequestError) as exc:
+        resumed(client, plain["id"])
+    assert api_error(exc, 400)["param"] == "stream"
+    with pytest.raises(openai.NotFoundError):
+        resumed(client, "resp_missing")
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.get(f"/responses/{plain['id']}?stream=true&starting_after=x", cast_to=httpx.Response)
+    assert api_error(bad, 400)["param"] == "starting_after"
