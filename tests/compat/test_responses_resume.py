@@ -5,6 +5,9 @@ after the end, and `response.queued` (docs/responses.md "Resuming a background r
 from __future__ import annotations
 
 import json
+import os
+import time
+import warnings
 from typing import Any
 
 import httpx
@@ -95,3 +98,49 @@ def test_only_a_background_response_streams_through_get(client: Any, fake: FakeU
     with pytest.raises(openai.BadRequestError) as bad:
         client.get(f"/responses/{plain['id']}?stream=true&starting_after=x", cast_to=httpx.Response)
     assert api_error(bad, 400)["param"] == "starting_after"
+
+
+def test_a_cancelled_background_response_stream_ends_with_its_final_event(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say(TEXT, delay=3))
+    body = create(client, model=model, input="Take long.", background=True)
+    assert client.responses.cancel(body["id"]).status == "cancelled"
+    events = resumed(client, body["id"])
+    assert [e.type for e in events][:2] == ["response.created", "response.queued"]
+    assert events[-1].type == "response.failed" and events[-1].response.status == "cancelled"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    # Replayed again: the same final event under the same number.
+    (again,) = resumed(client, body["id"], starting_after=events[-2].sequence_number)
+    assert again.model_dump() == events[-1].model_dump()
+
+
+@pytest.fixture(scope="module")
+def one_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, launch: Any) -> Any:
+    """A server that executes one queued run at a time."""
+    backend = os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")[0]
+    server = launch(request, tmp_path_factory, backend, env={"ASSISTD_WORKER_CONCURRENCY": "1"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        one = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    yield one
+    one.close()
+
+
+def test_a_response_cancelled_while_queued_ends_its_stream_with_its_final_event(
+    one_worker: Any, fake: FakeUpstream
+) -> None:
+    busy, model = new_model(), new_model()
+    fake.script(busy, Reply.say("Busy.", delay=4))
+    fake.script(model, Reply.say(TEXT))
+    first = create(one_worker, model=busy, input="Hold the worker.", background=True)
+    deadline = time.monotonic() + 10
+    while one_worker.responses.retrieve(first["id"]).status == "queued" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = create(one_worker, model=model, input="Wait.", background=True)
+    assert one_worker.responses.cancel(waiting["id"]).status == "cancelled"  # nobody executed it
+    started = time.monotonic()
+    events = resumed(one_worker, waiting["id"])
+    assert [e.type for e in events] == ["response.created", "response.queued", "response.failed"]
+    assert events[-1].sequence_number == 2 and events[-1].response.status == "cancelled"
+    assert time.monotonic() - started < 30
+    assert fake.requests(model) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.responses import Response as HttpResponse
 from starlette.responses import StreamingResponse
 
 from assistd.adapters.response_events import KeptEvents, Tee
+from assistd.adapters.responses import file_content_url, load_response
 from assistd.adapters.responses_stream import ResponsesStream
 from assistd.api.deps import json_response, parse_body, parse_query, path_param, project_id, reject_nul, services
 from assistd.api.routing import Endpoint, Router
@@ -27,11 +29,13 @@ from assistd.protocol.responses import (
     Response,
     ResponseCreate,
     ResponseDeleted,
+    ResponseEvent,
 )
 from assistd.services.conversations import check_include
 from assistd.services.responses import Finished, ResponseService
 from assistd.stores import responses as response_store
 from assistd.stores import runs as run_store
+from assistd.stores.responses import ResponseRecord
 
 UNFINISHED = "The response stopped streaming before it reached a final state; retrieve it for its status."
 
@@ -44,6 +48,10 @@ class IncludeParams(BaseModel):
     starting_after: int | None = None
 
 
+_FINAL: dict[str, Literal["response.completed", "response.incomplete"]] = {
+    "completed": "response.completed",
+    "incomplete": "response.incomplete",
+}
 POLL_SECONDS = 0.1  # how often a resumed stream looks for new kept events
 # A response that ended without its final event kept (its executor died and nobody resumed it) ends a
 # resumed stream with an `error` event after this long without new events.
@@ -119,15 +127,16 @@ async def retrieve(request: Request) -> HttpResponse:
         after = -1 if params.starting_after is None else params.starting_after
         svc = services(request)
         return StreamingResponse(
-            _kept_events(svc.db, record.id, after, svc.settings.stream_keepalive_seconds),
+            _kept_events(svc.db, record, after, svc.settings.stream_keepalive_seconds),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
     return json_response(await _service(request).get(project_id(request), response_id, _include(request)))
 
 
-async def _kept_events(db: Database, response_id: str, after: int, keepalive: float) -> AsyncIterator[bytes]:
+async def _kept_events(db: Database, record: ResponseRecord, after: int, keepalive: float) -> AsyncIterator[bytes]:
     """A background response's kept events after `after`, then the new ones, until its final event."""
+    response_id = record.id
     quiet_since = time.monotonic()
     ended_at: float | None = None
     while True:
@@ -149,8 +158,17 @@ async def _kept_events(db: Database, response_id: str, after: int, keepalive: fl
         if run is None or run.status in TERMINAL:
             ended_at = ended_at or now
             if now - ended_at >= SETTLE_SECONDS or run is None:
-                error = ErrorEvent(code="server_error", message=UNFINISHED, param=None, sequence_number=after + 1)
-                yield sse(error.type, error)
+                # Ended with no final event kept (cancelled while queued, or its executor gone): the final
+                # event from the stored response, numbered after the last kept one.
+                number = max(after, last.sequence_number if last is not None else -1) + 1
+                async with db.read() as conn:
+                    response = None if run is None else await load_response(conn, record, frozenset(), file_content_url)
+                if response is None:
+                    error = ErrorEvent(code="server_error", message=UNFINISHED, param=None, sequence_number=number)
+                    yield sse(error.type, error)
+                else:
+                    kind = _FINAL.get(response.status, "response.failed")
+                    yield sse(kind, ResponseEvent(type=kind, response=response, sequence_number=number))
                 return
         if now - quiet_since >= keepalive:
             quiet_since = now
