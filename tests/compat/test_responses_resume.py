@@ -144,3 +144,15 @@ def test_a_response_cancelled_while_queued_ends_its_stream_with_its_final_event(
     assert events[-1].sequence_number == 2 and events[-1].response.status == "cancelled"
     assert time.monotonic() - started < 30
     assert fake.requests(model) == []
+
+
+def test_the_kept_events_go_with_the_conversation(client: Any, fake: FakeUpstream) -> None:
+    model = new_model()
+    fake.script(model, Reply.say("Kept."))
+    conversation = client.conversations.create()
+    body = create(client, model=model, input="Keep it.", background=True, conversation=conversation.id)
+    assert poll(client, body["id"]).status == "completed"
+    assert resumed(client, body["id"])[-1].type == "response.completed"
+    client.conversations.delete(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        resumed(client, body["id"])

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from assistd.adapters.stream import EventSink
 from assistd.db.database import Database
+from assistd.protocol.events import RUN_DELETED
 from assistd.protocol.responses import END_EVENTS
 from assistd.stores import responses as store
 from assistd.stores.responses import StoredEvent
@@ -43,8 +44,11 @@ class KeptEvents:
         self.flushed_at = time.monotonic()
 
     async def emit(self, event: str, data: BaseModel | dict[str, Any]) -> None:
+        if event == RUN_DELETED:  # its thread was deleted, the kept events with it: write no more
+            self.waiting = []
+            return
         if not isinstance(data, BaseModel) or not isinstance(getattr(data, "sequence_number", None), int):
-            await self.flush()  # the engine's own markers (execution over, run deleted): nothing to keep
+            await self.flush()  # the engine's own marker (execution over): nothing to keep
             return
         self.waiting.append(kept(event, data))
         late = time.monotonic() - self.flushed_at >= FLUSH_SECONDS
