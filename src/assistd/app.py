@@ -138,6 +138,10 @@ async def open_services(settings: Settings) -> Services:
     )
     runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
     conversations = ConversationService(db, threads, files)
+    responses = ResponseService(
+        db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
+    )
+    worker.emitter_for = responses.emitter_for
     return Services(
         settings=settings,
         db=db,
@@ -147,9 +151,7 @@ async def open_services(settings: Settings) -> Services:
         assistants=assistants,
         threads=threads,
         conversations=conversations,
-        responses=ResponseService(
-            db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
-        ),
+        responses=responses,
         models=models,
         worker=worker,
         runs=runs,

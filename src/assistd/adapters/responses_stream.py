@@ -110,6 +110,11 @@ class ResponsesStream(AssistantsStream):
         self.created = response
         await self._put(ResponseEvent(type="response.created", response=response, sequence_number=self._next()))
 
+    async def queued(self) -> None:
+        """A background response's second event: it waits for a worker."""
+        if self.created is not None:
+            await self._put(ResponseEvent(type="response.queued", response=self.created, sequence_number=self._next()))
+
     # --- thread.* events from the recorder ---------------------------------------------------------
 
     async def send(self, event: StreamEvent) -> None:

@@ -164,6 +164,17 @@ responses = Table(
     Index(None, "thread_id", "id"),
 )
 
+# A background response's stream events, kept so `GET /v1/responses/{id}?stream=true&starting_after=N` can
+# replay them on any replica (docs/responses.md "Resuming a background response's stream"); deleted with it.
+response_events = Table(
+    "response_events",
+    metadata,
+    Column("response_id", id_type(), primary_key=True),
+    Column("sequence_number", BigInteger, primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("data", json_type(), nullable=False),  # the event as sent
+)
+
 files = Table(
     "files",
     metadata,

@@ -37,6 +37,10 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+async def _no_emitter(run_id: str) -> Emitter:
+    return NullEmitter()
+
+
 class Worker:
     def __init__(
         self,
@@ -64,6 +68,9 @@ class Worker:
         )
         self.listener = Listener(db.url, self._woken, self._reconnected) if db.notify else None
         self._checks: set[asyncio.Task[None]] = set()
+        # The emitter of a run this worker claims or resumes (the app sets it: a background response keeps
+        # its stream events); by default its events go nowhere.
+        self.emitter_for: Callable[[str], Awaitable[Emitter]] = _no_emitter
 
     @property
     def owner(self) -> str:
@@ -91,7 +98,7 @@ class Worker:
         self.jobs.adopt((run_id,), self._execute(run_id, emitter or NullEmitter()))
 
     async def _claimed(self, key: JobKey) -> None:
-        await self._execute(key[0], NullEmitter())
+        await self._execute(key[0], await self.emitter_for(key[0]))
 
     async def _execute(self, run_id: str, emitter: Emitter, *, resumed: bool = False) -> None:
         try:
@@ -154,7 +161,7 @@ class Worker:
             log.info("recovering an orphaned run", extra={"run_id": run_id, "status": row.status})
             recovery = await lifecycle.recover(run_id, self._take(run_id), self.resume_limit, NullEmitter())
             if recovery == Recovery.RESUMED:
-                self.jobs.adopt((run_id,), self._execute(run_id, NullEmitter(), resumed=True))
+                self.jobs.adopt((run_id,), self._execute(run_id, await self.emitter_for(run_id), resumed=True))
             elif recovery == Recovery.ENDED:
                 await self.queue.release((run_id,))
         await self.pass_on_stops(running)

@@ -15,10 +15,12 @@ from typing import Any
 
 from assistd import ids
 from assistd.adapters.conversations import cited_files, message_item, stored_item
-from assistd.adapters.responses import HISTORY_LIMIT, file_content_url, load_response
+from assistd.adapters.response_events import KeptEvents, kept
+from assistd.adapters.responses import HISTORY_LIMIT, file_content_url, is_response, load_response
+from assistd.adapters.responses_stream import ResponsesStream
 from assistd.db.database import Connection, Database
 from assistd.db.wakeups import RunQueued, announce
-from assistd.engine.events import ExecutionOver, LifecycleEvent, NullEmitter
+from assistd.engine.events import Emitter, ExecutionOver, LifecycleEvent, NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import TERMINAL, RunStatus, active_run_id
 from assistd.errors import InvalidRequest, not_found
@@ -34,6 +36,7 @@ from assistd.protocol.responses import (
     Response,
     ResponseCreate,
     ResponseDeleted,
+    ResponseEvent,
 )
 from assistd.providers.routing import ModelRouter
 from assistd.services.common import now
@@ -298,9 +301,15 @@ class ResponseService:
             if owner is None:
                 await announce(self.db, conn, RunQueued(response_id))
             response = await load_response(conn, record, frozenset(), file_content_url)
+            assert response is not None
+            if owner is None and record.background:  # kept for `GET ?stream=true` (the stream's are kept by it)
+                opened = [
+                    ResponseEvent(type=kind, response=response, sequence_number=n)
+                    for n, kind in enumerate(("response.created", "response.queued"))
+                ]
+                await store.add_events(conn, record.id, [kept(e.type, e) for e in opened])
         if owner is None:
             self.notify()
-        assert response is not None
         return record, response
 
     async def _thread(
@@ -338,6 +347,32 @@ class ResponseService:
         )
         await thread_store.insert(conn, thread)
         return thread.id
+
+    async def emitter_for(self, run_id: str) -> Emitter:
+        """What a worker that claims or resumes a run sends its events to: a background response's stream,
+        its events kept (adapters/response_events.py), numbered on from those kept already."""
+        if not is_response(run_id):
+            return NullEmitter()
+        async with self.db.read() as conn:
+            record = await store.get(conn, run_id)
+            sequence = await store.next_sequence(conn, run_id)
+        if record is None or not record.background:
+            return NullEmitter()
+        stream = ResponsesStream(self.db, record, KeptEvents(self.db, run_id))
+        stream.sequence = sequence
+        return stream
+
+    async def streamable(self, project_id: str, response_id: str) -> ResponseRecord:
+        """The response whose events `GET ?stream=true` replays: a background one."""
+        async with self.db.read() as conn:
+            record = await self._record(conn, project_id, response_id)
+        if not record.background:
+            raise InvalidRequest(
+                "Only responses created with background=true can be streamed with GET (docs/responses.md).",
+                param="stream",
+                code="invalid_value",
+            )
+        return record
 
     # --- wait, read ---------------------------------------------------------------------------------
 

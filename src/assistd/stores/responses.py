@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from assistd.db import tables as t
 from assistd.db.database import Connection
@@ -45,6 +45,7 @@ async def get(conn: Connection, response_id: str) -> ResponseRecord | None:
 
 async def remove(conn: Connection, response_id: str) -> None:
     await conn.execute(delete(t.responses).where(t.responses.c.id == response_id))
+    await conn.execute(delete(t.response_events).where(t.response_events.c.response_id == response_id))
     await conn.execute(delete(t.runs).where(t.runs.c.id == response_id))
 
 
@@ -102,3 +103,54 @@ async def function_call_ids(conn: Connection, thread_id: str, limit: int) -> set
     for row in (await conn.execute(query.order_by(i.sort_key.desc()).limit(limit))).all():
         found.add(str(row.item["call_id"]))
     return found
+
+
+# --- a background response's stream events -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    sequence_number: int
+    type: str
+    data: Json
+
+
+async def add_events(conn: Connection, response_id: str, events: Sequence[StoredEvent]) -> None:
+    rows = [
+        {"response_id": response_id, "sequence_number": e.sequence_number, "type": e.type, "data": e.data}
+        for e in events
+    ]
+    if rows:
+        await conn.execute(t.response_events.insert(), rows)
+
+
+async def events_after(conn: Connection, response_id: str, after: int, limit: int) -> list[StoredEvent]:
+    """The response's kept events with a sequence number above `after`, in order."""
+    c = t.response_events.c
+    query = (
+        select(c.sequence_number, c.type, c.data)
+        .where(c.response_id == response_id, c.sequence_number > after)
+        .order_by(c.sequence_number)
+        .limit(limit)
+    )
+    return [StoredEvent(int(r.sequence_number), str(r.type), dict(r.data)) for r in (await conn.execute(query)).all()]
+
+
+async def next_sequence(conn: Connection, response_id: str) -> int:
+    """The sequence number the response's next event takes (0 when none is kept)."""
+    c = t.response_events.c
+    query = select(func.max(c.sequence_number)).where(c.response_id == response_id)
+    last = (await conn.execute(query)).scalar()
+    return 0 if last is None else int(last) + 1
+
+
+async def last_event(conn: Connection, response_id: str) -> StoredEvent | None:
+    c = t.response_events.c
+    query = (
+        select(c.sequence_number, c.type, c.data)
+        .where(c.response_id == response_id)
+        .order_by(c.sequence_number.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else StoredEvent(int(row.sequence_number), str(row.type), dict(row.data))

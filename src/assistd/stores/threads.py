@@ -43,6 +43,10 @@ async def remove_with_contents(conn: Connection, thread_id: str) -> None:
     await conn.execute(delete(t.messages).where(t.messages.c.thread_id == thread_id))
     await conn.execute(delete(t.conversation_items).where(t.conversation_items.c.thread_id == thread_id))
     await conn.execute(delete(t.run_steps).where(t.run_steps.c.thread_id == thread_id))
+    # Its responses (docs/responses.md) and their kept stream events go with their runs.
+    responses = select(t.responses.c.id).where(t.responses.c.thread_id == thread_id)
+    await conn.execute(delete(t.response_events).where(t.response_events.c.response_id.in_(responses)))
+    await conn.execute(delete(t.responses).where(t.responses.c.thread_id == thread_id))
     await conn.execute(delete(t.runs).where(t.runs.c.thread_id == thread_id))
     await conn.execute(delete(t.threads).where(t.threads.c.id == thread_id))
 
