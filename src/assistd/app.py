@@ -122,7 +122,8 @@ async def open_services(settings: Settings) -> Services:
     models = model_router(settings, observer)
     signals = RunSignals()
     retriever = _retriever(db, embedder, no_embedder)
-    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder)
+    containers = ContainerService(db, blobs, files, sandbox, max_minutes=settings.container_max_minutes)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder, containers)
     worker = Worker(
         db,
         executor,
@@ -148,7 +149,14 @@ async def open_services(settings: Settings) -> Services:
         threads=threads,
         conversations=conversations,
         responses=ResponseService(
-            db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
+            db,
+            conversations,
+            vector_stores,
+            containers,
+            models,
+            executor,
+            worker.notify,
+            settings.run_expires_seconds,
         ),
         models=models,
         worker=worker,
@@ -158,7 +166,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
-        containers=ContainerService(db, blobs, files, sandbox, max_minutes=settings.container_max_minutes),
+        containers=containers,
         metrics=metrics,
     )
 
@@ -308,13 +316,14 @@ def _executor(
     sandbox: Sandbox,
     observer: Observer = NO_OBSERVER,
     embedder: Embedder | None = None,
+    containers: ContainerService | None = None,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
     toolbox = Toolbox(
         [
             FileSearchTool(db, retriever),
-            CodeInterpreterTool(sandbox, db, blobs),
+            CodeInterpreterTool(sandbox, db, blobs, containers),
         ]
     )
     return Executor(

@@ -35,7 +35,21 @@ class FileSearchToolIn(RequestModel):
     ranking_options: dict[str, Any] | None = None
 
 
-ToolIn = Annotated[FunctionToolIn | FileSearchToolIn, Field(discriminator="type")]
+class AutoContainer(RequestModel):
+    type: Literal["auto"]
+    file_ids: list[str] = Field(default_factory=list, max_length=50)
+    memory_limit: str | None = None  # accepted; the sandbox's own memory limit applies (docs/containers.md)
+    network_policy: dict[str, Any] | None = None
+
+
+class CodeInterpreterToolIn(RequestModel):
+    """code_interpreter in a container: "auto" (a new one, or the chain's running one) or a container id."""
+
+    type: Literal["code_interpreter"]
+    container: str | AutoContainer
+
+
+ToolIn = Annotated[FunctionToolIn | FileSearchToolIn | CodeInterpreterToolIn, Field(discriminator="type")]
 
 
 class FunctionChoice(RequestModel):
@@ -44,7 +58,7 @@ class FunctionChoice(RequestModel):
 
 
 class HostedChoice(RequestModel):
-    type: Literal["file_search"]
+    type: Literal["file_search", "code_interpreter"]
 
 
 ToolChoiceIn = (
@@ -285,6 +299,33 @@ class FileSearchCallEvent(WireModel):
     sequence_number: int
 
 
+class CodeInterpreterCallEvent(WireModel):
+    type: Literal[
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+    ]
+    item_id: str
+    output_index: int
+    sequence_number: int
+
+
+class CodeDeltaEvent(WireModel):
+    type: Literal["response.code_interpreter_call_code.delta"] = "response.code_interpreter_call_code.delta"
+    item_id: str
+    output_index: int
+    delta: str
+    sequence_number: int
+
+
+class CodeDoneEvent(WireModel):
+    type: Literal["response.code_interpreter_call_code.done"] = "response.code_interpreter_call_code.done"
+    item_id: str
+    output_index: int
+    code: str
+    sequence_number: int
+
+
 class ErrorEvent(WireModel):
     type: Literal["error"] = "error"
     code: str | None
@@ -303,6 +344,9 @@ StreamEvent = (
     | ArgumentsDeltaEvent
     | ArgumentsDoneEvent
     | FileSearchCallEvent
+    | CodeInterpreterCallEvent
+    | CodeDeltaEvent
+    | CodeDoneEvent
     | ErrorEvent
 )
 END_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})

@@ -21,9 +21,11 @@ from assistd.db.wakeups import RunQueued, announce
 from assistd.engine.events import ExecutionOver, LifecycleEvent, NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import TERMINAL, RunStatus, active_run_id
-from assistd.errors import InvalidRequest, not_found
+from assistd.errors import InvalidRequest, NotFound, not_found
 from assistd.protocol.conversations import ConversationItem, FunctionCallIn, FunctionCallOutputIn, ItemIn, MessageIn
 from assistd.protocol.responses import (
+    AutoContainer,
+    CodeInterpreterToolIn,
     FileSearchToolIn,
     FormatJsonObject,
     FormatJsonSchema,
@@ -37,6 +39,7 @@ from assistd.protocol.responses import (
 )
 from assistd.providers.routing import ModelRouter
 from assistd.services.common import now
+from assistd.services.containers import ContainerService
 from assistd.services.conversations import ConversationService, plan_items, write_items
 from assistd.services.vector_stores import VectorStoreService
 from assistd.stores import conversations as conversation_store
@@ -61,12 +64,21 @@ class Finished:
             self.done.set()
 
 
-def _tools(body: ResponseCreate) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(the run's tools, the tools as the response echoes them, the vector stores file_search searches)."""
+def _tools(
+    body: ResponseCreate, containers: dict[int, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(the run's tools, the tools as the response echoes them, the vector stores file_search searches).
+    `containers`: the container each code_interpreter tool (by its index) runs in."""
     run_tools: list[dict[str, Any]] = []
     shown: list[dict[str, Any]] = []
     stores: list[str] = []
-    for tool in body.tools or []:
+    for i, tool in enumerate(body.tools or []):
+        if isinstance(tool, CodeInterpreterToolIn):
+            # The run's tool names its container (tools/code_interpreter.py `container_of`); the response
+            # echoes the container it runs in, "auto" resolved.
+            run_tools.append({"type": "code_interpreter", "code_interpreter": {"container": containers[i]}})
+            shown.append({"type": "code_interpreter", "container": containers[i]})
+            continue
         if isinstance(tool, FunctionToolIn):
             function: dict[str, Any] = {
                 "name": tool.name,
@@ -171,6 +183,7 @@ class ResponseService:
         db: Database,
         conversations: ConversationService,
         vector_stores: VectorStoreService,
+        containers: ContainerService,
         router: ModelRouter,
         executor: Executor,
         notify: Any,
@@ -179,6 +192,7 @@ class ResponseService:
         self.db = db
         self.conversations = conversations
         self.vector_stores = vector_stores
+        self.containers = containers
         self.router = router
         self.executor = executor
         self.notify = notify
@@ -219,7 +233,6 @@ class ResponseService:
                 "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
             )
         await self.conversations.check_items(project_id, items, "input")
-        run_tools, shown_tools, stores = _tools(body)
         for i, tool in enumerate(body.tools or []):
             if isinstance(tool, FileSearchToolIn):
                 if tool.filters is not None:
@@ -229,6 +242,13 @@ class ResponseService:
                         code="unsupported_parameter",
                     )
                 await self.vector_stores.require(project_id, tool.vector_store_ids, f"tools[{i}].vector_store_ids")
+        code_tools = [(i, t) for i, t in enumerate(body.tools or []) if isinstance(t, CodeInterpreterToolIn)]
+        if len(code_tools) > 1:
+            raise InvalidRequest(
+                "Only one code_interpreter tool can be given.", param=f"tools[{code_tools[1][0]}]", code="invalid_value"
+            )
+        containers = {i: await self._container(project_id, body, i, tool) for i, tool in code_tools}
+        run_tools, shown_tools, stores = _tools(body, containers)
         run_choice, shown_choice = _tool_choice(body, run_tools)
         response_format, text = _format(body)
         conversation_id = (
@@ -302,6 +322,42 @@ class ResponseService:
             self.notify()
         assert response is not None
         return record, response
+
+    async def _container(self, project_id: str, body: ResponseCreate, index: int, tool: CodeInterpreterToolIn) -> str:
+        """The container a code_interpreter tool runs in. "auto" continues the container of the response
+        it follows (`previous_response_id`) while that one is running, else makes a new one."""
+        param = f"tools[{index}].container"
+        file_ids = tool.container.file_ids if isinstance(tool.container, AutoContainer) else []
+        policy = tool.container.network_policy if isinstance(tool.container, AutoContainer) else None
+        if policy not in (None, {"type": "disabled"}):
+            raise InvalidRequest(
+                "Only network_policy {'type': 'disabled'} is supported: the sandbox has no network.",
+                param=f"{param}.network_policy",
+                code="invalid_value",
+            )
+        try:
+            if isinstance(tool.container, str):
+                return (await self.containers.open(project_id, tool.container, file_ids=file_ids)).id
+            previous = await self._previous_container(project_id, body.previous_response_id)
+            if previous is not None:
+                with contextlib.suppress(InvalidRequest, NotFound):  # expired or gone: a new one
+                    return (await self.containers.open(project_id, previous, file_ids=file_ids)).id
+            return (await self.containers.open(project_id, "auto", file_ids=file_ids)).id
+        except (InvalidRequest, NotFound) as exc:
+            where = f"{param}.file_ids" if exc.param in ("file_ids", "file_id") else param
+            raise type(exc)(exc.message, param=where, code=exc.code) from None
+
+    async def _previous_container(self, project_id: str, previous_id: str | None) -> str | None:
+        if previous_id is None:
+            return None
+        async with self.db.read() as conn:
+            previous = await store.find(conn, project_id, previous_id)
+        if previous is None:
+            return None
+        for tool in previous.request.get("tools") or []:
+            if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
+                return str(tool["container"])
+        return None
 
     async def _thread(
         self, conn: Connection, project_id: str, body: ResponseCreate, conversation_id: str | None, at: int
