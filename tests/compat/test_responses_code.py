@@ -185,3 +185,21 @@ def test_code_interpreter_errors(rc: Any) -> None:
             tools=[{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-nope"]}}],
         )
     assert bad.value.response.json()["error"]["param"].startswith("tools[0].container")
+
+
+def test_an_assistant_as_prompt_brings_its_code_interpreter_files(rc: Any, fake: FakeUpstream) -> None:
+    data = rc.files.create(file=("nums.csv", b"n\n1\n2\n3\n"), purpose="assistants")
+    model = new_model()
+    assistant = rc.beta.assistants.create(
+        model=model,
+        tools=[{"type": "code_interpreter"}],
+        tool_resources={"code_interpreter": {"file_ids": [data.id]}},
+    )
+    code = "print(sum(int(x) for x in open('/mnt/data/nums.csv').read().split()[1:]))"
+    fake.script(model, Reply.call("code_interpreter", {"code": code}), Reply.say("6."))
+    body = create(rc, prompt={"id": assistant.id}, input="Sum.", include=["code_interpreter_call.outputs"])
+    call = body["output"][0]
+    assert call["outputs"] == [{"type": "logs", "logs": "6\n"}]
+    assert body["tools"] == [{"type": "code_interpreter", "container": call["container_id"]}]
+    (copied,) = rc.containers.files.list(container_id=call["container_id"]).data
+    assert copied.path == "/mnt/data/nums.csv" and copied.source == "user"

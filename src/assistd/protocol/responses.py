@@ -91,6 +91,14 @@ class ConversationRef(RequestModel):
     id: str = Field(min_length=1, max_length=64)
 
 
+class PromptRef(RequestModel):
+    """`prompt`: on assistd, an assistant (`asst_…`) whose settings the response takes (docs/responses.md)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    version: str | None = Field(default=None, max_length=64)
+    variables: dict[str, str] | None = None
+
+
 class ResponseCreate(RequestModel):
     model: str | None = Field(default=None, min_length=1, max_length=256)
     input: str | list[ItemIn] | None = Field(default=None)
@@ -110,6 +118,7 @@ class ResponseCreate(RequestModel):
     background: bool | None = None
     stream: bool | None = None
     include: list[str] | None = None
+    prompt: PromptRef | None = None
     # Accepted and without effect here (docs/responses.md).
     user: str | None = None
     safety_identifier: str | None = None

@@ -36,16 +36,20 @@ from assistd.protocol.responses import (
     Response,
     ResponseCreate,
     ResponseDeleted,
+    TextConfig,
+    ToolIn,
 )
 from assistd.providers.routing import ModelRouter
 from assistd.services.common import now
 from assistd.services.containers import ContainerService
 from assistd.services.conversations import ConversationService, plan_items, write_items
 from assistd.services.vector_stores import VectorStoreService
+from assistd.stores import assistants as assistant_store
 from assistd.stores import conversations as conversation_store
 from assistd.stores import responses as store
 from assistd.stores import runs as run_store
 from assistd.stores import threads as thread_store
+from assistd.stores.assistants import AssistantRecord
 from assistd.stores.responses import ResponseRecord
 from assistd.stores.threads import ThreadRecord
 
@@ -177,6 +181,79 @@ async def _check_outputs(conn: Connection, thread_id: str, items: list[ItemIn]) 
             )
 
 
+def _assistant_tools(assistant: AssistantRecord) -> list[ToolIn]:
+    """An assistant's tools as a response's, with its tool_resources: file_search searches its vector
+    stores, code_interpreter gets its files in an "auto" container."""
+    resources = assistant.tool_resources or {}
+    tools: list[ToolIn] = []
+    for tool in assistant.tools:
+        if tool["type"] == "function":
+            fn = tool["function"]
+            tools.append(
+                FunctionToolIn(
+                    type="function",
+                    name=fn["name"],
+                    description=fn.get("description"),
+                    parameters=fn.get("parameters"),
+                    strict=bool(fn.get("strict")),
+                )
+            )
+        elif tool["type"] == "file_search":
+            settings = tool.get("file_search") or {}
+            threshold = (settings.get("ranking_options") or {}).get("score_threshold")
+            stores = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+            # model_construct: an assistant may have file_search without stores of its own (the thread's)
+            tools.append(
+                FileSearchToolIn.model_construct(
+                    type="file_search",
+                    vector_store_ids=stores,
+                    max_num_results=settings.get("max_num_results"),
+                    filters=None,
+                    # the Assistants rankers are not the Responses ones: the threshold carries over
+                    ranking_options={"score_threshold": threshold} if threshold is not None else None,
+                )
+            )
+        elif tool["type"] == "code_interpreter":
+            files = list((resources.get("code_interpreter") or {}).get("file_ids") or [])
+            tools.append(
+                CodeInterpreterToolIn(type="code_interpreter", container=AutoContainer(type="auto", file_ids=files))
+            )
+    return tools
+
+
+def _merged_tools(own: list[ToolIn], given: list[ToolIn]) -> list[ToolIn]:
+    """The assistant's tools, each replaced by a tool the request gives of its kind (a function by name)."""
+
+    def kind(tool: ToolIn) -> str:
+        return f"function:{tool.name}" if isinstance(tool, FunctionToolIn) else tool.type
+
+    replaced = {kind(t) for t in given}
+    return [t for t in own if kind(t) not in replaced] + given
+
+
+def _assistant_text(assistant: AssistantRecord) -> TextConfig | None:
+    fmt = assistant.response_format
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt["json_schema"]
+        return TextConfig(
+            format=FormatJsonSchema.model_validate(
+                {"type": "json_schema", **{k: v for k, v in schema.items() if v is not None}}
+            )
+        )
+    if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        return TextConfig(format=FormatJsonObject(type="json_object"))
+    return None
+
+
+def _with_variables(text: str | None, variables: dict[str, str] | None) -> str | None:
+    """`{{name}}` in the assistant's instructions replaced by the prompt's string variables."""
+    if text is None or not variables:
+        return text
+    for name, value in variables.items():
+        text = text.replace("{{" + name + "}}", value)
+    return text
+
+
 class ResponseService:
     def __init__(
         self,
@@ -200,10 +277,42 @@ class ResponseService:
 
     # --- create -----------------------------------------------------------------------------------
 
+    async def _apply_prompt(self, project_id: str, body: ResponseCreate) -> tuple[ResponseCreate, str]:
+        """`prompt: {"id": "asst_…"}`: the request with the assistant's settings where it gives none (model,
+        temperature, top_p, text format), the assistant's instructions followed by the request's, and the
+        assistant's tools (with its tool_resources) joined by the request's; and the assistant's id."""
+        prompt = body.prompt
+        if prompt is None:
+            return body, ""
+        if not prompt.id.startswith(ids.ASSISTANT):
+            raise InvalidRequest(
+                "assistd serves prompts as assistants: 'prompt.id' must be an assistant id (asst_…); "
+                "OpenAI's stored prompts (pmpt_…) are not served (docs/responses.md).",
+                param="prompt.id",
+                code="invalid_value",
+            )
+        async with self.db.read() as conn:
+            try:
+                assistant = await assistant_store.get(conn, project_id, prompt.id)
+            except NotFound as exc:
+                raise NotFound(exc.message, param="prompt.id") from None
+        own = _with_variables(assistant.instructions, prompt.variables)
+        instructions = "\n\n".join(t for t in (own, body.instructions) if t) or None
+        changes: dict[str, Any] = {
+            "model": body.model or assistant.model,
+            "instructions": instructions,
+            "tools": _merged_tools(_assistant_tools(assistant), list(body.tools or [])),
+            "temperature": body.temperature if body.temperature is not None else assistant.temperature,
+            "top_p": body.top_p if body.top_p is not None else assistant.top_p,
+            "text": body.text if body.text is not None else _assistant_text(assistant),
+        }
+        return body.model_copy(update=changes), assistant.id
+
     async def create(
         self, project_id: str, body: ResponseCreate, *, owner: str | None
     ) -> tuple[ResponseRecord, Response]:
         """The response, queued: held by `owner` (this process executes it), or for any worker (None)."""
+        body, assistant_id = await self._apply_prompt(project_id, body)
         if body.model is None:
             raise InvalidRequest(
                 "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
@@ -272,7 +381,7 @@ class ResponseService:
         run: dict[str, Any] = {
             "id": response_id,
             "project_id": project_id,
-            "assistant_id": "",  # a response has no assistant
+            "assistant_id": assistant_id,  # a response has none, unless its prompt is an assistant
             "created_at": created,
             "status": RunStatus.QUEUED.value,
             "model": body.model,
