@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -350,10 +350,18 @@ def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Ret
     """What the file_search tool searches with: hybrid search over the run's stores. Without an
     embedder, searching fails the run with what to install (no file could have been ingested)."""
 
-    async def retrieve(store_ids: list[str], queries: list[str], max_results: int, threshold: float) -> list[SearchHit]:
+    async def retrieve(
+        store_ids: list[str],
+        queries: list[str],
+        max_results: int,
+        threshold: float,
+        filters: Mapping[str, Any] | None,
+    ) -> list[SearchHit]:
         if embedder is None:
             raise ToolFailed("server_error", no_embedder)
-        return await search(db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold)
+        return await search(
+            db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold, filters=filters
+        )
 
     return retrieve
 

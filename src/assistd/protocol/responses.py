@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Tag
 
-from assistd.protocol.common import Metadata, RequestModel, WireModel
+from assistd.protocol.common import Metadata, RequestModel, WireModel, type_tag, union_tag
 from assistd.protocol.conversations import ConversationItem, ItemIn
 from assistd.protocol.messages import MAX_TEXT
+from assistd.protocol.vector_stores import ComparisonFilter, CompoundFilter
 
 FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_INPUT_ITEMS = 2048
@@ -27,11 +28,24 @@ class FunctionToolIn(RequestModel):
     strict: bool | None = None
 
 
+def _filter_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):
+        return None
+    return "~compound" if kind in ("and", "or") else "~comparison"
+
+
+FileFilter = Annotated[
+    Annotated[ComparisonFilter, Tag("~comparison")] | Annotated[CompoundFilter, Tag("~compound")],
+    union_tag(_filter_tag, "Invalid '{param}': expected a comparison filter or a compound filter (and, or)."),
+]
+
+
 class FileSearchToolIn(RequestModel):
     type: Literal["file_search"]
     vector_store_ids: list[str] = Field(min_length=1, max_length=2)
     max_num_results: int | None = Field(default=None, ge=1, le=50)
-    filters: dict[str, Any] | None = None
+    filters: FileFilter | None = None  # on the files' attributes, as the vector store search endpoint
     ranking_options: dict[str, Any] | None = None
 
 
@@ -49,7 +63,16 @@ class CodeInterpreterToolIn(RequestModel):
     container: str | AutoContainer
 
 
-ToolIn = Annotated[FunctionToolIn | FileSearchToolIn | CodeInterpreterToolIn, Field(discriminator="type")]
+ToolIn = Annotated[
+    Annotated[FunctionToolIn, Tag("~function")]
+    | Annotated[FileSearchToolIn, Tag("~file_search")]
+    | Annotated[CodeInterpreterToolIn, Tag("~code_interpreter")],
+    union_tag(
+        type_tag,
+        "Invalid '{param}': expected a tool of type 'function', 'file_search' or 'code_interpreter' "
+        "(assistd serves no other hosted tools, docs/responses.md).",
+    ),
+]
 
 
 class FunctionChoice(RequestModel):

@@ -108,6 +108,8 @@ def _tools(
             if tool.max_num_results is not None:
                 settings["max_num_results"] = tool.max_num_results
             settings["vector_store_ids"] = list(tool.vector_store_ids)
+            if tool.filters is not None:
+                settings["filters"] = tool.filters.model_dump()
             run_tools.append({"type": "file_search", "file_search": settings})
             shown.append(tool.model_dump(exclude_none=True))
             stores += tool.vector_store_ids
@@ -344,12 +346,6 @@ class ResponseService:
         await self.conversations.check_items(project_id, items, "input")
         for i, tool in enumerate(body.tools or []):
             if isinstance(tool, FileSearchToolIn):
-                if tool.filters is not None:
-                    raise InvalidRequest(
-                        "file_search 'filters' are not supported by assistd yet (docs/responses.md).",
-                        param=f"tools[{i}].filters",
-                        code="unsupported_parameter",
-                    )
                 await self.vector_stores.require(project_id, tool.vector_store_ids, f"tools[{i}].vector_store_ids")
         code_tools = [(i, t) for i, t in enumerate(body.tools or []) if isinstance(t, CodeInterpreterToolIn)]
         if len(code_tools) > 1:
