@@ -100,7 +100,15 @@ def test_files_in_a_written_file_is_a_container_file_citation_and_auto_continues
     answer = "Total 42: [download](sandbox:/mnt/data/out.csv)"
     fake.script(model, Reply.call("code_interpreter", {"code": code}), Reply.say(answer))
     tools = [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": [data.id]}}]
-    body = create(rc, model=model, input="Sum it.", tools=tools, include=["code_interpreter_call.outputs"])
+    conversation = rc.conversations.create()
+    body = create(
+        rc,
+        model=model,
+        input="Sum it.",
+        tools=tools,
+        include=["code_interpreter_call.outputs"],
+        conversation=conversation.id,
+    )
     assert body["status"] == "completed", body["error"]
     call, message = body["output"]
     assert call["outputs"] == [{"type": "logs", "logs": "42\n"}]
@@ -113,6 +121,11 @@ def test_files_in_a_written_file_is_a_container_file_citation_and_auto_continues
     assert part["text"][note["start_index"] : note["end_index"]] == "sandbox:/mnt/data/out.csv"
     written = rc.containers.files.retrieve(note["file_id"], container_id=container_id)
     assert written.path == "/mnt/data/out.csv" and written.source == "assistant"
+    # the Conversations view of the same message cites the same container file
+    listed = rc.conversations.items.list(conversation.id, order="asc").data
+    assert [i.type for i in listed] == ["message", "code_interpreter_call", "message"]
+    assert listed[1].container_id == container_id
+    assert listed[2].content[0].annotations[0].model_dump() == note
     content = rc.containers.files.content.retrieve(note["file_id"], container_id=container_id).read()
     assert content == b"region,amount\nnorth,10\nsouth,32\n"
 
