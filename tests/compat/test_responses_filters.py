@@ -37,6 +37,10 @@ def searched(client: Any, fake: FakeUpstream, store_id: str, filters: Any) -> tu
     # what the model read agrees with the results shown
     tool_output = next(m for m in chat(fake, model) if m["role"] == "tool")["content"]
     files = {r["file_id"] for r in search["results"]}
+    for result in search["results"]:  # each result shows its file's attributes
+        assert result["attributes"]["genre"] in ("novel", "news") and isinstance(
+            result["attributes"]["year"], int | float
+        )
     if not files:
         assert "Ishmael" not in tool_output and "stock market" not in tool_output
     return body, files

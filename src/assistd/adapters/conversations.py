@@ -200,14 +200,14 @@ def _call_status(step: StepRecord) -> str:
     return "completed" if step.status == "completed" else "incomplete"
 
 
-def _search_results(details: Json) -> list[Json]:
+def _search_results(details: Json, attributes: Json) -> list[Json]:
     return [
         {
             "file_id": r["file_id"],
             "filename": r.get("file_name", ""),
             "score": r.get("score", 0.0),
             "text": "".join(c.get("text", "") for c in r.get("content") or []),
-            "attributes": {},
+            "attributes": attributes.get(r["file_id"]) or {},
         }
         for r in details.get("results") or []
     ]
@@ -250,7 +250,10 @@ def step_items(
                 found.append(((key, OUTPUT_OFFSET + k), output))
         elif call["type"] == "file_search":
             queries = (private.get(call["id"]) or {}).get("queries") or call.get("_queries") or []
-            results = _search_results(details) if "file_search_call.results" in include else None
+            own = private.get(call["id"]) or {}
+            results = (
+                _search_results(details, own.get("attributes") or {}) if "file_search_call.results" in include else None
+            )
             failed = step.status == "failed"
             item = FileSearchCallItem(
                 id=FILE_SEARCH + name,

@@ -210,6 +210,10 @@ class FileSearchTool:
                 hits = list(await self.retriever(store_ids, queries, max_results, threshold, filters_of(context.tools)))
             call.details["results"] = result_entries(hits)
             call.private["queries"] = queries
+            # The files' attributes, for the Responses view's results (the Assistants results have none).
+            attributes = {h.file_id: found for h in hits if (found := getattr(h, "attributes", None))}
+            if attributes:
+                call.private["attributes"] = attributes
 
     async def _run_stores(self, context: ToolContext) -> tuple[list[str], list[str]]:
         """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
