@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -122,7 +122,8 @@ async def open_services(settings: Settings) -> Services:
     models = model_router(settings, observer)
     signals = RunSignals()
     retriever = _retriever(db, embedder, no_embedder)
-    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder)
+    containers = ContainerService(db, blobs, files, sandbox, max_minutes=settings.container_max_minutes)
+    executor = _executor(db, blobs, models, signals, settings, retriever, sandbox, observer, embedder, containers)
     worker = Worker(
         db,
         executor,
@@ -139,7 +140,7 @@ async def open_services(settings: Settings) -> Services:
     runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
     conversations = ConversationService(db, threads, files)
     responses = ResponseService(
-        db, conversations, vector_stores, models, executor, worker.notify, settings.run_expires_seconds
+        db, conversations, vector_stores, containers, models, executor, worker.notify, settings.run_expires_seconds
     )
     worker.emitter_for = responses.emitter_for
     return Services(
@@ -160,7 +161,7 @@ async def open_services(settings: Settings) -> Services:
         embedder=embedder,
         sandbox=sandbox,
         admin=AdminService(db, models),
-        containers=ContainerService(db, blobs, files, sandbox, max_minutes=settings.container_max_minutes),
+        containers=containers,
         metrics=metrics,
     )
 
@@ -310,13 +311,14 @@ def _executor(
     sandbox: Sandbox,
     observer: Observer = NO_OBSERVER,
     embedder: Embedder | None = None,
+    containers: ContainerService | None = None,
 ) -> Executor:
     """The run engine: the lifecycle, the loop with its tools, and the Assistants adapter it records through."""
 
     toolbox = Toolbox(
         [
             FileSearchTool(db, retriever),
-            CodeInterpreterTool(sandbox, db, blobs),
+            CodeInterpreterTool(sandbox, db, blobs, containers),
         ]
     )
     return Executor(
@@ -343,10 +345,18 @@ def _retriever(db: Database, embedder: Embedder | None, no_embedder: str) -> Ret
     """What the file_search tool searches with: hybrid search over the run's stores. Without an
     embedder, searching fails the run with what to install (no file could have been ingested)."""
 
-    async def retrieve(store_ids: list[str], queries: list[str], max_results: int, threshold: float) -> list[SearchHit]:
+    async def retrieve(
+        store_ids: list[str],
+        queries: list[str],
+        max_results: int,
+        threshold: float,
+        filters: Mapping[str, Any] | None,
+    ) -> list[SearchHit]:
         if embedder is None:
             raise ToolFailed("server_error", no_embedder)
-        return await search(db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold)
+        return await search(
+            db, embedder, store_ids, queries, max_num_results=max_results, score_threshold=threshold, filters=filters
+        )
 
     return retrieve
 

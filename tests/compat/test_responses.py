@@ -490,10 +490,10 @@ def test_file_search_errors(client: Any) -> None:
             model=new_model(), input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}]
         )
     assert api_error(exc, 400)["param"] == "tools[0].vector_store_ids"
-    with pytest.raises(openai.BadRequestError) as exc:
+    with pytest.raises(openai.BadRequestError) as exc:  # filters are checked, then the stores
         tool = {"type": "file_search", "vector_store_ids": ["vs_x"], "filters": {"type": "eq", "key": "a", "value": 1}}
         client.responses.create(model=new_model(), input="x", tools=[tool])
-    assert api_error(exc, 400)["param"] == "tools[0].filters"
+    assert api_error(exc, 400)["param"] == "tools[0].vector_store_ids"
 
 
 # --- background -----------------------------------------------------------------------------------

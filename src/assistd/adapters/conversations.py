@@ -18,7 +18,7 @@ Items sort by the time-ordered tail of their ids (ids.py), then by their place i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -93,6 +93,18 @@ def cursor_key(item_id: str) -> SortKey:
 # --- thread messages as message items -----------------------------------------------------------------
 
 
+def linked_container_files(messages: Iterable[MessageRecord]) -> list[str]:
+    """The container files (`cfile_`) a response's answers link to (`sandbox:/mnt/data/...`)."""
+    found: list[str] = []
+    for message in messages:
+        for part in message.content:
+            if part.get("type") == "text":
+                for note in part["text"].get("annotations") or []:
+                    if note.get("type") == "file_path" and note["file_path"]["file_id"].startswith(ids.CONTAINER_FILE):
+                        found.append(note["file_path"]["file_id"])
+    return found
+
+
 def cited_files(messages: Iterable[MessageRecord]) -> list[str]:
     found: list[str] = []
     for message in messages:
@@ -104,7 +116,30 @@ def cited_files(messages: Iterable[MessageRecord]) -> list[str]:
     return found
 
 
-def _annotation(note: Json, names: dict[str, str]) -> Json | None:
+# A container file an answer links to: (container id, path under /mnt/data).
+ContainerFiles = Mapping[str, tuple[str, str]]
+
+
+def container_citation(note: Json, containers: ContainerFiles) -> Json | None:
+    """A link to a file the code wrote in a container, as a `container_file_citation` (None otherwise)."""
+    found = containers.get(note["file_path"]["file_id"]) if note.get("type") == "file_path" else None
+    if found is None:
+        return None
+    container_id, path = found
+    return {
+        "type": "container_file_citation",
+        "container_id": container_id,
+        "file_id": note["file_path"]["file_id"],
+        "filename": path.rsplit("/", 1)[-1],
+        "start_index": note["start_index"],
+        "end_index": note["end_index"],
+    }
+
+
+def _annotation(note: Json, names: dict[str, str], containers: ContainerFiles) -> Json | None:
+    cited = container_citation(note, containers)
+    if cited is not None:
+        return cited
     if note.get("type") == "file_citation":
         file_id = note["file_citation"]["file_id"]
         return {
@@ -132,7 +167,9 @@ def _image(part: Json, include: frozenset[str]) -> Json:
     return {"type": "input_image", "detail": ref.get("detail") or "auto", "file_id": None, "image_url": url}
 
 
-def message_item(message: MessageRecord, names: dict[str, str], include: frozenset[str]) -> MessageItem:
+def message_item(
+    message: MessageRecord, names: dict[str, str], include: frozenset[str], containers: ContainerFiles | None = None
+) -> MessageItem:
     content: list[Json] = []
     for part in message.content:
         if part["type"] != "text":
@@ -140,7 +177,7 @@ def message_item(message: MessageRecord, names: dict[str, str], include: frozens
         elif message.role == "user":
             content.append({"type": "input_text", "text": part["text"]["value"]})
         else:
-            notes = [_annotation(note, names) for note in part["text"].get("annotations") or []]
+            notes = [_annotation(note, names, containers or {}) for note in part["text"].get("annotations") or []]
             content.append(
                 {
                     "type": "output_text",
@@ -163,14 +200,14 @@ def _call_status(step: StepRecord) -> str:
     return "completed" if step.status == "completed" else "incomplete"
 
 
-def _search_results(details: Json) -> list[Json]:
+def _search_results(details: Json, attributes: Json) -> list[Json]:
     return [
         {
             "file_id": r["file_id"],
             "filename": r.get("file_name", ""),
             "score": r.get("score", 0.0),
             "text": "".join(c.get("text", "") for c in r.get("content") or []),
-            "attributes": {},
+            "attributes": attributes.get(r["file_id"]) or {},
         }
         for r in details.get("results") or []
     ]
@@ -213,7 +250,10 @@ def step_items(
                 found.append(((key, OUTPUT_OFFSET + k), output))
         elif call["type"] == "file_search":
             queries = (private.get(call["id"]) or {}).get("queries") or call.get("_queries") or []
-            results = _search_results(details) if "file_search_call.results" in include else None
+            own = private.get(call["id"]) or {}
+            results = (
+                _search_results(details, own.get("attributes") or {}) if "file_search_call.results" in include else None
+            )
             failed = step.status == "failed"
             item = FileSearchCallItem(
                 id=FILE_SEARCH + name,
@@ -227,7 +267,7 @@ def step_items(
             item = CodeInterpreterCallItem(
                 id=CODE_INTERPRETER + name,
                 status="failed" if step.status == "failed" else status,
-                container_id=step.thread_id,
+                container_id=(private.get(call["id"]) or {}).get("container_id") or step.thread_id,
                 code=details.get("input"),
                 outputs=outputs,
             )

@@ -25,8 +25,10 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from assistd import ids
 from assistd.adapters.assistants_run import AssistantsAdapter, AssistantsRecorder
 from assistd.adapters.conversations import (
+    ContainerFiles,
     SortKey,
     cited_files,
+    linked_container_files,
     message_item,
     step_items,
     tail,
@@ -59,6 +61,7 @@ from assistd.protocol.responses import (
     ResponseUsage,
 )
 from assistd.providers.base import Usage
+from assistd.stores import containers as container_store
 from assistd.stores import conversations as conversation_store
 from assistd.stores import responses as response_store
 from assistd.stores import runs as run_store
@@ -116,10 +119,11 @@ def output_items(
     names: dict[str, str],
     include: frozenset[str],
     file_url: FileUrl,
+    containers: ContainerFiles | None = None,
 ) -> list[ConversationItem]:
     """A run's output as items, in the order it made them: its messages and its tool calls."""
     keyed: list[tuple[SortKey, ConversationItem]] = [
-        ((tail(m.id), 0), message_item(m, names, include)) for m in messages
+        ((tail(m.id), 0), message_item(m, names, include, containers)) for m in messages
     ]
     for step in steps:
         if step.type == "tool_calls":
@@ -182,7 +186,8 @@ async def load_response(
     steps = await run_store.run_steps(conn, run.id)
     messages = await response_store.run_messages(conn, run.id)
     names = await conversation_store.file_names(conn, record.project_id, cited_files(messages))
-    return to_response(record, run, output_items(messages, steps, names, include, file_url))
+    containers = await container_store.cited(conn, record.project_id, linked_container_files(messages))
+    return to_response(record, run, output_items(messages, steps, names, include, file_url, containers))
 
 
 def file_content_url(file_id: str) -> str:
@@ -331,6 +336,8 @@ class ResponsesRecorder(AssistantsRecorder):
             for item in reversed(history):
                 yield item
 
+        # Images the code made are the code_interpreter_call's outputs: a Responses message has no image part.
+        self._next.images = []
         instructions = "\n\n".join([items.instructions, *extra]).strip()
         settings = dataclasses.replace(items.settings, cut_history=cut)
         return dataclasses.replace(

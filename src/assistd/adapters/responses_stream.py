@@ -13,19 +13,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assistd.adapters.conversations import FILE_SEARCH, FUNCTION_CALL, tail
+from assistd import ids
+from assistd.adapters.conversations import CODE_INTERPRETER, FILE_SEARCH, FUNCTION_CALL, container_citation, tail
 from assistd.adapters.responses import file_content_url, load_response
 from assistd.adapters.stream import AssistantsStream, EventSink
 from assistd.db.database import Database
 from assistd.engine.events import ExecutionOver, LifecycleEvent, MessageClosed, RunChanged, RunDeleted, StepClosed
 from assistd.protocol import events as wire
 from assistd.protocol.conversations import (
+    CodeInterpreterCallItem,
     ConversationItem,
     FileSearchCallItem,
     FunctionCallItem,
     MessageItem,
 )
 from assistd.protocol.events import (
+    CodeInterpreterCallDelta,
     FileSearchCallDelta,
     FunctionCallDelta,
     MessageDeltaEvent,
@@ -40,6 +43,9 @@ from assistd.protocol.responses import (
     AnnotationAddedEvent,
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
+    CodeDeltaEvent,
+    CodeDoneEvent,
+    CodeInterpreterCallEvent,
     ContentPartEvent,
     FileSearchCallEvent,
     OutputItemEvent,
@@ -48,6 +54,7 @@ from assistd.protocol.responses import (
     TextDeltaEvent,
     TextDoneEvent,
 )
+from assistd.stores import containers as container_store
 from assistd.stores import conversations as conversation_store
 from assistd.stores.responses import ResponseRecord
 
@@ -67,10 +74,11 @@ class _Open:
 
     id: str
     index: int
-    kind: str  # message, function_call, file_search_call
+    kind: str  # message, function_call, file_search_call, code_interpreter_call
     name: str = ""
     text: list[str] = field(default_factory=list)
     annotations: int = 0
+    ran: bool = False  # a code_interpreter call whose code is done (its `interpreting` event was sent)
 
 
 class ResponsesStream(AssistantsStream):
@@ -101,7 +109,10 @@ class ResponsesStream(AssistantsStream):
         | AnnotationAddedEvent
         | ArgumentsDeltaEvent
         | ArgumentsDoneEvent
-        | FileSearchCallEvent,
+        | FileSearchCallEvent
+        | CodeInterpreterCallEvent
+        | CodeDeltaEvent
+        | CodeDoneEvent,
     ) -> None:
         await self.sink.emit(event.type, event)
 
@@ -185,6 +196,10 @@ class ResponsesStream(AssistantsStream):
             shown = _annotation(note)
             if shown is None:
                 continue
+            if str(shown["file_id"]).startswith(ids.CONTAINER_FILE):  # a file the code wrote in a container
+                async with self.db.read() as conn:
+                    found = await container_store.cited(conn, self.record.project_id, [str(shown["file_id"])])
+                shown = container_citation(note, found) or shown
             if shown["type"] == "file_citation":  # the Responses shape names the file
                 async with self.db.read() as conn:
                     names = await conversation_store.file_names(conn, self.record.project_id, [str(shown["file_id"])])
@@ -219,6 +234,8 @@ class ResponsesStream(AssistantsStream):
                         item_id=item_id, output_index=item.index, delta=fragment, sequence_number=self._next()
                     )
                 )
+        elif isinstance(call, CodeInterpreterCallDelta):
+            await self._code_delta(step_id, call)
         elif isinstance(call, FileSearchCallDelta):
             item_id = f"{FILE_SEARCH}{tail(step_id)}_{call.index:03d}"
             if item_id not in self.opened:
@@ -233,6 +250,57 @@ class ResponsesStream(AssistantsStream):
                             sequence_number=self._next(),
                         )
                     )
+
+    async def _code_delta(self, step_id: str, call: CodeInterpreterCallDelta) -> None:
+        """A code_interpreter call: its code streams as the model writes it; once its outputs come (the cell
+        ran) its code is done."""
+        item_id = f"{CODE_INTERPRETER}{tail(step_id)}_{call.index:03d}"
+        if item_id not in self.opened:
+            shown = CodeInterpreterCallItem(
+                id=item_id, status="in_progress", container_id=self._container(), code="", outputs=None
+            )
+            await self._add(_Open(item_id, 0, "code_interpreter_call"), shown)
+            await self._put(
+                CodeInterpreterCallEvent(
+                    type="response.code_interpreter_call.in_progress",
+                    item_id=item_id,
+                    output_index=self.opened[item_id].index,
+                    sequence_number=self._next(),
+                )
+            )
+        item = self.opened[item_id]
+        fragment = call.code_interpreter.input
+        if fragment and not item.ran:
+            item.text.append(fragment)
+            await self._put(
+                CodeDeltaEvent(item_id=item_id, output_index=item.index, delta=fragment, sequence_number=self._next())
+            )
+        if call.code_interpreter.outputs:  # (the call's opening delta has empty outputs)
+            await self._code_done(item)
+
+    async def _code_done(self, item: _Open) -> None:
+        if item.ran:
+            return
+        item.ran = True
+        await self._put(
+            CodeDoneEvent(
+                item_id=item.id, output_index=item.index, code="".join(item.text), sequence_number=self._next()
+            )
+        )
+        await self._put(
+            CodeInterpreterCallEvent(
+                type="response.code_interpreter_call.interpreting",
+                item_id=item.id,
+                output_index=item.index,
+                sequence_number=self._next(),
+            )
+        )
+
+    def _container(self) -> str:
+        for tool in self.record.request.get("tools") or []:
+            if tool.get("type") == "code_interpreter":
+                return str(tool.get("container") or "")
+        return ""
 
     async def _close(self, item_id: str) -> None:
         """The item is done: its final form is read back from the store."""
@@ -281,6 +349,27 @@ class ResponsesStream(AssistantsStream):
                 final
                 if final is not None
                 else FunctionCallItem(id=item_id, call_id="", name=item.name, arguments=arguments, status="completed")
+            )
+        elif item.kind == "code_interpreter_call":
+            await self._code_done(item)
+            await self._put(
+                CodeInterpreterCallEvent(
+                    type="response.code_interpreter_call.completed",
+                    item_id=item_id,
+                    output_index=item.index,
+                    sequence_number=self._next(),
+                )
+            )
+            shown = (
+                final
+                if final is not None
+                else CodeInterpreterCallItem(
+                    id=item_id,
+                    status="completed",
+                    container_id=self._container(),
+                    code="".join(item.text),
+                    outputs=None,
+                )
             )
         else:
             await self._put(

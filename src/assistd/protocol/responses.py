@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Tag
 
-from assistd.protocol.common import Metadata, RequestModel, WireModel
+from assistd.protocol.common import Metadata, RequestModel, WireModel, type_tag, union_tag
 from assistd.protocol.conversations import ConversationItem, ItemIn
 from assistd.protocol.messages import MAX_TEXT
+from assistd.protocol.vector_stores import ComparisonFilter, CompoundFilter
 
 FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_INPUT_ITEMS = 2048
@@ -27,15 +28,51 @@ class FunctionToolIn(RequestModel):
     strict: bool | None = None
 
 
+def _filter_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):
+        return None
+    return "~compound" if kind in ("and", "or") else "~comparison"
+
+
+FileFilter = Annotated[
+    Annotated[ComparisonFilter, Tag("~comparison")] | Annotated[CompoundFilter, Tag("~compound")],
+    union_tag(_filter_tag, "Invalid '{param}': expected a comparison filter or a compound filter (and, or)."),
+]
+
+
 class FileSearchToolIn(RequestModel):
     type: Literal["file_search"]
     vector_store_ids: list[str] = Field(min_length=1, max_length=2)
     max_num_results: int | None = Field(default=None, ge=1, le=50)
-    filters: dict[str, Any] | None = None
+    filters: FileFilter | None = None  # on the files' attributes, as the vector store search endpoint
     ranking_options: dict[str, Any] | None = None
 
 
-ToolIn = Annotated[FunctionToolIn | FileSearchToolIn, Field(discriminator="type")]
+class AutoContainer(RequestModel):
+    type: Literal["auto"]
+    file_ids: list[str] = Field(default_factory=list, max_length=50)
+    memory_limit: str | None = None  # accepted; the sandbox's own memory limit applies (docs/containers.md)
+    network_policy: dict[str, Any] | None = None
+
+
+class CodeInterpreterToolIn(RequestModel):
+    """code_interpreter in a container: "auto" (a new one, or the chain's running one) or a container id."""
+
+    type: Literal["code_interpreter"]
+    container: str | AutoContainer
+
+
+ToolIn = Annotated[
+    Annotated[FunctionToolIn, Tag("~function")]
+    | Annotated[FileSearchToolIn, Tag("~file_search")]
+    | Annotated[CodeInterpreterToolIn, Tag("~code_interpreter")],
+    union_tag(
+        type_tag,
+        "Invalid '{param}': expected a tool of type 'function', 'file_search' or 'code_interpreter' "
+        "(assistd serves no other hosted tools, docs/responses.md).",
+    ),
+]
 
 
 class FunctionChoice(RequestModel):
@@ -44,7 +81,7 @@ class FunctionChoice(RequestModel):
 
 
 class HostedChoice(RequestModel):
-    type: Literal["file_search"]
+    type: Literal["file_search", "code_interpreter"]
 
 
 ToolChoiceIn = (
@@ -77,6 +114,14 @@ class ConversationRef(RequestModel):
     id: str = Field(min_length=1, max_length=64)
 
 
+class PromptRef(RequestModel):
+    """`prompt`: on assistd, an assistant (`asst_…`) whose settings the response takes (docs/responses.md)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    version: str | None = Field(default=None, max_length=64)
+    variables: dict[str, str] | None = None
+
+
 class ResponseCreate(RequestModel):
     model: str | None = Field(default=None, min_length=1, max_length=256)
     input: str | list[ItemIn] | None = Field(default=None)
@@ -96,6 +141,7 @@ class ResponseCreate(RequestModel):
     background: bool | None = None
     stream: bool | None = None
     include: list[str] | None = None
+    prompt: PromptRef | None = None
     # Accepted and without effect here (docs/responses.md).
     user: str | None = None
     safety_identifier: str | None = None
@@ -285,6 +331,33 @@ class FileSearchCallEvent(WireModel):
     sequence_number: int
 
 
+class CodeInterpreterCallEvent(WireModel):
+    type: Literal[
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+    ]
+    item_id: str
+    output_index: int
+    sequence_number: int
+
+
+class CodeDeltaEvent(WireModel):
+    type: Literal["response.code_interpreter_call_code.delta"] = "response.code_interpreter_call_code.delta"
+    item_id: str
+    output_index: int
+    delta: str
+    sequence_number: int
+
+
+class CodeDoneEvent(WireModel):
+    type: Literal["response.code_interpreter_call_code.done"] = "response.code_interpreter_call_code.done"
+    item_id: str
+    output_index: int
+    code: str
+    sequence_number: int
+
+
 class ErrorEvent(WireModel):
     type: Literal["error"] = "error"
     code: str | None
@@ -303,6 +376,9 @@ StreamEvent = (
     | ArgumentsDeltaEvent
     | ArgumentsDoneEvent
     | FileSearchCallEvent
+    | CodeInterpreterCallEvent
+    | CodeDeltaEvent
+    | CodeDoneEvent
     | ErrorEvent
 )
 END_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})

@@ -13,9 +13,11 @@ from assistd import ids
 from assistd.adapters.conversations import (
     FUNCTION_OUTPUT,
     STORED_PREFIXES,
+    ContainerFiles,
     SortKey,
     cited_files,
     cursor_key,
+    linked_container_files,
     message_item,
     step_item_ref,
     step_items,
@@ -48,6 +50,7 @@ from assistd.protocol.threads import ThreadUpdate
 from assistd.services.common import now
 from assistd.services.files import FileService
 from assistd.services.threads import ThreadService
+from assistd.stores import containers as container_store
 from assistd.stores import conversations as store
 from assistd.stores import messages as message_store
 from assistd.stores import threads as thread_store
@@ -256,7 +259,8 @@ class ConversationService:
             page = [entry for _, entry in keyed[: params.limit]]
             kept = [entry for entry in page if isinstance(entry, MessageRecord)]
             names = await store.file_names(conn, project_id, cited_files(kept))
-        data = [_as_item(entry, names, include) for entry in page]
+            containers = await container_store.cited(conn, project_id, linked_container_files(kept))
+        data = [_as_item(entry, names, include, containers) for entry in page]
         return ItemList(
             data=data,
             first_id=data[0].id if data else None,
@@ -286,7 +290,8 @@ class ConversationService:
         message = await store.find_message(conn, conversation_id, item_id)
         if message is not None:
             names = await store.file_names(conn, project_id, cited_files([message]))
-            return message_item(message, names, include), message
+            containers = await container_store.cited(conn, project_id, linked_container_files([message]))
+            return message_item(message, names, include, containers), message
         record = await store.find_item(conn, conversation_id, item_id)
         if record is None:
             raise not_found(ITEM_KIND, item_id)
@@ -319,10 +324,13 @@ class ConversationService:
 
 
 def _as_item(
-    entry: MessageRecord | ItemRecord | ConversationItem, names: dict[str, str], include: frozenset[str]
+    entry: MessageRecord | ItemRecord | ConversationItem,
+    names: dict[str, str],
+    include: frozenset[str],
+    containers: ContainerFiles,
 ) -> ConversationItem:
     if isinstance(entry, MessageRecord):
-        return message_item(entry, names, include)
+        return message_item(entry, names, include, containers)
     if isinstance(entry, ItemRecord):
         return stored_item(entry)
     return entry

@@ -23,9 +23,11 @@ from assistd.db.wakeups import RunQueued, announce
 from assistd.engine.events import Emitter, ExecutionOver, LifecycleEvent, NullEmitter
 from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import TERMINAL, RunStatus, active_run_id
-from assistd.errors import InvalidRequest, not_found
+from assistd.errors import InvalidRequest, NotFound, not_found
 from assistd.protocol.conversations import ConversationItem, FunctionCallIn, FunctionCallOutputIn, ItemIn, MessageIn
 from assistd.protocol.responses import (
+    AutoContainer,
+    CodeInterpreterToolIn,
     FileSearchToolIn,
     FormatJsonObject,
     FormatJsonSchema,
@@ -37,15 +39,20 @@ from assistd.protocol.responses import (
     ResponseCreate,
     ResponseDeleted,
     ResponseEvent,
+    TextConfig,
+    ToolIn,
 )
 from assistd.providers.routing import ModelRouter
 from assistd.services.common import now
+from assistd.services.containers import ContainerService
 from assistd.services.conversations import ConversationService, plan_items, write_items
 from assistd.services.vector_stores import VectorStoreService
+from assistd.stores import assistants as assistant_store
 from assistd.stores import conversations as conversation_store
 from assistd.stores import responses as store
 from assistd.stores import runs as run_store
 from assistd.stores import threads as thread_store
+from assistd.stores.assistants import AssistantRecord
 from assistd.stores.responses import ResponseRecord
 from assistd.stores.threads import ThreadRecord
 
@@ -64,12 +71,21 @@ class Finished:
             self.done.set()
 
 
-def _tools(body: ResponseCreate) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(the run's tools, the tools as the response echoes them, the vector stores file_search searches)."""
+def _tools(
+    body: ResponseCreate, containers: dict[int, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(the run's tools, the tools as the response echoes them, the vector stores file_search searches).
+    `containers`: the container each code_interpreter tool (by its index) runs in."""
     run_tools: list[dict[str, Any]] = []
     shown: list[dict[str, Any]] = []
     stores: list[str] = []
-    for tool in body.tools or []:
+    for i, tool in enumerate(body.tools or []):
+        if isinstance(tool, CodeInterpreterToolIn):
+            # The run's tool names its container (tools/code_interpreter.py `container_of`); the response
+            # echoes the container it runs in, "auto" resolved.
+            run_tools.append({"type": "code_interpreter", "code_interpreter": {"container": containers[i]}})
+            shown.append({"type": "code_interpreter", "container": containers[i]})
+            continue
         if isinstance(tool, FunctionToolIn):
             function: dict[str, Any] = {
                 "name": tool.name,
@@ -95,6 +111,8 @@ def _tools(body: ResponseCreate) -> tuple[list[dict[str, Any]], list[dict[str, A
             if tool.max_num_results is not None:
                 settings["max_num_results"] = tool.max_num_results
             settings["vector_store_ids"] = list(tool.vector_store_ids)
+            if tool.filters is not None:
+                settings["filters"] = tool.filters.model_dump()
             run_tools.append({"type": "file_search", "file_search": settings})
             shown.append(tool.model_dump(exclude_none=True))
             stores += tool.vector_store_ids
@@ -168,12 +186,86 @@ async def _check_outputs(conn: Connection, thread_id: str, items: list[ItemIn]) 
             )
 
 
+def _assistant_tools(assistant: AssistantRecord) -> list[ToolIn]:
+    """An assistant's tools as a response's, with its tool_resources: file_search searches its vector
+    stores, code_interpreter gets its files in an "auto" container."""
+    resources = assistant.tool_resources or {}
+    tools: list[ToolIn] = []
+    for tool in assistant.tools:
+        if tool["type"] == "function":
+            fn = tool["function"]
+            tools.append(
+                FunctionToolIn(
+                    type="function",
+                    name=fn["name"],
+                    description=fn.get("description"),
+                    parameters=fn.get("parameters"),
+                    strict=bool(fn.get("strict")),
+                )
+            )
+        elif tool["type"] == "file_search":
+            settings = tool.get("file_search") or {}
+            threshold = (settings.get("ranking_options") or {}).get("score_threshold")
+            stores = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+            # model_construct: an assistant may have file_search without stores of its own (the thread's)
+            tools.append(
+                FileSearchToolIn.model_construct(
+                    type="file_search",
+                    vector_store_ids=stores,
+                    max_num_results=settings.get("max_num_results"),
+                    filters=None,
+                    # the Assistants rankers are not the Responses ones: the threshold carries over
+                    ranking_options={"score_threshold": threshold} if threshold is not None else None,
+                )
+            )
+        elif tool["type"] == "code_interpreter":
+            files = list((resources.get("code_interpreter") or {}).get("file_ids") or [])
+            tools.append(
+                CodeInterpreterToolIn(type="code_interpreter", container=AutoContainer(type="auto", file_ids=files))
+            )
+    return tools
+
+
+def _merged_tools(own: list[ToolIn], given: list[ToolIn]) -> list[ToolIn]:
+    """The assistant's tools, each replaced by a tool the request gives of its kind (a function by name)."""
+
+    def kind(tool: ToolIn) -> str:
+        return f"function:{tool.name}" if isinstance(tool, FunctionToolIn) else tool.type
+
+    replaced = {kind(t) for t in given}
+    return [t for t in own if kind(t) not in replaced] + given
+
+
+def _assistant_text(assistant: AssistantRecord) -> TextConfig | None:
+    fmt = assistant.response_format
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt["json_schema"]
+        return TextConfig(
+            format=FormatJsonSchema.model_validate(
+                {"type": "json_schema", **{k: v for k, v in schema.items() if v is not None}}
+            )
+        )
+    if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        return TextConfig(format=FormatJsonObject(type="json_object"))
+    return None
+
+
+def _with_variables(text: str | None, variables: dict[str, str] | None) -> str | None:
+    """`{{name}}` in the assistant's instructions replaced by the prompt's string variables."""
+    if text is None or not variables:
+        return text
+    for name, value in variables.items():
+        text = text.replace("{{" + name + "}}", value)
+    return text
+
+
 class ResponseService:
     def __init__(
         self,
         db: Database,
         conversations: ConversationService,
         vector_stores: VectorStoreService,
+        containers: ContainerService,
         router: ModelRouter,
         executor: Executor,
         notify: Any,
@@ -182,6 +274,7 @@ class ResponseService:
         self.db = db
         self.conversations = conversations
         self.vector_stores = vector_stores
+        self.containers = containers
         self.router = router
         self.executor = executor
         self.notify = notify
@@ -189,10 +282,42 @@ class ResponseService:
 
     # --- create -----------------------------------------------------------------------------------
 
+    async def _apply_prompt(self, project_id: str, body: ResponseCreate) -> tuple[ResponseCreate, str]:
+        """`prompt: {"id": "asst_…"}`: the request with the assistant's settings where it gives none (model,
+        temperature, top_p, text format), the assistant's instructions followed by the request's, and the
+        assistant's tools (with its tool_resources) joined by the request's; and the assistant's id."""
+        prompt = body.prompt
+        if prompt is None:
+            return body, ""
+        if not prompt.id.startswith(ids.ASSISTANT):
+            raise InvalidRequest(
+                "assistd serves prompts as assistants: 'prompt.id' must be an assistant id (asst_…); "
+                "OpenAI's stored prompts (pmpt_…) are not served (docs/responses.md).",
+                param="prompt.id",
+                code="invalid_value",
+            )
+        async with self.db.read() as conn:
+            try:
+                assistant = await assistant_store.get(conn, project_id, prompt.id)
+            except NotFound as exc:
+                raise NotFound(exc.message, param="prompt.id") from None
+        own = _with_variables(assistant.instructions, prompt.variables)
+        instructions = "\n\n".join(t for t in (own, body.instructions) if t) or None
+        changes: dict[str, Any] = {
+            "model": body.model or assistant.model,
+            "instructions": instructions,
+            "tools": _merged_tools(_assistant_tools(assistant), list(body.tools or [])),
+            "temperature": body.temperature if body.temperature is not None else assistant.temperature,
+            "top_p": body.top_p if body.top_p is not None else assistant.top_p,
+            "text": body.text if body.text is not None else _assistant_text(assistant),
+        }
+        return body.model_copy(update=changes), assistant.id
+
     async def create(
         self, project_id: str, body: ResponseCreate, *, owner: str | None
     ) -> tuple[ResponseRecord, Response]:
         """The response, queued: held by `owner` (this process executes it), or for any worker (None)."""
+        body, assistant_id = await self._apply_prompt(project_id, body)
         if body.model is None:
             raise InvalidRequest(
                 "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
@@ -222,16 +347,16 @@ class ResponseService:
                 "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
             )
         await self.conversations.check_items(project_id, items, "input")
-        run_tools, shown_tools, stores = _tools(body)
         for i, tool in enumerate(body.tools or []):
             if isinstance(tool, FileSearchToolIn):
-                if tool.filters is not None:
-                    raise InvalidRequest(
-                        "file_search 'filters' are not supported by assistd yet (docs/responses.md).",
-                        param=f"tools[{i}].filters",
-                        code="unsupported_parameter",
-                    )
                 await self.vector_stores.require(project_id, tool.vector_store_ids, f"tools[{i}].vector_store_ids")
+        code_tools = [(i, t) for i, t in enumerate(body.tools or []) if isinstance(t, CodeInterpreterToolIn)]
+        if len(code_tools) > 1:
+            raise InvalidRequest(
+                "Only one code_interpreter tool can be given.", param=f"tools[{code_tools[1][0]}]", code="invalid_value"
+            )
+        containers = {i: await self._container(project_id, body, i, tool) for i, tool in code_tools}
+        run_tools, shown_tools, stores = _tools(body, containers)
         run_choice, shown_choice = _tool_choice(body, run_tools)
         response_format, text = _format(body)
         conversation_id = (
@@ -255,7 +380,7 @@ class ResponseService:
         run: dict[str, Any] = {
             "id": response_id,
             "project_id": project_id,
-            "assistant_id": "",  # a response has no assistant
+            "assistant_id": assistant_id,  # a response has none, unless its prompt is an assistant
             "created_at": created,
             "status": RunStatus.QUEUED.value,
             "model": body.model,
@@ -311,6 +436,42 @@ class ResponseService:
         if owner is None:
             self.notify()
         return record, response
+
+    async def _container(self, project_id: str, body: ResponseCreate, index: int, tool: CodeInterpreterToolIn) -> str:
+        """The container a code_interpreter tool runs in. "auto" continues the container of the response
+        it follows (`previous_response_id`) while that one is running, else makes a new one."""
+        param = f"tools[{index}].container"
+        file_ids = tool.container.file_ids if isinstance(tool.container, AutoContainer) else []
+        policy = tool.container.network_policy if isinstance(tool.container, AutoContainer) else None
+        if policy not in (None, {"type": "disabled"}):
+            raise InvalidRequest(
+                "Only network_policy {'type': 'disabled'} is supported: the sandbox has no network.",
+                param=f"{param}.network_policy",
+                code="invalid_value",
+            )
+        try:
+            if isinstance(tool.container, str):
+                return (await self.containers.open(project_id, tool.container, file_ids=file_ids)).id
+            previous = await self._previous_container(project_id, body.previous_response_id)
+            if previous is not None:
+                with contextlib.suppress(InvalidRequest, NotFound):  # expired or gone: a new one
+                    return (await self.containers.open(project_id, previous, file_ids=file_ids)).id
+            return (await self.containers.open(project_id, "auto", file_ids=file_ids)).id
+        except (InvalidRequest, NotFound) as exc:
+            where = f"{param}.file_ids" if exc.param in ("file_ids", "file_id") else param
+            raise type(exc)(exc.message, param=where, code=exc.code) from None
+
+    async def _previous_container(self, project_id: str, previous_id: str | None) -> str | None:
+        if previous_id is None:
+            return None
+        async with self.db.read() as conn:
+            previous = await store.find(conn, project_id, previous_id)
+        if previous is None:
+            return None
+        for tool in previous.request.get("tools") or []:
+            if tool.get("type") == "code_interpreter" and isinstance(tool.get("container"), str):
+                return str(tool["container"])
+        return None
 
     async def _thread(
         self, conn: Connection, project_id: str, body: ResponseCreate, conversation_id: str | None, at: int

@@ -196,3 +196,16 @@ async def file_page(conn: Connection, container_id: str, params: ListParams) -> 
 
 async def remove_file(conn: Connection, file_id: str) -> None:
     await conn.execute(delete(t.container_files).where(t.container_files.c.id == file_id))
+
+
+async def cited(conn: Connection, project_id: str, file_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(container id, path) of the project's container files a response's answer links to, by file id."""
+    if not file_ids:
+        return {}
+    f, c = t.container_files.c, t.containers.c
+    query = (
+        select(f.id, f.container_id, f.path)
+        .join(t.containers, c.id == f.container_id)
+        .where(c.project_id == project_id, f.id.in_(sorted(set(file_ids))))
+    )
+    return {row.id: (row.container_id, row.path) for row in (await conn.execute(query)).all()}

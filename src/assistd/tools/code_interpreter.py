@@ -18,12 +18,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from assistd.db.database import Database
-from assistd.sandbox.base import MOUNT_POINT, InputFile, Sandbox, SandboxUnavailable
+from assistd.errors import APIError
+from assistd.sandbox.base import MOUNT_POINT, Execution, InputFile, Sandbox, SandboxUnavailable
 from assistd.sandbox.files import safe_name
 from assistd.storage.blobs import BlobStore
 from assistd.stores import files as file_store
@@ -168,6 +169,45 @@ def pending_images(steps: Sequence[StepRecord]) -> list[str]:
 OUTPUT_PURPOSE = "assistants_output"
 
 
+class WrittenFile(Protocol):
+    """A container file the code wrote (services/containers.py `ContainerFile`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...  # /mnt/data/...
+
+
+class ContainerCell(Protocol):
+    @property
+    def execution(self) -> Execution: ...
+
+    @property
+    def files(self) -> Sequence[WrittenFile]: ...
+
+
+class Containers(Protocol):
+    """What the tool needs of the containers service (services/containers.py) for a response's
+    code_interpreter with a `container`."""
+
+    async def execute(self, project_id: str, container_id: str, code: str) -> ContainerCell: ...
+
+    async def interrupt(self, container_id: str) -> None: ...
+
+    async def files_of(self, project_id: str, container_id: str) -> Sequence[WrittenFile]: ...
+
+
+def container_of(tools: Sequence[Json]) -> str | None:
+    """The container a run's code_interpreter runs in (a response's, docs/responses.md); None: the
+    thread's own session (an Assistants run)."""
+    for tool in tools:
+        if tool["type"] == NAME:
+            container = (tool.get(NAME) or {}).get("container")
+            return str(container) if container else None
+    return None
+
+
 @dataclass
 class CodeResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # the step's logs and images
@@ -195,10 +235,13 @@ class CodeInterpreterTool:
     name = NAME
     client_side = False
 
-    def __init__(self, sandbox: Sandbox | None, db: Database, blobs: BlobStore) -> None:
+    def __init__(
+        self, sandbox: Sandbox | None, db: Database, blobs: BlobStore, containers: Containers | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.db = db
         self.blobs = blobs
+        self.containers = containers
 
     async def schemas(self, context: ToolContext) -> list[Json]:
         """The function offered to the model when the run has the tool; it names the run's files."""
@@ -206,6 +249,14 @@ class CodeInterpreterTool:
             return []
         if self.sandbox is None:
             return [function(MOUNT_POINT, [])]
+        container = container_of(context.tools)
+        if container is not None and self.containers is not None:
+            try:
+                files = await self.containers.files_of(context.project_id, container)
+            except APIError:  # deleted meanwhile: the call fails when it runs
+                files = []
+            names = [f.path.removeprefix(MOUNT_POINT + "/") for f in files]
+            return [function(self.sandbox.data_path, names)]
         return [function(self.sandbox.data_path, [f.name for f in await self.inputs(context)])]
 
     def begin(self, call_id: str, name: str, arguments: str, context: ToolContext) -> tuple[ToolCall, list[Json]]:
@@ -224,6 +275,7 @@ class CodeInterpreterTool:
         """Run the calls in the thread's sandbox. A cancel interrupts the running cell (the run then ends
         cancelled, the session keeps its state)."""
         inputs: list[InputFile] | None = None
+        container = container_of(context.tools)
         for call in calls:
             code = code_of(call.arguments)
             for fragment in _extend_input(call, code):
@@ -232,10 +284,18 @@ class CodeInterpreterTool:
             if self.sandbox is None:
                 raise ToolFailed("server_error", "code_interpreter is not configured on this server.")
             try:
-                inputs = inputs if inputs is not None else await self.inputs(context)
-                result = await self._cancellable(self._execute(context, call.id, code, inputs), context, cancel)
+                if container is not None:
+                    call.private["container_id"] = container
+                    work = self._in_container(context, container, call.id, code)
+                    result = await self._cancellable(work, container, cancel)
+                else:
+                    inputs = inputs if inputs is not None else await self.inputs(context)
+                    work = self._execute(context, call.id, code, inputs)
+                    result = await self._cancellable(work, context.thread_id, cancel)
             except SandboxUnavailable as exc:
                 raise ToolFailed("server_error", str(exc)) from None
+            except APIError as exc:  # the container was deleted or expired meanwhile
+                raise ToolFailed("server_error", exc.message) from None
             call.details["outputs"] = result.outputs
             call.private["files"] = result.files
             if result.outputs:
@@ -243,16 +303,17 @@ class CodeInterpreterTool:
                 await delta(call, {"type": NAME, NAME: {"outputs": outputs}})
 
     async def _cancellable(
-        self, work: Coroutine[Any, Any, CodeResult], context: ToolContext, cancel: asyncio.Event
+        self, work: Coroutine[Any, Any, CodeResult], session: str, cancel: asyncio.Event
     ) -> CodeResult:
-        """Await a cell; when the run is cancelled meanwhile, interrupt it (it then returns promptly)."""
+        """Await a cell; when the run is cancelled meanwhile, interrupt it (it then returns promptly).
+        `session`: the thread's id, or the container's."""
         assert self.sandbox is not None
         task = asyncio.create_task(work)
         cancelled = asyncio.create_task(cancel.wait())
         try:
             await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
             while not task.done():  # asked again until it lands: the session may still be starting
-                await self.sandbox.interrupt(context.thread_id)
+                await self.sandbox.interrupt(session)
                 await asyncio.wait({task}, timeout=0.5)
             return await task
         finally:
@@ -269,9 +330,27 @@ class CodeInterpreterTool:
     def _reader(self, key: str) -> Callable[[], AsyncIterator[bytes]]:
         return lambda: self.blobs.read(key)
 
+    async def _in_container(self, context: ToolContext, container: str, call_id: str, code: str) -> CodeResult:
+        """A cell in a response's container: the files it wrote are container files (their ids are what
+        the answer's links resolve to: `container_file_citation`s); images are Files as in a thread."""
+        assert self.containers is not None
+        cell = await self.containers.execute(context.project_id, container, code)
+        result = await self._outputs(context, call_id, cell.execution)
+        for written in cell.files:
+            result.files[written.path.removeprefix(MOUNT_POINT + "/")] = written.id
+        return result
+
     async def _execute(self, context: ToolContext, call_id: str, code: str, inputs: list[InputFile]) -> CodeResult:
         assert self.sandbox is not None
         execution = await self.sandbox.execute(context.thread_id, code, inputs)
+        result = await self._outputs(context, call_id, execution)
+        for written in execution.files:
+            filename = f"{MOUNT_POINT}/{written.path}"
+            result.files[written.path] = await self._store(context.project_id, filename, written.data)
+        return result
+
+    async def _outputs(self, context: ToolContext, call_id: str, execution: Execution) -> CodeResult:
+        """The step's logs (with the sandbox's notice) and images (stored as Files)."""
         result = CodeResult()
         logs = execution.logs
         if execution.notice:  # the user and the model both read it with the output
@@ -282,9 +361,6 @@ class CodeInterpreterTool:
         for k, image in enumerate(execution.images):
             file_id = await self._store(context.project_id, f"{call_id}-{k}.png", image)
             result.outputs.append({"type": "image", "image": {"file_id": file_id}})
-        for written in execution.files:
-            filename = f"{MOUNT_POINT}/{written.path}"
-            result.files[written.path] = await self._store(context.project_id, filename, written.data)
         return result
 
     async def _store(self, project_id: str, filename: str, data: bytes) -> str:

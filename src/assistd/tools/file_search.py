@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -66,8 +66,17 @@ class Hit(Protocol):
     def text(self) -> str: ...
 
 
-# (store ids, queries, max results, score threshold) → ranked hits
-Retriever = Callable[[list[str], list[str], int, float], Awaitable[Sequence[Hit]]]
+# (store ids, queries, max results, score threshold, attribute filter or None) → ranked hits
+Retriever = Callable[[list[str], list[str], int, float, Mapping[str, Any] | None], Awaitable[Sequence[Hit]]]
+
+
+def filters_of(tools: list[dict[str, Any]]) -> Mapping[str, Any] | None:
+    """The attribute filter of the run's file_search tool (a response's `filters`), if any."""
+    for tool in tools:
+        if tool["type"] == NAME:
+            found = (tool.get(NAME) or {}).get("filters")
+            return found if isinstance(found, dict) else None
+    return None
 
 
 def settings_of(tools: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -197,9 +206,14 @@ class FileSearchTool:
                 continue
             hits = []
             if self.retriever is not None and store_ids and queries:
-                hits = list(await self.retriever(store_ids, queries, max_results, float(ranking["score_threshold"])))
+                threshold = float(ranking["score_threshold"])
+                hits = list(await self.retriever(store_ids, queries, max_results, threshold, filters_of(context.tools)))
             call.details["results"] = result_entries(hits)
             call.private["queries"] = queries
+            # The files' attributes, for the Responses view's results (the Assistants results have none).
+            attributes = {h.file_id: found for h in hits if (found := getattr(h, "attributes", None))}
+            if attributes:
+                call.private["attributes"] = attributes
 
     async def _run_stores(self, context: ToolContext) -> tuple[list[str], list[str]]:
         """The vector stores a run searches: its assistant's and its thread's (spec §10)."""
