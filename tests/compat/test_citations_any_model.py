@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -191,11 +191,14 @@ def test_an_answer_without_file_search_results_gets_no_citation(client: OpenAI, 
 @pytest.fixture(scope="module")
 def mode_servers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, launch: Callable[..., LiveServer]
-) -> dict[str, OpenAI]:
+) -> Iterator[dict[str, OpenAI]]:
     servers = {
         mode: launch(request, tmp_path_factory, "sqlite", env={"ASSISTD_CITATIONS": mode}) for mode in ("model", "off")
     }
-    return {mode: OpenAI(base_url=s.base_url, api_key="k", max_retries=0) for mode, s in servers.items()}
+    clients = {mode: OpenAI(base_url=s.base_url, api_key="k", max_retries=0) for mode, s in servers.items()}
+    yield clients
+    for client in clients.values():  # else their sockets are closed by the garbage collector, in any later test
+        client.close()
 
 
 def test_model_mode_keeps_only_model_markers(mode_servers: dict[str, OpenAI], fake: FakeUpstream) -> None:

@@ -26,6 +26,20 @@ SDK_DIR = REPO / ".sdk" / f"openai-{LEGACY_SDK_VERSION}"
 # installed next to the old SDK instead of into the environment.
 PACKAGES = [f"openai=={LEGACY_SDK_VERSION}", "distro==1.9.0"]
 
+# Files that test the server's own behaviour with SDK calls the other files make too: rerunning them
+# under the legacy SDK adds minutes and no SDK surface (they run under the pinned SDK).
+SERVER_ONLY = [
+    "tests/compat/test_metrics.py",  # Prometheus scrapes, over plain HTTP
+    "tests/compat/test_containers_gateway.py",  # the kernel gateway backend: test_containers.py's calls
+    "tests/compat/test_code_interpreter_gateway.py",  # the same: test_code_interpreter.py's calls
+    "tests/compat/test_prompt_budgets.py",  # fitting prompts to a window
+    "tests/compat/test_search_ranking_and_cache.py",  # ranking and the search cache
+]
+# A container's expiry: a minute's wait per database, for nothing the SDK does differently.
+DESELECTED = [
+    "tests/compat/test_containers.py::test_an_idle_container_expires_its_kernel_ends_and_its_files_stay_readable"
+]
+
 BOOTSTRAP = """
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -68,7 +82,7 @@ def ensure_sdk() -> Path:
 
 @pytest.mark.legacy_runner
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 @pytest.mark.skipif(bool(LEGACY_SDK), reason="already running under the legacy SDK")
 def test_compat_suite_passes_on_openai_1_109_1(tmp_path: Path) -> None:
     sdk_dir = ensure_sdk()
@@ -86,13 +100,15 @@ def test_compat_suite_passes_on_openai_1_109_1(tmp_path: Path) -> None:
             "-q",
             "-m",
             "not legacy_runner",
+            *(f"--ignore={path}" for path in SERVER_ONLY),
+            *(f"--deselect={test}" for test in DESELECTED),
             f"--junitxml={report}",
         ],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=840,
+        timeout=1440,
     )
     output = f"{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
     assert result.returncode == 0, output

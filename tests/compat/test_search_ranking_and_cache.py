@@ -68,13 +68,11 @@ def openai_client(server: LiveServer) -> Any:
     return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
 
 
-def add_files(client: Any, store_id: str, docs: dict[str, str], attributes: dict[str, Any] | None = None) -> list[str]:
+def add_files(client: Any, store_id: str, docs: dict[str, str]) -> list[str]:
     ids = [client.files.create(file=(name, body.encode()), purpose="assistants").id for name, body in docs.items()]
-    batch = client.vector_stores.file_batches.create_and_poll(
-        vector_store_id=store_id,
-        files=[{"file_id": i, "attributes": attributes or {}} for i in ids],
-        poll_interval_ms=50,
-    )
+    # `file_ids`: the surface openai 1.109.1 (test_legacy_sdk.py) shares with the pinned SDK.
+    batches = client.vector_stores.file_batches
+    batch = batches.create_and_poll(vector_store_id=store_id, file_ids=ids, poll_interval_ms=50)
     assert batch.file_counts.completed == len(ids)
     return ids
 
