@@ -120,7 +120,7 @@ def test_a_failing_tokenize_endpoint_falls_back_to_tiktoken_and_the_run_complete
     client: Any, fake: FakeUpstream, budgeted: LiveServer
 ) -> None:
     if budgeted.counter != "tokenize":  # type: ignore[attr-defined]
-        pytest.skip("the tokenize counter's fallback")
+        pytest.skip("a fallback of the tokenize counter: this server counts with tiktoken, which has none")
     model = limited_model(fake)
     fake.script(model, Reply.calls(*[("file_search", {"queries": [q]}) for q in QUERIES]), Reply.say("Done."))
     assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}])
