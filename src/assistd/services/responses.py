@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from assistd import ids
@@ -268,7 +269,7 @@ class ResponseService:
         containers: ContainerService,
         router: ModelRouter,
         executor: Executor,
-        notify: Any,
+        notify: Callable[[], None],  # wakes this process's run worker
         expires_seconds: int,
     ) -> None:
         self.db = db
