@@ -17,6 +17,7 @@ from assistd.engine.items import (
     HistoryItem,
     ImagePart,
     NamedTool,
+    StoredItem,
     TextPart,
     ToolCallItem,
     ToolOutputItem,
@@ -27,6 +28,7 @@ from assistd.engine.items import (
 )
 from assistd.engine.prompt import Prompt, PromptTooLarge, Window, fit
 from assistd.providers import tokens
+from assistd.providers.base import Count
 from assistd.providers.counting import Tiktoken
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -329,3 +331,64 @@ def test_under_max_prompt_tokens_results_make_room_for_the_question_or_stay_whol
     prompt = fitted(history_of(user("q" * 1100))[0], turn, settings, counter=Chars())
     assert [m["role"] for m in prompt.request.messages] == ["system", "assistant", "tool"]
     assert not outputs_of(prompt)[0].endswith(" …")
+
+
+class Keyed:
+    """Every message but the instructions costs 10 tokens, counted by the counter `key`; notes how many
+    messages it counted."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.counted = 0
+
+    async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [c.tokens for c in await self.counts(messages)]
+
+    async def counts(self, messages: Sequence[dict[str, Any]]) -> list[Count]:
+        self.counted += sum(m["role"] != "system" for m in messages)
+        return [Count(0 if m["role"] == "system" else 10, True) for m in messages]
+
+    async def fixed(self, tools: list[dict[str, Any]]) -> int:
+        return 0
+
+
+def stored_history(
+    counts: list[tuple[int | None, str | None]],
+) -> tuple[History, list[str], list[tuple[int, int, str]]]:
+    """Stored items m0.. (oldest first) with the counts given; what was built, and what was kept."""
+    built: list[str] = []
+    kept: list[tuple[int, int, str]] = []
+
+    def stored(i: int, tokens: int | None, by: str | None) -> StoredItem:
+        async def build() -> HistoryItem:
+            built.append(f"m{i}")
+            return user(f"m{i}")
+
+        return StoredItem(build, tokens, by, lambda n, key: kept.append((i, n, key)))
+
+    async def newest_first() -> AsyncGenerator[HistoryItem | StoredItem, None]:
+        for i in reversed(range(len(counts))):
+            yield stored(i, *counts[i])
+
+    return newest_first, built, kept
+
+
+def test_stored_counts_by_the_same_counter_are_used_and_others_counted_and_kept() -> None:
+    # m0, m1: counted before by another counter (as 3 tokens: not used); m2, m3: by this one, as 10
+    # (a kept count is used as it is: 20 for m3 here); m4: never counted.
+    history, built, kept = stored_history([(3, "other"), (3, "other"), (10, "this"), (20, "this"), (None, None)])
+    counter = Keyed("this")
+    prompt = fitted(history, window=73, instructions="", counter=counter)  # 73 less 18 for the answer: 55
+    assert [m["content"] for m in prompt.request.messages] == ["m1", "m2", "m3", "m4"]
+    assert prompt.tokens == 50
+    # m4, m1 and m0 counted (m0 to find it does not fit); m2 and m3 read from their kept counts.
+    assert counter.counted == 3
+    assert kept == [(4, 10, "this"), (1, 10, "this"), (0, 10, "this")]
+    assert sorted(built) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def test_a_stored_count_over_the_budget_stops_the_history_without_building_the_item() -> None:
+    history, built, _ = stored_history([(10, "this"), (1000, "this"), (10, "this")])
+    prompt = fitted(history, window=73, instructions="", counter=Keyed("this"))
+    assert [m["content"] for m in prompt.request.messages] == ["m2"]
+    assert built == ["m2"], "the message that does not fit is not built, nor any older one"

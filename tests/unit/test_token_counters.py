@@ -89,3 +89,40 @@ def test_one_count_sends_a_bounded_number_of_requests(fake: FakeUpstream) -> Non
     counted = asyncio.run(scenario())
     assert fake.state.tokenized - before == MAX_REQUESTS_PER_COUNT
     assert len(counted) == len(many) and all(n > TEMPLATE_OVERHEAD for n in counted)
+
+
+def test_counts_by_the_endpoint_last_and_its_fallback_estimates_do_not(fake: FakeUpstream) -> None:
+    """A message's count is kept with it only when the counter would make it again: an estimate made
+    while the endpoint is down is not (stores/messages.py keeps lasting counts only)."""
+
+    async def scenario() -> tuple[list[bool], list[bool]]:
+        counters = Counters(Counting("tokenize", margin=0.5), fake.base_url)
+        try:
+            counter = counters.counter("m-lasting")
+            counted = [c.lasting for c in await counter.counts(MESSAGES[:2])]
+            fake.state.tokenize_status = 503
+            try:
+                estimated = [c.lasting for c in await counter.counts([{"role": "user", "content": "a new text"}])]
+            finally:
+                fake.state.tokenize_status = 200
+            return counted, estimated
+        finally:
+            await counters.close()
+
+    counted, estimated = asyncio.run(scenario())
+    assert counted == [True, True]
+    assert estimated == [False]
+
+
+def test_each_counter_has_a_key_of_its_own() -> None:
+    """Counts kept under one key are never read by a counter that counts differently."""
+    keys = {
+        Tiktoken().key,
+        Tiktoken(0.2).key,
+        Counters(Counting("tokenize"), "http://a/v1").counter("m1").key,
+        Counters(Counting("tokenize"), "http://a/v1").counter("m2").key,
+        Counters(Counting("tokenize"), "http://b/v1").counter("m1").key,
+    }
+    assert len(keys) == 5
+    assert Tiktoken(0.2).key == Tiktoken(0.2).key
+    assert all(len(key) <= 64 for key in keys)

@@ -1,14 +1,16 @@
 """From an Assistants thread and run to the engine's conversation items: instructions, the thread's
-history (newest first, read a page at a time as the engine fits it), and the run's own tool calls
-replayed by their tools. Fitting them into the budget and rendering the request is the engine's
-(engine/prompt.py).
+history (newest first, read a page at a time as the engine fits it, with the token counts kept with
+its messages), and the run's own tool calls replayed by their tools. Fitting them into the budget and
+rendering the request is the engine's (engine/prompt.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
+from assistd import jsonio
 from assistd.db.database import Connection, Database
 from assistd.engine.items import (
     AssistantText,
@@ -16,6 +18,7 @@ from assistd.engine.items import (
     HistoryItem,
     ImagePart,
     NamedTool,
+    StoredItem,
     TextPart,
     ToolCallItem,
     ToolChoice,
@@ -26,12 +29,18 @@ from assistd.engine.items import (
 )
 from assistd.stores import messages as message_store
 from assistd.stores import runs as run_store
-from assistd.stores.messages import MessageRecord
+from assistd.stores.messages import HistoryRow, MessageRecord
 from assistd.stores.runs import RunRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
 from assistd.tools.base import RefusedCall, calls_from_details, refused_in
 
-HISTORY_PAGE = 200
+log = logging.getLogger("assistd.engine")
+
+HISTORY_PAGE = 128  # messages in the first page of a thread's history; each next page twice the last
+HISTORY_PAGE_MAX = 1024
+# New counts are kept (one write) once a prompt has made this many: fewer are counted again next time,
+# which costs less than a write per run (a run adds a message or two to its thread).
+KEEP_AT_LEAST = 32
 
 ImageLoader = Callable[[str], Awaitable[str | None]]
 
@@ -75,26 +84,65 @@ async def _user_message(content: list[dict[str, Any]], load_image: ImageLoader) 
 
 
 async def _history_item(row: MessageRecord, load_image: ImageLoader) -> HistoryItem:
-    if row.role == "assistant":
-        return AssistantText("\n".join(p["text"]["value"] for p in row.content if p["type"] == "text"))
-    return await _user_message(row.content, load_image)
+    return await _item_of(row.role, row.content, load_image)
 
 
-def history(db: Database, run: RunRecord, load_image: ImageLoader) -> Callable[[], AsyncGenerator[HistoryItem, None]]:
-    """The thread's messages before the run, newest first, a page at a time."""
+async def _item_of(role: str, content: list[dict[str, Any]], load_image: ImageLoader) -> HistoryItem:
+    if role == "assistant":
+        return AssistantText("\n".join(p["text"]["value"] for p in content if p["type"] == "text"))
+    return await _user_message(content, load_image)
 
-    async def newest_first() -> AsyncGenerator[HistoryItem, None]:
-        cursor: str | None = None
-        while True:
-            async with db.read() as conn:
-                rows = await message_store.history_page(conn, run.thread_id, run.id, cursor, HISTORY_PAGE)
-            for row in rows:
-                yield await _history_item(row, load_image)
-            if len(rows) < HISTORY_PAGE:
-                return
-            cursor = rows[-1].id
+
+def _stored(row: HistoryRow, load_image: ImageLoader, kept: list[tuple[str, int, str]]) -> StoredItem:
+    """A message as the engine reads it: its count, and its content decoded only if the engine asks.
+    A message a run is still writing, or one showing image files (a deleted or resized file changes what
+    it shows), is counted every time: its count is not kept."""
+
+    async def build() -> HistoryItem:
+        return await _item_of(row.role, jsonio.from_column(row.content), load_image)
+
+    def keep(tokens: int, counter: str) -> None:
+        kept.append((row.id, tokens, counter))
+
+    lasting = row.status != "in_progress" and '"image_file"' not in row.content
+    return StoredItem(build, row.token_count, row.token_counter, keep if lasting else None)
+
+
+def history(
+    db: Database, run: RunRecord, load_image: ImageLoader
+) -> Callable[[], AsyncGenerator[HistoryItem | StoredItem, None]]:
+    """The thread's messages before the run, newest first, a page at a time (the engine stops reading
+    once its budget is spent). Counts the engine makes of messages that had none by its counter are
+    kept with them when it is done, once there are `KEEP_AT_LEAST` of them."""
+
+    async def newest_first() -> AsyncGenerator[HistoryItem | StoredItem, None]:
+        kept: list[tuple[str, int, str]] = []
+        try:
+            before: str | None = None
+            size = HISTORY_PAGE
+            while True:
+                async with db.reader() as reader:
+                    rows = await message_store.history_page(reader, run.thread_id, run.id, before, size)
+                for row in rows:
+                    yield _stored(row, load_image, kept)
+                if len(rows) < size:
+                    return
+                before = rows[-1].position
+                size = min(2 * size, HISTORY_PAGE_MAX)
+        finally:
+            if len(kept) >= KEEP_AT_LEAST:
+                await _keep(db, kept)
 
     return newest_first
+
+
+async def _keep(db: Database, counts: list[tuple[str, int, str]]) -> None:
+    """Counts are worth keeping, not failing a run for: a write that fails is logged, and they are made again."""
+    try:
+        async with db.write() as conn:
+            await message_store.keep_token_counts(conn, counts)
+    except Exception as exc:
+        log.warning("could not keep token counts", extra={"messages": len(counts), "error": f"{exc!r}"[:200]})
 
 
 async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tokens: int) -> tuple[TurnItem, ...]:

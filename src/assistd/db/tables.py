@@ -125,6 +125,10 @@ messages = Table(
     Column("assistant_id", id_type(), nullable=True),
     Column("run_id", id_type(), nullable=True),
     sort_key(),
+    # The message's tokens in a prompt, as the counter `token_counter` (providers/base.py `TokenCounter.key`)
+    # counted them; NULL until counted, cleared when the content changes (stores/messages.py).
+    Column("token_count", Integer, nullable=True),
+    Column("token_counter", String(64), nullable=True),
     Index(None, "thread_id", "id"),
     Index(None, "thread_id", "run_id"),
 )

@@ -11,7 +11,7 @@ in this run, never cut: a call and its output always go together).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -103,11 +103,38 @@ class TurnSettings:
     cut_history: bool = True  # False: history that does not fit fails the turn (PromptTooLarge) instead of being cut
 
 
-# The history, newest first, read lazily: fitting stops reading once the budget is spent.
-History = Callable[[], AsyncGenerator[HistoryItem, None]]
+class StoredItem:
+    """A history item read from storage with the count kept with it (adapters/prompt.py): `tokens` as
+    the counter whose key is `counted_by` counted it (None: not counted yet). The item itself is built
+    only when a prompt counts or shows it; a new lasting count is handed to `keep` (None: not kept)."""
+
+    __slots__ = ("_build", "_item", "counted_by", "keep", "tokens")
+
+    def __init__(
+        self,
+        build: Callable[[], Awaitable[HistoryItem]],
+        tokens: int | None,
+        counted_by: str | None,
+        keep: Callable[[int, str], None] | None,
+    ) -> None:
+        self._build = build
+        self._item: HistoryItem | None = None
+        self.tokens = tokens
+        self.counted_by = counted_by
+        self.keep = keep
+
+    async def item(self) -> HistoryItem:
+        if self._item is None:
+            self._item = await self._build()
+        return self._item
 
 
-async def no_history() -> AsyncGenerator[HistoryItem, None]:
+# The history, newest first, read lazily: fitting stops reading once the budget is spent. Items from
+# storage come as `StoredItem`s, with their kept counts.
+History = Callable[[], AsyncGenerator[HistoryItem | StoredItem, None]]
+
+
+async def no_history() -> AsyncGenerator[HistoryItem | StoredItem, None]:
     """A conversation that starts with its turn (no earlier items)."""
     return
     yield

@@ -17,6 +17,9 @@ What goes, in order:
    `max_prompt_tokens` it is left out (and the turn cannot go on when nothing else is there); else
    it goes if it fits the window (the answer gets what is left).
 3. The rest of the history, newest first, while it fits, at most `last_messages` items.
+A history item read from storage comes with the count its counter made before (keyed by the counter,
+providers/base.py `TokenCounter.key`; adapters/prompt.py keeps new ones with the messages): it is
+counted only the first time, and built only when it goes in, so a long thread costs what its window does.
 When even the smallest form of 1 is over the budget, or 2 is over the whole window, the turn cannot
 go on: `PromptTooLarge` (engine/loop.py: `max_prompt_tokens` ends the run incomplete; the window
 fails it with a `last_error`).
@@ -35,6 +38,7 @@ from assistd.engine.items import (
     Item,
     Json,
     NamedTool,
+    StoredItem,
     ToolCallItem,
     ToolChoice,
     ToolOutputItem,
@@ -94,6 +98,25 @@ async def cost(counter: TokenCounter, items: Sequence[Item]) -> int:
     return sum(await counter.messages(chat_messages(items)))
 
 
+async def _history_cost(entry: HistoryItem | StoredItem, counter: TokenCounter) -> int:
+    """What a history item takes: the count kept with it when this counter made it, else counted now
+    (and a lasting count handed to be kept)."""
+    if not isinstance(entry, StoredItem):
+        return await cost(counter, [entry])
+    key = counter.key
+    if entry.tokens is not None and entry.counted_by == key:
+        return entry.tokens
+    counts = await counter.counts(chat_messages([await entry.item()]))
+    tokens = sum(c.tokens for c in counts)
+    if entry.keep is not None and all(c.lasting for c in counts):
+        entry.keep(tokens, key)
+    return tokens
+
+
+async def _item(entry: HistoryItem | StoredItem) -> HistoryItem:
+    return await entry.item() if isinstance(entry, StoredItem) else entry
+
+
 def tool_output_budget(context_window: int) -> int:
     """Tokens a tool's output may take (file_search's results): half the window, at most 16k, as
     OpenAI's large models got."""
@@ -130,7 +153,7 @@ async def fit(conversation: Conversation, window: Window, counter: TokenCounter)
     keep_at_most = settings.last_messages
     async with aclosing(conversation.history()) as newest_first:
         newest = None if keep_at_most == 0 else await _next(newest_first)
-        newest_cost = 0 if newest is None else await cost(counter, [newest])
+        newest_cost = 0 if newest is None else await _history_cost(newest, counter)
         turn, turn_cost = await _fit_turn(conversation.turn, budget - base - newest_cost, counter)
         used = base + turn_cost
         if newest is not None and used + newest_cost > budget:
@@ -145,17 +168,17 @@ async def fit(conversation: Conversation, window: Window, counter: TokenCounter)
         if used > budget:
             raise PromptTooLarge(limit, used, budget, window.context_window)
         if newest is not None:
-            history.append(newest)
+            history.append(await _item(newest))
             used += newest_cost
-        async for item in newest_first:
+        async for entry in newest_first:
             if not history or (keep_at_most is not None and len(history) >= keep_at_most):
                 break
-            item_cost = await cost(counter, [item])
+            item_cost = await _history_cost(entry, counter)
             if used + item_cost > budget:
                 if not settings.cut_history:  # a response with `truncation: disabled`
                     raise PromptTooLarge("context_window", used + item_cost, budget, window.context_window)
                 break
-            history.append(item)
+            history.append(await _item(entry))
             used += item_cost
     history.reverse()
 
@@ -174,7 +197,7 @@ async def fit(conversation: Conversation, window: Window, counter: TokenCounter)
     return Prompt(request, used)
 
 
-async def _next(items: AsyncIterator[HistoryItem]) -> HistoryItem | None:
+async def _next(items: AsyncIterator[HistoryItem | StoredItem]) -> HistoryItem | StoredItem | None:
     async for item in items:
         return item
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass
@@ -60,12 +60,30 @@ class ProviderError(Exception):
         self.message = message
 
 
+class Count(NamedTuple):
+    """A message's tokens, and whether the counter would count it the same again (False: an estimate in
+    its stead, such as the tokenize endpoint's fallback while the endpoint is down)."""
+
+    tokens: int
+    lasting: bool
+
+
 class TokenCounter(Protocol):
     """How many tokens a request takes on one backend, in that backend's own tokens where it can tell
     (providers/counting.py, the local model's in providers/local.py). It decides what fits the window."""
 
+    @property
+    def key(self) -> str:
+        """What counts, in at most 64 characters: counters with one key count alike, so a message's count
+        by one is kept with the message and reused by the next (stores/messages.py), never by another."""
+        ...
+
     async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
         """The tokens each chat message takes in the prompt, its chat template's framing included."""
+        ...
+
+    async def counts(self, messages: Sequence[dict[str, Any]]) -> list[Count]:
+        """As `messages`, each count marked lasting or not (only lasting ones are kept)."""
         ...
 
     async def fixed(self, tools: list[dict[str, Any]]) -> int:

@@ -8,7 +8,11 @@ file):
   per-message allowance for the chat template's framing. Counts are cached by text, a few requests
   at a time, so a prompt is not sent again item by item on every model call. When the endpoint fails
   (absent, down, an answer without a count), the text is counted as `tiktoken` does and the endpoint
-  is left alone for a while: counting never fails a run.
+  is left alone for a while: counting never fails a run (and such an estimate is not lasting: it is
+  not kept with the message, providers/base.py `Count`).
+
+Each counter has a key naming what its counts depend on; a thread's messages keep their counts with
+that key (stores/messages.py), so a long thread is counted once, not on every model call.
 
 The bundled model counts with llama.cpp's own tokenizer (providers/local.py `LocalCounter`).
 """
@@ -29,6 +33,7 @@ import httpx
 
 from assistd import jsonio
 from assistd.providers import tokens
+from assistd.providers.base import Count
 
 log = logging.getLogger("assistd.providers")
 
@@ -41,6 +46,12 @@ CONCURRENT_REQUESTS = 4
 MAX_REQUESTS_PER_COUNT = 64  # beyond this many new texts in one count, the rest are estimated
 RETRY_AFTER_FAILURE = 60.0  # seconds the endpoint is left alone after it failed
 TIMEOUT = 5.0
+
+
+def counter_key(kind: str, description: str) -> str:
+    """A counter's key (providers/base.py `TokenCounter.key`): its kind and a digest of everything its
+    counts depend on (tokenizer, model, framing allowances, margin)."""
+    return f"{kind}:{hashlib.blake2b(description.encode(), digest_size=16).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,16 @@ class Tiktoken:
 
     def __init__(self, margin: float = 0.0) -> None:
         self.margin = margin
+        self.key = counter_key("cl100k", f"cl100k_base overhead={tokens.PER_MESSAGE_OVERHEAD} margin={margin!r}")
 
     def scale(self, count: int) -> int:
         return math.ceil(count * (1 + self.margin)) if self.margin else count
 
     async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
         return [self.scale(tokens.count_message(m)) for m in messages]
+
+    async def counts(self, messages: Sequence[dict[str, Any]]) -> list[Count]:
+        return [Count(n, True) for n in await self.messages(messages)]
 
     async def fixed(self, tools: list[dict[str, Any]]) -> int:
         return self.scale(tokens.count_tools(tools))
@@ -127,26 +142,34 @@ class TokenizeEndpoint:
         self.fallback = fallback
         self.client = client
         self.requests = 0  # made so far (tests and benches read it)
+        self.key = counter_key("tokenize", f"{url} {model} overhead={TEMPLATE_OVERHEAD} image={IMAGE_TOKENS}")
         self._cache = CountCache()
         self._down_until = 0.0
         self._gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
     async def messages(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [count.tokens for count in await self.counts(messages)]
+
+    async def counts(self, messages: Sequence[dict[str, Any]]) -> list[Count]:
+        """Lasting unless a text of the message was estimated (the endpoint failed or was left alone)."""
         shown = [message_texts(m) for m in messages]
-        counts = await self._count([text for texts, _ in shown for text in texts])
-        out: list[int] = []
+        counts, estimated = await self._count([text for texts, _ in shown for text in texts])
+        out: list[Count] = []
         for texts, images in shown:
-            out.append(TEMPLATE_OVERHEAD + sum(counts[text] for text in texts) + IMAGE_TOKENS * images)
+            n = TEMPLATE_OVERHEAD + sum(counts[text] for text in texts) + IMAGE_TOKENS * images
+            out.append(Count(n, not any(text in estimated for text in texts)))
         return out
 
     async def fixed(self, tools: list[dict[str, Any]]) -> int:
         if not tools:
             return 0
         text = jsonio.dumps(tools).decode()
-        return (await self._count([text]))[text] + TEMPLATE_OVERHEAD
+        return (await self._count([text]))[0][text] + TEMPLATE_OVERHEAD
 
-    async def _count(self, texts: list[str]) -> dict[str, int]:
+    async def _count(self, texts: list[str]) -> tuple[dict[str, int], set[str]]:
+        """Each text's count, and the texts whose count is the fallback's estimate."""
         counts: dict[str, int] = {"": 0}
+        estimated: set[str] = set()
         missing: list[tuple[str, bytes]] = []
         for text in dict.fromkeys(texts):
             if text in counts:
@@ -162,12 +185,14 @@ class TokenizeEndpoint:
         for (text, key), count in zip(asked, found, strict=True):
             if count is None:
                 counts[text] = self.fallback.scale(tokens.count_text(text))
+                estimated.add(text)
                 continue
             counts[text] = count
             self._cache.put(key, count)
         for text, _ in missing[MAX_REQUESTS_PER_COUNT:]:
             counts[text] = self.fallback.scale(tokens.count_text(text))
-        return counts
+            estimated.add(text)
+        return counts, estimated
 
     async def _tokenize(self, text: str) -> int | None:
         if time.monotonic() < self._down_until:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistd.providers.base import ChatRequest, Chunk, ProviderError, Usage
-from assistd.providers.counting import CountCache
+from assistd.providers.base import ChatRequest, Chunk, Count, ProviderError, Usage
+from assistd.providers.counting import CountCache, counter_key
 from assistd.providers.local_calls import CallStream
 from assistd.providers.local_text import TextGuard
 
@@ -398,6 +398,20 @@ class LocalCounter:
     def __init__(self, provider: LocalProvider) -> None:
         self.provider = provider
         self._cache = CountCache()  # a run's later model calls count the same history again
+        self._key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The model file (as its path, size and modification time tell it) and the chat template asked for."""
+        if self._key is None:
+            path = self.provider.path
+            try:
+                found = path.stat()
+                file = f"{path.resolve()} {found.st_size} {found.st_mtime_ns}"
+            except OSError:
+                file = f"{path} missing"
+            self._key = counter_key("llama", f"{file} template={self.provider.chat_template!r}")
+        return self._key
 
     def _count(self, model: LocalModel, text: str) -> int:
         key = CountCache.key(text)
@@ -418,6 +432,9 @@ class LocalCounter:
                 content = json.dumps(message, ensure_ascii=False)
             out.append(self._count(model, content) + model.message_overhead)
         return out
+
+    async def counts(self, messages: Sequence[dict[str, Any]]) -> list[Count]:
+        return [Count(n, True) for n in await self.messages(messages)]
 
     async def fixed(self, tools: list[dict[str, Any]]) -> int:
         model = await self.provider.model()

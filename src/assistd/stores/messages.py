@@ -19,7 +19,6 @@ from assistd.stores.common import (
     Page,
     Record,
     columns,
-    cursor_key,
     get_row,
     order_key,
     page_conditions,
@@ -45,6 +44,8 @@ class MessageRecord(Record):
     assistant_id: str | None
     run_id: str | None
     sort_key: str | None = None  # set on imported messages only (db/tables.py)
+    token_count: int | None = None  # the tokens `token_counter` counted (a prompt's, `history_page`)
+    token_counter: str | None = None
 
 
 async def insert_messages(conn: Connection, records: Sequence[MessageRecord]) -> None:
@@ -157,6 +158,8 @@ async def insert_run_message(conn: Connection, values: Json) -> None:
 
 
 async def update_run_message(conn: Connection, message_id: str, values: Json) -> None:
+    if "content" in values:  # a count of the old content must not stay with the new
+        values = {**values, "token_count": None, "token_counter": None}
     await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
 
 
@@ -201,15 +204,55 @@ async def run_message_texts(conn: Connection, message_ids: list[str]) -> dict[st
     return {r.id: "\n".join(p["text"]["value"] for p in r.content if p["type"] == "text") for r in rows}
 
 
-async def history_page(
-    conn: Connection, thread_id: str, run_id: str, before: str | None, limit: int
-) -> list[MessageRecord]:
-    """The thread's messages other than the run's own, newest first, `limit` at a time (a run's prompt)."""
-    query = select(t.messages).where(
-        t.messages.c.thread_id == thread_id, (t.messages.c.run_id != run_id) | t.messages.c.run_id.is_(None)
+class HistoryRow(NamedTuple):
+    """A message as a run's prompt reads it: its content left as the JSON text we wrote (decoded only
+    when the prompt counts or shows it), and its token count with what counted it."""
+
+    id: str
+    role: str
+    status: str
+    content: str
+    token_count: int | None
+    token_counter: str | None
+    position: str  # where it sorts (`order_key`): the next page starts before it
+
+
+@functools.cache
+def _history_query(after_first_page: bool) -> Prepared:
+    position = order_key(t.messages)
+    where = [_M.thread_id == bindparam("thread_id"), (_M.run_id != bindparam("run_id")) | _M.run_id.is_(None)]
+    if after_first_page:
+        where.append(position < bindparam("before"))
+    query = select(
+        _M.id,
+        _M.role,
+        _M.status,
+        cast(_M.content, Text).label("content"),
+        _M.token_count,
+        _M.token_counter,
+        position.label("position"),
     )
-    key = order_key(t.messages)
+    return Prepared(query.where(*where).order_by(position.desc()).limit(bindparam("limit")))
+
+
+async def history_page(reader: Reader, thread_id: str, run_id: str, before: str | None, limit: int) -> list[HistoryRow]:
+    """The thread's messages other than the run's own, newest first, `limit` at a time from before the
+    `position` of the last one read (a run's prompt: adapters/prompt.py)."""
+    values = {"thread_id": thread_id, "run_id": run_id, "limit": limit}
     if before is not None:
-        query = query.where(key < cursor_key(t.messages, before))
-    rows = (await conn.execute(query.order_by(key.desc()).limit(limit))).all()
-    return [MessageRecord.from_row(row) for row in rows]
+        values["before"] = before
+    return [HistoryRow._make(row) for row in await reader.fetch(_history_query(before is not None), values)]
+
+
+async def keep_token_counts(conn: Connection, counts: Sequence[tuple[str, int, str]]) -> None:
+    """(message id, tokens, counter key) of messages a prompt counted: kept with them for the next prompt.
+    Only finished messages (a message a run is still writing changes: stores/messages.py clears its
+    count with every content update, and an in-progress one is not kept at all)."""
+    if not counts:
+        return
+    statement = (
+        update(t.messages)
+        .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status != "in_progress")
+        .values(token_count=bindparam("tokens"), token_counter=bindparam("counter"))
+    )
+    await conn.execute(statement, [{"message_id": m, "tokens": n, "counter": k} for m, n, k in counts])
