@@ -19,9 +19,9 @@ The lists (two per query) are fused by score, not by rank: each list's scores ar
 normalised (its best candidate 1.0, its worst 0.0) and averaged over the lists, a list a chunk is
 not in counting 0, so a chunk first in every list scores 1.0 and `score_threshold` (0..1) means
 something. Unlike reciprocal-rank fusion (kept as `rrf_fuse`, which `bench/bench_retrieval.py`
-measures against), a keyword #1 far ahead of the rest outweighs a vector #2 that is only marginally
-behind its #1 (measured: SciFact nDCG@10 0.719 -> 0.731, man-page known items 0.822 -> 0.852,
-docs/file-search.md). Equal fused scores (a keyword #1 absent from the vector list and a vector #1
+measures against), how far apart the candidates are counts: a chunk well ahead in one list and near
+the top of the other beats one merely ranked well in both (SciFact nDCG@10 0.719 -> 0.731 through
+the API, docs/file-search.md). Equal fused scores (a keyword #1 absent from the vector list and a vector #1
 absent from the keyword list tie at 0.5) are ordered by each chunk's lead over the next chunk of
 the same list, on the same min-max scale, summed over the lists it is in: a keyword #1 far ahead
 of the keyword #2 beats a vector #1 barely ahead of the vector #2. The chunk key breaks what is
