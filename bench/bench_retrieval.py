@@ -27,6 +27,8 @@ The run, all through assistd's own code:
    every ranker is the same fusion), so its internal helpers are called in process on the server's
    SQLite file: `_keyword()` (FTS5 bm25) and `_vector()` (cosine over the cached matrix, query
    embedded by the same MiniLMEmbedder), each with the same 250-candidate limit the hybrid fuses.
+   The same two lists are also fused as search() did before score fusion (`rrf_fuse`, k=60, equal
+   scores by lead then chunk key): old and new ranking side by side, one store, one run.
 
 Every method ranks chunks; a document's rank is that of its best chunk (later chunks of the same
 document are dropped), then nDCG@10 (graded gains from the qrels, log2 discount) and recall@20 are
@@ -70,7 +72,7 @@ from common import (  # noqa: E402
 )
 
 PACKAGES = ["openai", "onnxruntime", "tokenizers", "numpy", "SQLAlchemy"]
-METHODS = ("keyword", "vector", "hybrid", "hybrid_key_ties")
+METHODS = ("keyword", "vector", "hybrid", "hybrid_rrf")
 BATCH = 500
 # BEIR SciFact, published (BEIR paper's BM25; sentence-transformers' all-MiniLM-L6-v2; RRF of the two).
 SCIFACT_REFERENCE = {"keyword": 0.665, "vector": 0.645, "hybrid": 0.715}
@@ -288,7 +290,8 @@ async def side_rankings(
     db_path: Path, store_id: str, queries: dict[str, str], mapping: dict[str, str], limit: int
 ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], dict[str, list[str]], int]:
     """keyword-only and vector-only through search.py's helpers, search() in process (a cross-check), and
-    the same two lists fused as before the tie-break (RRF, equal scores by key): the old ranking, same store."""
+    the same two lists fused as before score fusion (RRF k=60, equal scores by lead then key): the old ranking,
+    same store."""
     from sqlalchemy import func, select
 
     from assistd.db import tables as t
@@ -301,7 +304,7 @@ async def side_rankings(
     keyword: dict[str, list[str]] = {}
     vector: dict[str, list[str]] = {}
     fused: dict[str, list[str]] = {}
-    key_ties: dict[str, list[str]] = {}
+    rrf: dict[str, list[str]] = {}
     try:
         async with db.read() as conn:
             chunks = (await conn.execute(select(func.count()).select_from(t.chunks))).scalar_one()
@@ -314,15 +317,18 @@ async def side_rankings(
                 cosines = await engine._vector(conn, db, [store_id], vectors[i], limit, None)
                 vector[qid] = dedupe([mapping[k[0][1]] for k in cosines])
             old = engine.rrf_fuse([[key for key, _ in words], [key for key, _ in cosines]])
-            ranked = sorted(old.items(), key=lambda item: (-item[1], item[0]))[: limit // engine.CANDIDATE_MULTIPLIER]
-            key_ties[qid] = dedupe([mapping[key[1]] for key, _ in ranked])
+            lead = {**engine.leads(words)}
+            for key, value in engine.leads(cosines).items():
+                lead[key] = lead.get(key, 0.0) + value
+            ranked = sorted(old.items(), key=lambda item: (-item[1], -lead.get(item[0], 0.0), item[0]))
+            rrf[qid] = dedupe([mapping[key[1]] for key, _ in ranked[: limit // engine.CANDIDATE_MULTIPLIER]])
             hits = await engine.search(
                 db, embedder, [store_id], [queries[qid]], max_num_results=limit // engine.CANDIDATE_MULTIPLIER
             )
             fused[qid] = dedupe([mapping[h.file_id] for h in hits])
     finally:
         await db.dispose()
-    return keyword, vector, fused, key_ties, int(chunks)
+    return keyword, vector, fused, rrf, int(chunks)
 
 
 def score(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -369,7 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hybrid = hybrid_rankings(server.base_url, store_id, queries, mapping, args.max_num_results)
             timing["hybrid_queries_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        keyword, vector, fused, key_ties, chunks = asyncio.run(
+        keyword, vector, fused, rrf, chunks = asyncio.run(
             side_rankings(Path(tmp) / "assistd.db", store_id, queries, mapping, limit)
         )
         timing["side_queries_s"] = round(time.perf_counter() - started, 1)
@@ -385,7 +391,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "keyword": score(keyword, qrels),
             "vector": score(vector, qrels),
             "hybrid": score(hybrid, qrels),
-            "hybrid_key_ties": score(key_ties, qrels),
+            "hybrid_rrf": score(rrf, qrels),
         },
         "rankings": {
             q: {"keyword": keyword[q][:20], "vector": vector[q][:20], "hybrid": hybrid[q][:20]} for q in queries
@@ -413,8 +419,8 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     names = {
         "keyword": "keyword only (FTS5 bm25)",
         "vector": "vector only (MiniLM cosine)",
-        "hybrid": "hybrid (RRF, endpoint)",
-        "hybrid_key_ties": "hybrid, ties by chunk key (before; in process)",
+        "hybrid": "hybrid (score fusion, endpoint)",
+        "hybrid_rrf": "hybrid, RRF k=60 + leads (before; in process)",
     }
     for method in (m for m in METHODS if m in methods):
         m = methods[method]

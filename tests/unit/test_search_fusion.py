@@ -1,11 +1,11 @@
-"""RRF fusion normalised to 0..1, query sanitising and attribute filters (retrieval/search.py, filters.py)."""
+"""Score fusion and the RRF it replaced (0..1), query sanitising, attribute filters (search.py, filters.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from assistd.retrieval import filters
-from assistd.retrieval.search import RRF_K, fts5_match, fuse, leads, query_terms, rrf_fuse
+from assistd.retrieval.search import RRF_K, fts5_match, fuse, leads, minmax, query_terms, rrf_fuse
 
 A, B, C = ("vs", "a", 0), ("vs", "b", 0), ("vs", "c", 0)
 
@@ -30,8 +30,31 @@ def test_weights_and_many_lists() -> None:
     assert rrf_fuse([[A]] * 6)[A] == pytest.approx(1.0)
 
 
-def test_equal_rrf_scores_go_to_the_larger_lead_whatever_the_keys() -> None:
-    """Keyword #1 far ahead of its #2 vs vector #1 barely ahead of its #2: same RRF, the keyword's wins."""
+def test_fusion_weighs_scores_not_ranks() -> None:
+    """A keyword #3 far behind its #1 with a vector #1 barely ahead of the rest: RRF ranks it second (its
+    ranks are those of the keyword #1 swapped), score fusion ranks it behind a chunk close to the top in both."""
+    d = ("vs", "d", 0)
+    keyword = [(A, 10.0), (C, 2.0), (B, 1.0)]
+    vector = [(B, 0.80), (C, 0.795), (A, 0.79), (d, 0.10)]
+    assert [key for key, _ in fuse([keyword, vector])] == [A, C, B, d]
+    old = rrf_fuse([[key for key, _ in keyword], [key for key, _ in vector]])
+    assert old[B] == pytest.approx(old[A]) and old[B] > old[C]  # what RRF did
+    fused = dict(fuse([keyword, vector]))
+    assert fused[A] == pytest.approx((1.0 + 0.69 / 0.7) / 2) and fused[B] == pytest.approx(0.5)
+    assert fused[d] == 0.0
+
+
+def test_first_everywhere_scores_one_and_one_list_counts_zero_elsewhere() -> None:
+    assert dict(fuse([[(A, 3.0), (B, 1.0)], [(A, 0.9), (B, 0.2)]])) == {A: 1.0, B: 0.0}
+    assert dict(fuse([[(A, 3.0)], []])) == {A: 0.5}
+    assert dict(fuse([[(A, 3.0)]] * 4)) == {A: 1.0}
+    assert fuse([]) == [] and fuse([[], []]) == []
+    assert minmax([(A, 2.0), (B, 2.0)]) == {A: 1.0, B: 1.0}
+    assert minmax([(A, 3.0), (B, 2.0), (C, 1.0)]) == {A: 1.0, B: 0.5, C: 0.0}
+
+
+def test_equal_fused_scores_go_to_the_larger_lead_whatever_the_keys() -> None:
+    """Keyword #1 far ahead of its #2 vs vector #1 barely ahead of its #2: both 0.5, the keyword's wins."""
     keyword = [(C, 12.0), (B, 3.0), (("vs", "d", 0), 2.0)]
     vector = [(A, 0.61), (("vs", "e", 0), 0.60), (("vs", "f", 0), 0.20)]
     fused = fuse([keyword, vector])
@@ -40,8 +63,8 @@ def test_equal_rrf_scores_go_to_the_larger_lead_whatever_the_keys() -> None:
     # The other way round, the vector's #1 wins; a list of one has the largest lead there is.
     assert fuse([[(C, 12.0), (B, 11.9)], [(A, 0.9), (("vs", "d", 0), 0.1)]])[0][0] == A
     assert fuse([[(C, 5.0)], [(A, 0.9), (("vs", "d", 0), 0.5), (B, 0.1)]])[0][0] == C
-    # Present in both lists still beats first in one; ties left after the leads go by key.
-    assert fuse([[(B, 1.0), (A, 0.5)], [(C, 1.0), (A, 0.5)]])[0][0] == A
+    # Close to the top in both lists beats first in one; ties left after the leads go by key.
+    assert fuse([[(B, 1.0), (A, 0.9), (C, 0.0)], [(C, 1.0), (A, 0.9), (B, 0.0)]])[0][0] == A
     assert [k for k, _ in fuse([[(C, 1.0)], [(B, 1.0)]])] == [B, C]
 
 

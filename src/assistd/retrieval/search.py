@@ -1,4 +1,4 @@
-"""Hybrid search over vector stores: keyword (BM25) and vector (cosine) lists fused with RRF.
+"""Hybrid search over vector stores: keyword (BM25) and vector (cosine) lists fused by normalised score.
 
 `search()` is the engine for the search endpoint and the file_search tool. Per query it takes
 `CANDIDATE_MULTIPLIER × max_num_results` candidates from each side:
@@ -15,13 +15,17 @@
   `vector_stores.chunks_version` (bumped by triggers whenever its chunks change) moves on, so
   every replica sees other replicas' writes.
 
-The lists (two per query) are fused with reciprocal-rank fusion, `Σ w / (k + rank)` with k=60,
-and divided by `Σ w / (k + 1)` so that a chunk ranked first everywhere scores 1.0 and
-`score_threshold` (0..1) means something. Equal fused scores (the keyword #1 and the vector #1
-always tie) are ordered by each chunk's lead over the next chunk of the same list, its own score
-and the next one's min-max normalised within the list and summed over the lists it is in: a
-keyword #1 far ahead of the keyword #2 beats a vector #1 barely ahead of the vector #2. The chunk
-key breaks what is still equal, so the order is deterministic.
+The lists (two per query) are fused by score, not by rank: each list's scores are min-max
+normalised (its best candidate 1.0, its worst 0.0) and averaged over the lists, a list a chunk is
+not in counting 0, so a chunk first in every list scores 1.0 and `score_threshold` (0..1) means
+something. Unlike reciprocal-rank fusion (kept as `rrf_fuse`, which `bench/bench_retrieval.py`
+measures against), how far apart the candidates are counts: a chunk well ahead in one list and near
+the top of the other beats one merely ranked well in both (SciFact nDCG@10 0.719 -> 0.731 through
+the API, docs/file-search.md). Equal fused scores (a keyword #1 absent from the vector list and a vector #1
+absent from the keyword list tie at 0.5) are ordered by each chunk's lead over the next chunk of
+the same list, on the same min-max scale, summed over the lists it is in: a keyword #1 far ahead
+of the keyword #2 beats a vector #1 barely ahead of the vector #2. The chunk key breaks what is
+still equal, so the order is deterministic.
 
 Only chunks of files whose status is `completed` and whose attributes pass `filters` are
 returned. A store's file map (status and attributes of each file) is cached in process like its
@@ -77,7 +81,10 @@ class SearchHit:
 def rrf_fuse(
     rankings: Sequence[Sequence[Key]], weights: Sequence[float] | None = None, k: int = RRF_K
 ) -> dict[Key, float]:
-    """Reciprocal-rank fusion normalised to 0..1: first in every list is 1.0, absent everywhere 0."""
+    """Reciprocal-rank fusion normalised to 0..1: first in every list is 1.0, absent everywhere 0.
+
+    Not what `search()` ranks by (`fuse`): kept as the reference fusion that bench_retrieval.py measures against.
+    """
     weights = list(weights) if weights is not None else [1.0] * len(rankings)
     total = sum(weights)
     if not rankings or total <= 0:
@@ -109,14 +116,36 @@ def leads(ranking: Sequence[tuple[Key, float]]) -> dict[Key, float]:
     return found
 
 
-def fuse(rankings: Sequence[Sequence[tuple[Key, float]]], k: int = RRF_K) -> list[tuple[Key, float]]:
-    """RRF over scored lists, best first: fused score, then the summed leads, then the key (ascending)."""
-    fused = rrf_fuse([[key for key, _ in ranking] for ranking in rankings], k=k)
+def minmax(ranking: Sequence[tuple[Key, float]]) -> dict[Key, float]:
+    """Each candidate's score on its list's min-max scale: the best 1.0, the worst 0.0 (all 1.0 if equal)."""
+    if not ranking:
+        return {}
+    scores = [score for _, score in ranking]
+    high, low = max(scores), min(scores)
+    spread = high - low
+    found: dict[Key, float] = {}
+    for key, score in ranking:
+        found.setdefault(key, (score - low) / spread if spread > 0 else 1.0)
+    return found
+
+
+def fuse(rankings: Sequence[Sequence[tuple[Key, float]]]) -> list[tuple[Key, float]]:
+    """The mean of the lists' min-max scores (absent from a list: 0), best first; then the summed leads,
+    then the key (ascending). First in every list scores 1.0."""
+    if not rankings:
+        return []
+    fused: dict[Key, float] = {}
     lead: dict[Key, float] = {}
     for ranking in rankings:
+        for key, value in minmax(ranking).items():
+            fused[key] = fused.get(key, 0.0) + value
         for key, value in leads(ranking).items():
             lead[key] = lead.get(key, 0.0) + value
-    return sorted(fused.items(), key=lambda item: (-item[1], -lead.get(item[0], 0.0), item[0]))
+    n = len(rankings)
+    return sorted(
+        ((key, min(total / n, 1.0)) for key, total in fused.items()),
+        key=lambda item: (-item[1], -lead.get(item[0], 0.0), item[0]),
+    )
 
 
 def query_terms(query: str) -> list[str]:
