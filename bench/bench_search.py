@@ -225,10 +225,10 @@ async def measure(size: int, files: int, queries: int, k: int, words: list[str])
 
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     lines = [heading("vector-store search, SQLite", result), ""]
-    for label, rows in [
-        ("this tree", result["sizes"]),
-        *[(f"other: {result['compare']['tree']}", result["compare"]["sizes"])] * ("compare" in result),
-    ]:
+    tables = [("this tree", result["sizes"])]
+    if "compare" in result:
+        tables.append((f"other: {result['compare']['tree']}", result["compare"]["sizes"]))
+    for label, rows in tables:
         lines.append(f"{label}:")
         lines.append("")
         lines.append(
