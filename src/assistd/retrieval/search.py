@@ -4,8 +4,9 @@
 `CANDIDATE_MULTIPLIER × max_num_results` candidates from each side:
 
 - keyword: SQLite FTS5 `bm25` over `chunks_fts` (an external-content table kept by triggers,
-  migration 0004), the query's words quoted and ORed; PostgreSQL `ts_rank_cd` over
-  `to_tsvector('english', text)` with a GIN index and the words ORed in a `to_tsquery`;
+  migration 0004), the query's words quoted and ORed, less those in half the chunks or more
+  (`informative_terms`); PostgreSQL `ts_rank_cd` over the stored `text_tsv` (migration 0015) with a
+  GIN index, the words ORed in a `to_tsquery` (which drops English stop words);
 - vector: on PostgreSQL with pgvector (migration 0005 added `chunks.embedding_vec vector(384)`
   and its HNSW index), `ORDER BY embedding_vec <=> q` for 384-dimension queries: the index scan
   first, and an exact scan of the stores' rows when the index scan comes up short (it returns at
@@ -326,14 +327,14 @@ async def _keyword(
             terms = await informative_terms(conn, db, terms)
         return await _fts5(conn, store_ids, terms, limit, restrict, share)
     params: dict[str, Any] = {"tsq": " | ".join(terms), "stores": store_ids, "limit": limit}
-    where = "c.vector_store_id IN :stores AND to_tsvector('english', c.text) @@ q"
+    where = "c.vector_store_id IN :stores AND c.text_tsv @@ q"
     expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
     if restrict is not None:
         where += " AND c.file_id IN :files"
         expanding.append(bindparam("files", expanding=True))
         params["files"] = restrict
     statement = text(
-        "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
+        "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(c.text_tsv, q) AS score "
         f"FROM chunks AS c, to_tsquery('english', :tsq) AS q WHERE {where} ORDER BY score DESC, "
         "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
     ).bindparams(*expanding)
