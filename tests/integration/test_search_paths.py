@@ -284,3 +284,30 @@ def test_the_threaded_scan_of_a_large_store_is_the_exact_top() -> None:
         assert scanned is not None
         assert [k[2] for k, _ in scanned] == [int(i) for i in top]
         assert [s for _, s in scanned] == pytest.approx([float(sims[i]) for i in top], abs=1e-5)
+
+
+def test_postgres_ranks_a_stored_tsvector_that_follows_the_text(url: str) -> None:
+    """Migration 0015: `chunks.text_tsv` is to_tsvector('english', text), kept by PostgreSQL on every write."""
+    if url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's column; SQLite's FTS5 index is kept by triggers")
+
+    async def main() -> None:
+        db = Database(url)
+        try:
+            async with db.read() as conn:
+                stale = "SELECT count(*) FROM chunks WHERE text_tsv IS DISTINCT FROM to_tsvector('english', text)"
+                assert (await conn.execute(text(stale))).scalar_one() == 0
+                assert await engine._keyword(conn, db.dialect, [STORE], "quokkas", 10, None) == []
+            async with db.write() as conn:
+                await conn.execute(text("UPDATE chunks SET text = text || ' quokka' WHERE seq = 3"))
+            try:
+                async with db.read() as conn:
+                    found = await engine._keyword(conn, db.dialect, [STORE], "quokkas", 10, None)
+                    assert [k[2] for k, _ in found] == [3]  # stemmed, as to_tsvector('english') does
+            finally:
+                async with db.write() as conn:
+                    await conn.execute(text("UPDATE chunks SET text = replace(text, ' quokka', '') WHERE seq = 3"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())

@@ -371,8 +371,6 @@ async def _fts5(
     """
     words = " OR ".join(f'"{w}"' for w in terms)
     fetch = min(MAX_OVERFETCH, math.ceil(limit * OVERFETCH / max(share, 1e-9)))
-    if fetch > limit * OVERFETCH and restrict is None:
-        fetch = limit * OVERFETCH
     wanted = set(store_ids)
     files = set(restrict) if restrict is not None else None
     if fetch >= limit:
