@@ -33,6 +33,7 @@ migration 0012) moves on: one read of the two versions per search, no scan of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import re
@@ -184,10 +185,12 @@ async def search(
             keyword = [
                 await _keyword(conn, db.dialect, store_ids, q, limit, restrict, db=db, share=share) for q in queries
             ]
-            vectors, scanned = await vector_side
-        finally:
-            if not vector_side.done():
-                vector_side.cancel()
+        except BaseException:
+            vector_side.cancel()
+            with contextlib.suppress(BaseException):  # its own failure, if any, is not this one's to report
+                await vector_side
+            raise
+        vectors, scanned = await vector_side
         rankings: list[Scored] = []
         for i, words in enumerate(keyword):
             rankings.append([(key, score) for key, score in words if key[:2] in allowed])
