@@ -1,7 +1,7 @@
 """Vector-store search latency: hybrid (keyword + vector, RRF) at 10k and 100k chunks, SQLite or PostgreSQL.
 
     python bench/bench_search.py [--sizes 10000,100000] [--files 0] [--queries 200] [--max-num-results 10]
-                                 [--database sqlite|postgres]
+                                 [--database sqlite|postgres] [--embedder random|minilm]
                                  [--baseline bench/results/OLD.json] [--compare-src /path/to/main/src]
     python bench/bench_search.py --sizes 100000 --files 5000 --queries 50 --compare-src /tmp/main/src
 
@@ -13,7 +13,8 @@ In process, no server: a fresh database per size, migrated to head, with one vec
 migration's triggers, so the FTS5 index and the store's chunks_version are maintained as in
 production). Each chunk has ~120 words drawn (Zipf) from a 5,000-word synthetic vocabulary and a
 random L2-normalised 384-d vector. Queries are 3 vocabulary words and a random vector, so the
-embedding model is not measured (MiniLM adds its own ~5-20 ms per query).
+embedding model is not measured (MiniLM adds its own ~5-20 ms per query), unless `--embedder minilm`:
+then the bundled MiniLM embeds each query inside the search, as the endpoint does (wall and CPU).
 
 Measured per size, `--queries` queries each:
   cold        the first search (loads the store's matrix into the in-process cache)
@@ -203,7 +204,9 @@ async def populate(db: Database, size: int, files: int, words: list[str]) -> flo
     return time.perf_counter() - started
 
 
-async def measure(size: int, files: int, queries: int, k: int, words: list[str], database: str) -> dict[str, Any]:
+async def measure(
+    size: int, files: int, queries: int, k: int, words: list[str], database: str, embedder_name: str = "random"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         postgres = None
         if database == "postgres":
@@ -219,7 +222,11 @@ async def measure(size: int, files: int, queries: int, k: int, words: list[str],
         db = Database(url)
         try:
             insert_s = await populate(db, size, files, words)
-            embedder = RandomEmbedder(1)
+            embedder: Any = RandomEmbedder(1)
+            if embedder_name == "minilm":
+                from assistd.retrieval.embedding import MiniLMEmbedder
+
+                embedder = MiniLMEmbedder()
             rng = random.Random(size)
             texts = [" ".join(rng.choice(words[:2000]) for _ in range(3)) for _ in range(queries)]
             started = time.perf_counter()
@@ -319,7 +326,12 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         lines.append("")
     lines.append(
         f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
-        f"{result['settings']['max_num_results']}; query embedding not included."
+        f"{result['settings']['max_num_results']}; "
+        + (
+            "each query embedded by MiniLM inside the search."
+            if result["settings"].get("embedder") == "minilm"
+            else "query embedding not included."
+        )
     )
     return "\n".join(lines)
 
@@ -331,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--max-num-results", type=int, default=10)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--embedder", choices=["random", "minilm"], default="random")
     parser.add_argument("--rows-json", type=Path, help=argparse.SUPPRESS)  # --compare-src's subprocess
     add_compare_arg(parser)
     add_output_args(parser, "search")
@@ -340,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(size: int) -> dict[str, Any]:
         files = args.files or max(1, size // 100)
-        return asyncio.run(measure(size, files, args.queries, args.max_num_results, words, args.database))
+        return asyncio.run(
+            measure(size, files, args.queries, args.max_num_results, words, args.database, args.embedder)
+        )
 
     if args.rows_json is not None:
         args.rows_json.write_text(json.dumps([one(size) for size in sizes]))
@@ -361,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / "rows.json"
                 command = [sys.executable, __file__, "--sizes", str(size), "--files", str(args.files)]
                 command += ["--queries", str(args.queries), "--max-num-results", str(args.max_num_results)]
-                command += ["--database", args.database]
+                command += ["--database", args.database, "--embedder", args.embedder]
                 subprocess.run([*command, "--rows-json", str(out)], env={**os.environ, **trees[1].env}, check=True)
                 other_rows.extend(json.loads(out.read_text()))
     result = {
