@@ -4,8 +4,10 @@
 - SQLite: a query term in half the chunks or more (bm25's idf clamped to 1e-6) is left out of the FTS5
   query, so "the zebra" costs about what "zebra" does, and ranks the same; counted in SQLite VM steps;
 - SQLite: a filtered search's keyword candidates are the exact ones (FTS5 over every store, then the
-  allowed files), for filters that keep most, some, or one of the files;
-- the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product.
+  allowed files; or the exact query when the filter keeps too few), for filters that keep most, some,
+  or one of the files;
+- the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product;
+- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0015).
 """
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ def test_filtered_keyword_candidates_are_the_exact_ones(url: str, keep: int) -> 
             async with db.read() as conn:
                 for query in [" ".join(words[i : i + 3]) for i in range(0, 60, 6)]:
                     found = await engine._keyword(
-                        conn, db.dialect, [STORE], query, 25, files, db=db, share=len(files) / FILES
+                        conn, db.dialect, [STORE], query, 50, files, db=db, share=len(files) / FILES
                     )
                     terms = " OR ".join(f'"{w}"' for w in query.split())
                     exact = await conn.execute(
@@ -243,7 +245,7 @@ def test_filtered_keyword_candidates_are_the_exact_ones(url: str, keep: int) -> 
                             "SELECT c.file_id, c.seq, -f.rank AS score FROM chunks_fts AS f JOIN chunks AS c "
                             "ON c.rowid = f.rowid WHERE chunks_fts MATCH :m AND c.file_id IN ("
                             + ",".join(f"'{f}'" for f in files)
-                            + ") ORDER BY f.rank LIMIT 25"
+                            + ") ORDER BY f.rank LIMIT 50"
                         ),
                         {"m": f"text : ({terms})"},
                     )

@@ -347,7 +347,9 @@ async def _keyword(
 
 
 OVERFETCH = 4
-MAX_OVERFETCH = 5_000  # rows: past that, the exact query (store and files matched in FTS5 and SQL) is cheaper
+# Rows: a filter keeping a smaller share of the files than that asks goes straight to the exact query
+# (store and files matched in FTS5 and SQL), which a longer over-fetch would likely end in anyway.
+MAX_OVERFETCH = 5_000
 # The inner query alone lets FTS5 keep only the top `limit` by rank.
 _FTS5_TOP = text(
     "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
@@ -366,17 +368,17 @@ async def _fts5(
 ) -> Scored:
     """FTS5's top `limit` for `terms` (ORed) among the stores' chunks (and `restrict`'s files), by bm25.
 
-    First the text terms alone: the top `OVERFETCH × limit / share` over every store, keeping these
-    stores' (and files') chunks. Exact whenever it finds `limit` of them, or sees every match: a chunk
-    ranked higher would be in the global top list too. Much cheaper than matching the store id, a token
-    every chunk of the store carries (100k chunks: 26 → ~10 ms), or joining every match to test its
-    file. Otherwise the exact query, with the store (and files) in it.
+    First the text terms alone: the top `OVERFETCH × limit / share` (unless over `MAX_OVERFETCH`) over
+    every store, keeping these stores' (and files') chunks. Exact whenever it finds `limit` of them, or
+    sees every match: a chunk ranked higher would be in the global top list too. Much cheaper than
+    matching the store id, a token every chunk of the store carries (100k chunks: 26 → ~10 ms), or
+    joining every match to test its file. Otherwise the exact query, with the store (and files) in it.
     """
     words = " OR ".join(f'"{w}"' for w in terms)
-    fetch = min(MAX_OVERFETCH, math.ceil(limit * OVERFETCH / max(share, 1e-9)))
+    fetch = math.ceil(limit * OVERFETCH / max(share, 1e-9))
     wanted = set(store_ids)
     files = set(restrict) if restrict is not None else None
-    if fetch >= limit:
+    if fetch <= MAX_OVERFETCH:
         rows: list[Any] = list(await conn.execute(_FTS5_TOP, {"match": f"text : ({words})", "limit": fetch}))
         found: Scored = [
             ((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score))
