@@ -1,23 +1,30 @@
-"""Vector-store search latency on SQLite: hybrid (FTS5 bm25 + numpy cosine, RRF) at 10k and 100k chunks.
+"""Vector-store search latency: hybrid (keyword + vector, RRF) at 10k and 100k chunks, SQLite or PostgreSQL.
 
     python bench/bench_search.py [--sizes 10000,100000] [--files 0] [--queries 200] [--max-num-results 10]
+                                 [--database sqlite|postgres] [--embedder random|minilm]
                                  [--baseline bench/results/OLD.json] [--compare-src /path/to/main/src]
     python bench/bench_search.py --sizes 100000 --files 5000 --queries 50 --compare-src /tmp/main/src
 
-In process, no server: a fresh SQLite file per size, migrated to head, with one vector store of
+SQLite: FTS5 bm25 and numpy cosine. PostgreSQL (`--database postgres`: a throwaway pgserver with
+pgvector, assistd.testing.postgres): ts_rank_cd and pgvector's HNSW index (built after the rows are in).
+
+In process, no server: a fresh database per size, migrated to head, with one vector store of
 `size` chunks spread over `--files` files (0: size/100), inserted straight into the tables (through the
 migration's triggers, so the FTS5 index and the store's chunks_version are maintained as in
 production). Each chunk has ~120 words drawn (Zipf) from a 5,000-word synthetic vocabulary and a
 random L2-normalised 384-d vector. Queries are 3 vocabulary words and a random vector, so the
-embedding model is not measured (MiniLM adds its own ~5-20 ms per query).
+embedding model is not measured (MiniLM adds its own ~5-20 ms per query), unless `--embedder minilm`:
+then the bundled MiniLM embeds each query inside the search, as the endpoint does (wall and CPU).
 
 Measured per size, `--queries` queries each:
   cold        the first search (loads the store's matrix into the in-process cache)
   hybrid      retrieval.search.search(): both sides, fusion, texts and filenames; also its CPU time
               per search (this process's user+system time, all threads: numpy's BLAS included)
+  common      the same query with one of the 5 commonest words added (each in nearly every chunk, as
+              "the" or "of" are in real text)
   filtered    the same with an attribute filter that keeps half of the files
-  keyword     the keyword side alone (one FTS5 query)
-  vector      the vector side alone (version check + matrix product + top-k)
+  keyword     the keyword side alone (one FTS5 / ts_rank_cd query)
+  vector      the vector side alone (version check + matrix product + top-k; pgvector's query)
 
 `--compare-src DIR` measures another source tree in the same run: per size, this script runs again
 in a subprocess with PYTHONPATH=DIR (checked to import assistd from there; a tree at an older
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import random
@@ -43,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import text as sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,6 +77,12 @@ from assistd.db import migrate  # noqa: E402
 from assistd.db import tables as t  # noqa: E402
 from assistd.db.database import Database, create_engine  # noqa: E402
 from assistd.retrieval import search as engine  # noqa: E402
+from assistd.retrieval.search import vector_literal  # noqa: E402
+
+INSERT_WITH_VECTOR = sql(
+    "INSERT INTO chunks (vector_store_id, file_id, seq, text, tokens, embedding, embedding_vec) "
+    "VALUES (:vector_store_id, :file_id, :seq, :text, :tokens, :embedding, CAST(CAST(:vec AS text) AS vector))"
+)
 
 DIMS = 384
 VOCAB = 5_000
@@ -102,7 +117,10 @@ async def populate(db: Database, size: int, files: int, words: list[str]) -> flo
     weights = 1 / np.arange(1, VOCAB + 1)
     weights /= weights.sum()
     per_file = max(1, size // files)
+    pgvector = await engine.has_pgvector(db)
     async with db.write() as conn:
+        if pgvector:
+            await conn.execute(sql("DROP INDEX ix_chunks_embedding_vec"))
         await conn.execute(
             t.vector_stores.insert().values(
                 id=STORE,
@@ -170,26 +188,54 @@ async def populate(db: Database, size: int, files: int, words: list[str]) -> flo
             for j in range(n)
         ]
         async with db.write() as conn:
-            await conn.execute(t.chunks.insert(), rows)
+            if pgvector:
+                for row in rows:
+                    row["vec"] = vector_literal(row["embedding"])
+                await conn.execute(INSERT_WITH_VECTOR, rows)
+            else:
+                await conn.execute(t.chunks.insert(), rows)
+    if pgvector:  # built once over every row: far quicker than kept up row by row
+        async with db.write() as conn:
+            await conn.execute(sql("SET maintenance_work_mem = '1GB'"))
+            await conn.execute(
+                sql("CREATE INDEX ix_chunks_embedding_vec ON chunks USING hnsw (embedding_vec vector_cosine_ops)")
+            )
+            await conn.execute(sql("ANALYZE chunks"))
     return time.perf_counter() - started
 
 
-async def measure(size: int, files: int, queries: int, k: int, words: list[str]) -> dict[str, Any]:
+async def measure(
+    size: int, files: int, queries: int, k: int, words: list[str], database: str, embedder_name: str = "random"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        postgres = None
+        if database == "postgres":
+            from assistd.testing.postgres import TestPostgres
+
+            postgres = TestPostgres(Path(tmp) / "pg")
+            url = postgres.new_database()
+        else:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         migration = create_engine(url, pool_size=1)
         await migrate.upgrade(migration)
         await migration.dispose()
         db = Database(url)
         try:
             insert_s = await populate(db, size, files, words)
-            embedder = RandomEmbedder(1)
+            embedder: Any = RandomEmbedder(1)
+            if embedder_name == "minilm":
+                from assistd.retrieval.embedding import MiniLMEmbedder
+
+                embedder = MiniLMEmbedder()
             rng = random.Random(size)
             texts = [" ".join(rng.choice(words[:2000]) for _ in range(3)) for _ in range(queries)]
             started = time.perf_counter()
             await engine.search(db, embedder, [STORE], [texts[0]], max_num_results=k)
             cold_ms = (time.perf_counter() - started) * 1000
-            timings: dict[str, list[float]] = {"hybrid": [], "filtered": [], "keyword": [], "vector": []}
+            timings: dict[str, list[float]] = {"hybrid": [], "common": [], "filtered": [], "keyword": [], "vector": []}
+            common = words[:5]
+            keyword_options = {"db": db} if "db" in inspect.signature(engine._keyword).parameters else {}
+            pgvector = await engine.has_pgvector(db)
             half = {"key": "half", "type": "eq", "value": 1}
             results = []
             cpu: list[float] = []
@@ -200,15 +246,22 @@ async def measure(size: int, files: int, queries: int, k: int, words: list[str])
                 timings["hybrid"].append((time.perf_counter() - started) * 1000)
                 results.append(len(hits))
                 started = time.perf_counter()
+                await engine.search(db, embedder, [STORE], [f"{text} {rng.choice(common)}"], max_num_results=k)
+                timings["common"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
                 await engine.search(db, embedder, [STORE], [text], max_num_results=k, filters=half)
                 timings["filtered"].append((time.perf_counter() - started) * 1000)
                 vector = (await embedder.embed([text]))[0]
+                limit = k * engine.CANDIDATE_MULTIPLIER
                 async with db.read() as conn:
                     started = time.perf_counter()
-                    await engine._keyword(conn, "sqlite", [STORE], text, k * engine.CANDIDATE_MULTIPLIER, None)
+                    await engine._keyword(conn, db.dialect, [STORE], text, limit, None, **keyword_options)
                     timings["keyword"].append((time.perf_counter() - started) * 1000)
                     started = time.perf_counter()
-                    await engine._vector(conn, db, [STORE], vector, k * engine.CANDIDATE_MULTIPLIER, None)
+                    if pgvector:
+                        await engine._pgvector(conn, [STORE], vector, limit, None)
+                    else:
+                        await engine._vector(conn, db, [STORE], vector, limit, None)
                     timings["vector"].append((time.perf_counter() - started) * 1000)
             return {
                 "chunks": size,
@@ -221,21 +274,24 @@ async def measure(size: int, files: int, queries: int, k: int, words: list[str])
             }
         finally:
             await db.dispose()
+            if postgres is not None:
+                postgres.close()
 
 
 def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
-    lines = [heading("vector-store search, SQLite", result), ""]
-    for label, rows in [
-        ("this tree", result["sizes"]),
-        *[(f"other: {result['compare']['tree']}", result["compare"]["sizes"])] * ("compare" in result),
-    ]:
+    database = "PostgreSQL" if result["settings"].get("database") == "postgres" else "SQLite"
+    lines = [heading(f"vector-store search, {database}", result), ""]
+    tables = [("this tree", result["sizes"])]
+    if "compare" in result:
+        tables.append((f"other: {result['compare']['tree']}", result["compare"]["sizes"]))
+    for label, rows in tables:
         lines.append(f"{label}:")
         lines.append("")
         lines.append(
             "| chunks | files | insert s | cold ms | hybrid p50 | hybrid p99 | CPU ms/search p50 | CPU/wall "
-            "| filtered p50 | filtered p99 | keyword p50 | vector p50 | vs baseline (hybrid p50) |"
+            "| common p50 | filtered p50 | filtered p99 | keyword p50 | vector p50 | vs baseline (hybrid p50) |"
         )
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         old = {row["chunks"]: row for row in (baseline or {}).get("sizes", [])}
         for row in rows:
             before = old.get(row["chunks"], {}).get("hybrid", {}).get("p50")
@@ -243,7 +299,7 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
             lines.append(
                 f"| {row['chunks']:,} | {row.get('files', row['chunks'] // 100):,} | {fmt(row['insert_s'], 1)} "
                 f"| {fmt(row['cold_ms'], 0)} | {fmt(row['hybrid']['p50'])} | {fmt(row['hybrid']['p99'])} "
-                f"| {fmt(cpu)} | {ratio(cpu, row['hybrid']['p50'])} "
+                f"| {fmt(cpu)} | {ratio(cpu, row['hybrid']['p50'])} | {fmt(row.get('common', {}).get('p50'))} "
                 f"| {fmt(row['filtered']['p50'])} | {fmt(row['filtered']['p99'])} "
                 f"| {fmt(row['keyword']['p50'])} | {fmt(row['vector']['p50'])} "
                 f"| {ratio(row['hybrid']['p50'], before)} |"
@@ -254,21 +310,28 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         lines.append("")
         lines.append(
             "| chunks | files | hybrid p50 this | other | ratio | CPU p50 this | other | ratio "
-            "| filtered p50 this | other | ratio |"
+            "| common p50 this | other | ratio | filtered p50 this | other | ratio |"
         )
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row, other in zip(result["sizes"], result["compare"]["sizes"], strict=True):
             h, oh = row["hybrid"]["p50"], other["hybrid"]["p50"]
             c, oc = row["hybrid_cpu"]["p50"], other["hybrid_cpu"]["p50"]
             f, of = row["filtered"]["p50"], other["filtered"]["p50"]
+            w, ow = row["common"]["p50"], other["common"]["p50"]
             lines.append(
                 f"| {row['chunks']:,} | {row['files']:,} | {fmt(h)} | {fmt(oh)} | {ratio(h, oh)} "
-                f"| {fmt(c)} | {fmt(oc)} | {ratio(c, oc)} | {fmt(f)} | {fmt(of)} | {ratio(f, of)} |"
+                f"| {fmt(c)} | {fmt(oc)} | {ratio(c, oc)} | {fmt(w)} | {fmt(ow)} | {ratio(w, ow)} "
+                f"| {fmt(f)} | {fmt(of)} | {ratio(f, of)} |"
             )
         lines.append("")
     lines.append(
         f"Latencies in ms over {result['settings']['queries']} queries, max_num_results "
-        f"{result['settings']['max_num_results']}; query embedding not included."
+        f"{result['settings']['max_num_results']}; "
+        + (
+            "each query embedded by MiniLM inside the search."
+            if result["settings"].get("embedder") == "minilm"
+            else "query embedding not included."
+        )
     )
     return "\n".join(lines)
 
@@ -279,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=0, help="files in the store (0: one per 100 chunks)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--max-num-results", type=int, default=10)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--embedder", choices=["random", "minilm"], default="random")
     parser.add_argument("--rows-json", type=Path, help=argparse.SUPPRESS)  # --compare-src's subprocess
     add_compare_arg(parser)
     add_output_args(parser, "search")
@@ -288,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(size: int) -> dict[str, Any]:
         files = args.files or max(1, size // 100)
-        return asyncio.run(measure(size, files, args.queries, args.max_num_results, words))
+        return asyncio.run(
+            measure(size, files, args.queries, args.max_num_results, words, args.database, args.embedder)
+        )
 
     if args.rows_json is not None:
         args.rows_json.write_text(json.dumps([one(size) for size in sizes]))
@@ -309,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / "rows.json"
                 command = [sys.executable, __file__, "--sizes", str(size), "--files", str(args.files)]
                 command += ["--queries", str(args.queries), "--max-num-results", str(args.max_num_results)]
+                command += ["--database", args.database, "--embedder", args.embedder]
                 subprocess.run([*command, "--rows-json", str(out)], env={**os.environ, **trees[1].env}, check=True)
                 other_rows.extend(json.loads(out.read_text()))
     result = {

@@ -4,8 +4,9 @@
 `CANDIDATE_MULTIPLIER × max_num_results` candidates from each side:
 
 - keyword: SQLite FTS5 `bm25` over `chunks_fts` (an external-content table kept by triggers,
-  migration 0004), the query's words quoted and ORed; PostgreSQL `ts_rank_cd` over
-  `to_tsvector('english', text)` with a GIN index and the words ORed in a `to_tsquery`;
+  migration 0004), the query's words quoted and ORed, less those in half the chunks or more
+  (`informative_terms`); PostgreSQL `ts_rank_cd` over the stored `text_tsv` (migration 0015) with a
+  GIN index, the words ORed in a `to_tsquery` (which drops English stop words);
 - vector: on PostgreSQL with pgvector (migration 0005 added `chunks.embedding_vec vector(384)`
   and its HNSW index), `ORDER BY embedding_vec <=> q` for 384-dimension queries: the index scan
   first, and an exact scan of the stores' rows when the index scan comes up short (it returns at
@@ -35,6 +36,10 @@ migration 0012) moves on: one read of the two versions per search, no scan of th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import math
 import re
 import weakref
 from collections import OrderedDict
@@ -42,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, and_, bindparam, or_, select, text
+from sqlalchemy import BindParameter, TextClause, bindparam, func, select, text
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
@@ -52,6 +57,8 @@ from assistd.retrieval.filters import matches
 if TYPE_CHECKING:  # numpy is in the `retrieval` extra: imported where it is used, so this module always imports
     import numpy as np
     import numpy.typing as npt
+
+    from assistd.retrieval.embedding import Vectors
 
 RRF_K = 60
 CANDIDATE_MULTIPLIER = 5
@@ -190,19 +197,37 @@ async def search(
     total = sum(m.total for m in maps)
     restrict = sorted({f for _, f in allowed}) if len(allowed) < total else None
     limit = max_num_results * CANDIDATE_MULTIPLIER
-    vectors = await embedder.embed(queries)
-    chunk_versions = {s: v.chunks for s, v in versions.items()}
-    rankings: list[Scored] = []
+    share = len(allowed) / total if total else 1.0
+    dims = embedder.dimensions
+    pgvector = dims == PGVECTOR_DIMENSIONS and await has_pgvector(db)
     async with db.read() as conn:
-        for i, query in enumerate(queries):
-            keyword = await _keyword(conn, db.dialect, store_ids, query, limit, restrict)
-            rankings.append([(key, score) for key, score in keyword if key[:2] in allowed])
-            if vectors[i].shape[0] == PGVECTOR_DIMENSIONS and await has_pgvector(db):
+        # The embedding (a worker thread for the bundled model) and the matrix products (a worker
+        # thread for large stores) run while the keyword queries run here: the wall time is about the
+        # longer of the two sides, not their sum.
+        chunk_versions = {s: v.chunks for s, v in versions.items()}
+        matrices = [] if pgvector else await _matrices(conn, db, store_ids, dims, chunk_versions)
+        vector_side = asyncio.ensure_future(
+            _embed_and_scan(embedder, queries, matrices, limit, allowed if restrict else None)
+        )
+        await asyncio.sleep(0)  # let it start before the keyword queries (synchronous on SQLite) hold the loop
+        try:
+            keyword = [
+                await _keyword(conn, db.dialect, store_ids, q, limit, restrict, db=db, share=share) for q in queries
+            ]
+        except BaseException:
+            vector_side.cancel()
+            with contextlib.suppress(BaseException):  # its own failure, if any, is not this one's to report
+                await vector_side
+            raise
+        vectors, scanned = await vector_side
+        rankings: list[Scored] = []
+        for i, words in enumerate(keyword):
+            rankings.append([(key, score) for key, score in words if key[:2] in allowed])
+            semantic = scanned[i]
+            if pgvector:
                 semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict)
-            else:
-                semantic = await _vector(
-                    conn, db, store_ids, vectors[i], limit, allowed if restrict else None, chunk_versions
-                )
+            elif semantic is None:  # the vector is not of the embedder's announced size: scanned against its own
+                semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
             rankings.append([(key, score) for key, score in semantic if key[:2] in allowed])
         best = [(key, score) for key, score in fuse(rankings) if score >= score_threshold][:max_num_results]
         if not best:
@@ -275,9 +300,13 @@ def file_map_cache(db: Database) -> FileMapCache:
     return cache
 
 
+_VERSIONS = select(t.vector_stores.c.id, t.vector_stores.c.chunks_version, t.vector_stores.c.files_version).where(
+    t.vector_stores.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def _versions(conn: Connection, store_ids: list[str]) -> dict[str, Versions]:
-    c = t.vector_stores.c
-    rows = await conn.execute(select(c.id, c.chunks_version, c.files_version).where(c.id.in_(store_ids)))
+    rows = await conn.execute(_VERSIONS, {"ids": store_ids})
     return {r.id: Versions(int(r.chunks_version), int(r.files_version)) for r in rows}
 
 
@@ -307,82 +336,144 @@ def fts5_match(query: str, store_ids: Iterable[str]) -> str | None:
 
 
 async def _keyword(
-    conn: Connection, dialect: str, store_ids: list[str], query: str, limit: int, restrict: list[str] | None
+    conn: Connection,
+    dialect: str,
+    store_ids: list[str],
+    query: str,
+    limit: int,
+    restrict: list[str] | None,
+    *,
+    db: Database | None = None,
+    share: float = 1.0,
 ) -> Scored:
-    """The top `limit` chunks by bm25 (SQLite, negated: higher is better) or ts_rank_cd (PostgreSQL)."""
+    """The top `limit` chunks by bm25 (SQLite, negated: higher is better) or ts_rank_cd (PostgreSQL).
+
+    `restrict`: only these files' chunks (`share`: about which part of the stores' chunks they are).
+    `db` (SQLite): leave out the query's terms that FTS5 gives no weight (`informative_terms`).
+    """
+    terms = query_terms(query)
+    if not terms:
+        return []
     if dialect == "sqlite":
-        if restrict is None:
-            quick = await _keyword_overfetch(conn, store_ids, query, limit)
-            if quick is not None:
-                return quick
-        match = fts5_match(query, store_ids)
-        if match is None:
-            return []
-        params: dict[str, Any] = {"match": match, "limit": limit}
-        if restrict is None:
-            # The inner query alone lets FTS5 keep only the top `limit` by rank.
-            statement = text(
-                "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
-                "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
-                "ORDER BY rank LIMIT :limit) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
-            )
-        else:
-            statement = text(
-                "SELECT c.vector_store_id, c.file_id, c.seq, -f.rank AS score FROM chunks_fts AS f "
-                "JOIN chunks AS c ON c.rowid = f.rowid WHERE chunks_fts MATCH :match "
-                "AND c.file_id IN :files ORDER BY f.rank LIMIT :limit"
-            ).bindparams(bindparam("files", expanding=True))
-            params["files"] = restrict
-    else:
-        terms = query_terms(query)
-        if not terms:
-            return []
-        params = {"tsq": " | ".join(terms), "stores": store_ids, "limit": limit}
-        where = "c.vector_store_id IN :stores AND to_tsvector('english', c.text) @@ q"
-        expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
-        if restrict is not None:
-            where += " AND c.file_id IN :files"
-            expanding.append(bindparam("files", expanding=True))
-            params["files"] = restrict
-        statement = text(
-            "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
-            f"FROM chunks AS c, to_tsquery('english', :tsq) AS q WHERE {where} ORDER BY score DESC, "
-            "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
-        ).bindparams(*expanding)
+        if db is not None:
+            terms = await informative_terms(conn, db, terms)
+        return await _fts5(conn, store_ids, terms, limit, restrict, share)
+    params: dict[str, Any] = {"tsq": " | ".join(terms), "stores": store_ids, "limit": limit}
+    where = "c.vector_store_id IN :stores AND c.text_tsv @@ q"
+    expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
+    if restrict is not None:
+        where += " AND c.file_id IN :files"
+        expanding.append(bindparam("files", expanding=True))
+        params["files"] = restrict
+    statement = text(
+        "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(c.text_tsv, q) AS score "
+        f"FROM chunks AS c, to_tsquery('english', :tsq) AS q WHERE {where} ORDER BY score DESC, "
+        "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
+    ).bindparams(*expanding)
     rows: list[Any] = list(await conn.execute(statement, params))
     found: Scored = [((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score)) for r in rows]
     return [(key, score) for key, score in found if key[0] in store_ids]
 
 
 OVERFETCH = 4
+# Rows: a filter keeping a smaller share of the files than that asks goes straight to the exact query
+# (store and files matched in FTS5 and SQL), which a longer over-fetch would likely end in anyway.
+MAX_OVERFETCH = 5_000
+# The inner query alone lets FTS5 keep only the top `limit` by rank.
+_FTS5_TOP = text(
+    "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
+    "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
+    "ORDER BY rank LIMIT :limit) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
+)
+_FTS5_TOP_OF_FILES = text(
+    "SELECT c.vector_store_id, c.file_id, c.seq, -f.rank AS score FROM chunks_fts AS f "
+    "JOIN chunks AS c ON c.rowid = f.rowid WHERE chunks_fts MATCH :match "
+    "AND c.file_id IN :files ORDER BY f.rank LIMIT :limit"
+).bindparams(bindparam("files", expanding=True))
 
 
-async def _keyword_overfetch(conn: Connection, store_ids: list[str], query: str, limit: int) -> Scored | None:
-    """The text terms alone, top `OVERFETCH × limit` over every store, then only these stores' chunks.
+async def _fts5(
+    conn: Connection, store_ids: list[str], terms: list[str], limit: int, restrict: list[str] | None, share: float
+) -> Scored:
+    """FTS5's top `limit` for `terms` (ORed) among the stores' chunks (and `restrict`'s files), by bm25.
 
-    Exact whenever it finds `limit` of them: a chunk of these stores ranked higher would be in the
-    global top list too. Much cheaper than matching the store id, a token every chunk of the store
-    carries (100k chunks: 26 → ~10 ms). None when it finds fewer: the caller runs the exact query.
+    First the text terms alone: the top `OVERFETCH × limit / share` (unless over `MAX_OVERFETCH`) over
+    every store, keeping these stores' (and files') chunks. Exact whenever it finds `limit` of them, or
+    sees every match: a chunk ranked higher would be in the global top list too. Much cheaper than
+    matching the store id, a token every chunk of the store carries (100k chunks: 26 → ~10 ms), or
+    joining every match to test its file. Otherwise the exact query, with the store (and files) in it.
     """
-    terms = query_terms(query)
-    if not terms:
-        return []
     words = " OR ".join(f'"{w}"' for w in terms)
-    statement = text(
-        "SELECT c.vector_store_id, c.file_id, c.seq, -f.score AS score FROM "
-        "(SELECT rowid AS r, rank AS score FROM chunks_fts WHERE chunks_fts MATCH :match "
-        "ORDER BY rank LIMIT :fetch) AS f JOIN chunks AS c ON c.rowid = f.r ORDER BY f.score"
-    )
-    rows = list(await conn.execute(statement, {"match": f"text : ({words})", "fetch": limit * OVERFETCH}))
+    fetch = math.ceil(limit * OVERFETCH / max(share, 1e-9))
     wanted = set(store_ids)
-    found: Scored = [
-        ((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score))
-        for r in rows
-        if str(r.vector_store_id) in wanted
-    ]
-    if len(found) >= limit or len(rows) < limit * OVERFETCH:  # enough, or every match was seen
-        return found[:limit]
-    return None
+    files = set(restrict) if restrict is not None else None
+    if fetch <= MAX_OVERFETCH:
+        rows: list[Any] = list(await conn.execute(_FTS5_TOP, {"match": f"text : ({words})", "limit": fetch}))
+        found: Scored = [
+            ((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score))
+            for r in rows
+            if r.vector_store_id in wanted and (files is None or r.file_id in files)
+        ]
+        if len(found) >= limit or len(rows) < fetch:  # enough, or every match was seen
+            return found[:limit]
+    stores = " OR ".join('"' + s.replace('"', '""') + '"' for s in store_ids)
+    params: dict[str, Any] = {"match": f"text : ({words}) AND vector_store_id : ({stores})", "limit": limit}
+    if restrict is not None:
+        params["files"] = restrict
+    rows = list(await conn.execute(_FTS5_TOP if restrict is None else _FTS5_TOP_OF_FILES, params))
+    return [((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score)) for r in rows]
+
+
+# --- keyword: terms FTS5 gives no weight ---------------------------------------------------------
+
+# Below this many chunks (in the whole index) every term is kept: ranking every match costs little.
+INFORMATIVE_MIN_ROWS = 2_000
+TERM_CACHE_SIZE = 10_000
+
+
+@dataclass
+class TermStats:
+    """Which terms are in at least half of the index's rows, valid while `generation` is unchanged."""
+
+    generation: tuple[int, int]  # (number of stores, sum of their chunks_version): moves on any chunk change
+    rows: int
+    frequent: dict[str, bool]
+
+
+_term_stats: weakref.WeakKeyDictionary[Database, TermStats] = weakref.WeakKeyDictionary()
+_FTS5_COUNT = text("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH :match LIMIT :half) AS m")
+_GENERATION = select(
+    func.count().label("n"), func.coalesce(func.sum(t.vector_stores.c.chunks_version), 0).label("v")
+).select_from(t.vector_stores)
+_ROWS = select(func.count()).select_from(t.chunks)
+
+
+async def informative_terms(conn: Connection, db: Database, terms: list[str]) -> list[str]:
+    """`terms` without those in at least half of the chunks, unless that would leave none.
+
+    FTS5's bm25 gives such a term an idf of 1e-6 (log((N - n + 0.5) / (n + 0.5)) ≤ 0 is clamped), so
+    it moves no chunk that matches another term; but ORed in, it makes FTS5 rank nearly every row
+    ("the", "of", "what": 100k chunks, ~200 ms instead of ~3 ms). Left out, the chunks that match
+    only such terms (scored ~1e-6, i.e. not at all) are not candidates. The counts are kept per
+    process until any store's chunks change (the stores' chunks_version sum and count).
+    """
+    if len(terms) < 2:
+        return terms
+    row = (await conn.execute(_GENERATION)).one()
+    generation = (int(row.n), int(row.v))
+    stats = _term_stats.get(db)
+    if stats is None or stats.generation != generation or len(stats.frequent) > TERM_CACHE_SIZE:
+        rows = int((await conn.execute(_ROWS)).scalar_one())
+        stats = _term_stats[db] = TermStats(generation, rows, {})
+    if stats.rows < INFORMATIVE_MIN_ROWS:
+        return terms
+    half = (stats.rows + 1) // 2
+    for term in terms:
+        if term not in stats.frequent:
+            found = int((await conn.execute(_FTS5_COUNT, {"match": f'text : "{term}"', "half": half})).scalar_one())
+            stats.frequent[term] = 2 * found >= stats.rows
+    kept = [term for term in terms if not stats.frequent[term]]
+    return kept or terms
 
 
 # --- vector --------------------------------------------------------------------------------------
@@ -460,34 +551,69 @@ async def _load(conn: Connection, store_id: str, dims: int, version: int) -> _Ma
     return _Matrix(version, file_ids, codes, seqs, vectors.astype(np.float32, copy=False))
 
 
-async def _vector(
-    conn: Connection,
-    db: Database,
-    store_ids: list[str],
-    query: npt.NDArray[np.float32],
-    limit: int,
-    allowed: Mapping[tuple[str, str], object] | None,
-    versions: Mapping[str, int] | None = None,
-) -> Scored:
-    """The top `limit` chunks by cosine similarity. `versions`: the stores' chunks_version, read if not given."""
-    import numpy as np
-
+async def _matrices(
+    conn: Connection, db: Database, store_ids: list[str], dims: int, versions: Mapping[str, int]
+) -> list[tuple[str, _Matrix]]:
+    """The stores' `dims`-wide matrices at their chunks `versions` (read before the rows: a matrix is never
+    newer-labelled than its contents). Stores missing from `versions` are skipped."""
     cache = matrix_cache(db)
-    dims = int(query.shape[0])
-    # The version is read before the rows: a matrix is never newer-labelled than its contents.
-    if versions is None:
-        versions = {s: v.chunks for s, v in (await _versions(conn, store_ids)).items()}
-    scored: list[tuple[float, Key]] = []
+    found: list[tuple[str, _Matrix]] = []
     for store_id in store_ids:
         if store_id not in versions:
             continue
-        matrix = cache.get(store_id, dims, versions[store_id])
+        version = versions[store_id]
+        matrix = cache.get(store_id, dims, version)
         if matrix is None:
-            matrix = await _load(conn, store_id, dims, versions[store_id])
+            matrix = await _load(conn, store_id, dims, version)
             cache.put(store_id, dims, matrix)
+        found.append((store_id, matrix))
+    return found
+
+
+# A scan of fewer rows than this runs on the event loop: a worker thread's hop costs more than it saves.
+THREAD_SCAN_ROWS = 20_000
+
+
+async def _embed_and_scan(
+    embedder: Embedder,
+    queries: list[str],
+    matrices: list[tuple[str, _Matrix]],
+    limit: int,
+    allowed: Mapping[FileKey, object] | None,
+) -> tuple[Vectors, list[Scored | None]]:
+    """The queries' vectors, and for each its top `limit` over `matrices` (None: not of their width)."""
+    vectors = await embedder.embed(queries)
+    if not matrices:
+        return vectors, [None] * len(queries)
+    dims = int(matrices[0][1].vectors.shape[1])
+    rows = sum(len(m.seqs) for _, m in matrices)
+
+    def scan_all() -> list[Scored | None]:
+        return [_scan(matrices, v, limit, allowed) if v.shape[0] == dims else None for v in vectors]
+
+    if rows < THREAD_SCAN_ROWS:
+        return vectors, scan_all()
+    return vectors, await asyncio.to_thread(scan_all)
+
+
+def _scan(
+    matrices: list[tuple[str, _Matrix]],
+    query: npt.NDArray[np.float32],
+    limit: int,
+    allowed: Mapping[FileKey, object] | None,
+) -> Scored:
+    """The top `limit` chunks of `matrices` by cosine similarity (a dot product: rows and query are normalised)."""
+    import numpy as np
+
+    scored: list[tuple[float, Key]] = []
+    for store_id, matrix in matrices:
         if not len(matrix.seqs):
             continue
-        sims = matrix.vectors @ query
+        # einsum is numpy's own single-threaded loop, as fast as one BLAS thread here (the product is
+        # bound by memory). `@` would go to OpenBLAS, which splits it over every core and leaves its
+        # workers spinning after the call: ~1.3x faster when idle, ~2.5x the CPU, and slower beside
+        # other load, or beside the keyword query that runs meanwhile (bench/bench_search.py).
+        sims = np.einsum("ij,j->i", matrix.vectors, query)
         if allowed is not None:
             names = matrix.file_ids
             ok = np.fromiter(((store_id, f) in allowed for f in names), dtype=bool, count=len(names))
@@ -499,6 +625,22 @@ async def _vector(
                 scored.append((float(sims[i]), (store_id, matrix.file_ids[matrix.codes[i]], int(matrix.seqs[i]))))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return [(key, score) for score, key in scored[:limit]]
+
+
+async def _vector(
+    conn: Connection,
+    db: Database,
+    store_ids: list[str],
+    query: npt.NDArray[np.float32],
+    limit: int,
+    allowed: Mapping[tuple[str, str], object] | None,
+    versions: Mapping[str, int] | None = None,
+) -> Scored:
+    """The top `limit` chunks by cosine similarity. `versions`: the stores' chunks_version, read if not given."""
+    if versions is None:
+        versions = {s: v.chunks for s, v in (await _versions(conn, store_ids)).items()}
+    matrices = await _matrices(conn, db, store_ids, int(query.shape[0]), versions)
+    return _scan(matrices, query, limit, allowed)
 
 
 # --- vector, pgvector ---------------------------------------------------------------------------
@@ -570,13 +712,23 @@ async def _pgvector(
 
 
 async def _texts(conn: Connection, keys: list[Key]) -> dict[Key, str]:
-    c = t.chunks.c
-    # ORed primary-key lookups: SQLite plans a row-value IN list as a scan of the table.
-    match = or_(*(and_(c.vector_store_id == s, c.file_id == f, c.seq == q) for s, f, q in keys))
-    rows = await conn.execute(select(c.vector_store_id, c.file_id, c.seq, c.text).where(match))
+    values: dict[str, Any] = {}
+    for i, (store_id, file_id, seq) in enumerate(keys):
+        values.update({f"s{i}": store_id, f"f{i}": file_id, f"q{i}": seq})
+    rows = await conn.execute(_texts_statement(len(keys)), values)
     return {(r.vector_store_id, r.file_id, int(r.seq)): r.text for r in rows}
 
 
+@functools.lru_cache(maxsize=64)
+def _texts_statement(n: int) -> TextClause:
+    """ORed primary-key lookups of `n` chunks (SQLite plans a row-value IN list as a scan of the table)."""
+    match = " OR ".join(f"(vector_store_id = :s{i} AND file_id = :f{i} AND seq = :q{i})" for i in range(n))
+    return text(f"SELECT vector_store_id, file_id, seq, text FROM chunks WHERE {match}")
+
+
+_FILENAMES = select(t.files.c.id, t.files.c.filename).where(t.files.c.id.in_(bindparam("ids", expanding=True)))
+
+
 async def _filenames(conn: Connection, file_ids: set[str]) -> dict[str, str]:
-    rows = await conn.execute(select(t.files.c.id, t.files.c.filename).where(t.files.c.id.in_(sorted(file_ids))))
+    rows = await conn.execute(_FILENAMES, {"ids": sorted(file_ids)})
     return {r.id: r.filename for r in rows}

@@ -1,0 +1,315 @@
+"""Search's cheaper paths (issue 18) give the same candidates for less work, in process on a migrated database:
+
+- the query is embedded while the keyword query runs, not before it (both backends);
+- SQLite: a query term in half the chunks or more (bm25's idf clamped to 1e-6) is left out of the FTS5
+  query, so "the zebra" costs about what "zebra" does, and ranks the same; counted in SQLite VM steps;
+- SQLite: a filtered search's keyword candidates are the exact ones (FTS5 over every store, then the
+  allowed files; or the exact query when the filter keeps too few), for filters that keep most, some,
+  or one of the files;
+- the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product;
+- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0015).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
+
+from assistd.db import migrate
+from assistd.db import tables as t
+from assistd.db.database import Database, create_engine
+from assistd.retrieval import search as engine
+from assistd.testing.postgres import TestPostgres
+
+BACKENDS = os.environ.get("ASSISTD_TEST_BACKENDS", "sqlite,postgres").split(",")
+STORE = "vs_0000paths00000000000000000000"
+DIMS = 8
+FILES = 40
+CHUNKS = 2_400  # over engine.INFORMATIVE_MIN_ROWS: common terms are left out from there on
+COMMON = ["the", "of", "and"]  # in every chunk
+RARE = "zebra"  # in a few chunks
+
+
+def vocabulary() -> list[str]:
+    rng = random.Random(3)
+    return ["".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+
+
+def chunk_text(rng: random.Random, words: list[str], i: int) -> str:
+    picked = rng.choices(words, k=12)
+    if i % 500 == 7:
+        picked.append(RARE)
+    return " ".join([*COMMON, *picked])
+
+
+async def populate(db: Database) -> None:
+    rng = random.Random(5)
+    words = vocabulary()
+    vectors = np.random.default_rng(5).standard_normal((CHUNKS, DIMS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    async with db.write() as conn:
+        await conn.execute(
+            t.vector_stores.insert().values(
+                id=STORE, project_id="proj_t", created_at=0, name="paths", description=None,
+                expires_after=None, last_active_at=0, metadata={},
+            )
+        )  # fmt: skip
+        files = [f"file-paths{i:04d}" for i in range(FILES)]
+        await conn.execute(
+            t.files.insert(),
+            [
+                {"id": f, "project_id": "proj_t", "created_at": 0, "filename": f"{f}.txt", "purpose": "assistants",
+                 "bytes": 1, "status": "processed", "expires_at": None, "blob_key": "x"}
+                for f in files
+            ],
+        )  # fmt: skip
+        await conn.execute(
+            t.vector_store_files.insert(),
+            [
+                {"vector_store_id": STORE, "id": f, "project_id": "proj_t", "batch_id": None, "created_at": 0,
+                 "status": "completed", "last_error": None, "chunking_strategy": {}, "attributes": {"n": i},
+                 "usage_bytes": 0, "lease_owner": None, "lease_expires_at": None}
+                for i, f in enumerate(files)
+            ],
+        )  # fmt: skip
+        await conn.execute(
+            t.chunks.insert(),
+            [
+                {"vector_store_id": STORE, "file_id": files[i % FILES], "seq": i, "text": chunk_text(rng, words, i),
+                 "tokens": 15, "embedding": vectors[i].astype("<f4").tobytes()}
+                for i in range(CHUNKS)
+            ],
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        found = f"sqlite:///{tmp_path_factory.mktemp('paths') / 'search.db'}"
+    else:
+        pg: TestPostgres = request.getfixturevalue("postgres")
+        found = pg.new_database()
+
+    async def prepare() -> None:
+        migration = create_engine(found, pool_size=1)
+        await migrate.upgrade(migration)
+        await migration.dispose()
+        db = Database(found)
+        try:
+            await populate(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
+    yield found
+
+
+class SteadyEmbedder:
+    """A fixed query vector; `hold` makes embed() wait in a worker thread for the keyword query to start."""
+
+    model = "steady"
+    dimensions = DIMS
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.hold = hold
+        self.keyword_ran_meanwhile: bool | None = None
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        if self.hold is not None:
+            hold = self.hold
+            self.keyword_ran_meanwhile = await asyncio.to_thread(hold.wait, 10.0)
+        vectors = np.ones((len(texts), DIMS), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_the_query_is_embedded_while_the_keyword_query_runs(url: str) -> None:
+    keyword_started = threading.Event()
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "chunks_fts" in statement or "to_tsquery" in statement:
+            keyword_started.set()
+
+    async def main() -> list[engine.SearchHit]:
+        db = Database(url)
+        try:
+            return await engine.search(db, embedder, [STORE], [f"{RARE} of"], max_num_results=5)
+        finally:
+            await db.dispose()
+
+    embedder = SteadyEmbedder(hold=keyword_started)
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        hits = asyncio.run(main())
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert embedder.keyword_ran_meanwhile is True  # before: the embedding was awaited first (held 10 s)
+    assert hits and RARE in hits[0].text
+
+
+class VmSteps:
+    """SQLite virtual-machine steps on every new pysqlite connection (FTS5's own statements included)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __enter__(self) -> VmSteps:
+        event.listen(Pool, "connect", self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(Pool, "connect", self._hook)
+
+    def _hook(self, dbapi_conn: Any, _record: Any) -> None:
+        if hasattr(dbapi_conn, "set_progress_handler"):
+            dbapi_conn.set_progress_handler(self._tick, 100)
+
+    def _tick(self) -> int:
+        self.steps += 100
+        return 0
+
+
+def test_a_term_in_every_chunk_costs_nothing_and_changes_nothing(url: str) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("FTS5 is SQLite's; PostgreSQL's to_tsquery drops English stop words itself")
+
+    async def main(counter: VmSteps) -> dict[str, tuple[int, list[tuple[str, int]]]]:
+        db = Database(url)
+        found: dict[str, tuple[int, list[tuple[str, int]]]] = {}
+        try:
+            for query in [RARE, f"the {RARE} of", f"the {RARE} of"]:  # the last: term counts cached
+                before = counter.steps
+                async with db.read() as conn:
+                    hits = await engine._keyword(conn, db.dialect, [STORE], query, 50, None, db=db)
+                found[query] = (counter.steps - before, [(k[1], k[2]) for k, _ in hits])
+        finally:
+            await db.dispose()
+        return found
+
+    with VmSteps() as counter:
+        found = asyncio.run(main(counter))
+    rare_steps, rare_hits = found[RARE]
+    common_steps, common_hits = found[f"the {RARE} of"]
+    assert common_hits == rare_hits and len(rare_hits) == len(range(7, CHUNKS, 500))
+    # Before: FTS5 ranked all 2,400 chunks for "the" and "of" (~40x the steps of "zebra" alone).
+    assert common_steps <= 3 * rare_steps + 2_000, (common_steps, rare_steps)
+
+
+def test_only_common_terms_are_all_kept(url: str) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("FTS5 is SQLite's")
+
+    async def main() -> tuple[list[str], list[str], int]:
+        db = Database(url)
+        try:
+            async with db.read() as conn:
+                kept = await engine.informative_terms(conn, db, ["the", "of", RARE])
+                only_common = await engine.informative_terms(conn, db, ["the", "of"])
+                hits = await engine._keyword(conn, db.dialect, [STORE], "the of", 50, None, db=db)
+            return kept, only_common, len(hits)
+        finally:
+            await db.dispose()
+
+    kept, only_common, hits = asyncio.run(main())
+    assert kept == [RARE]
+    assert only_common == ["the", "of"] and hits == 50
+
+
+@pytest.mark.parametrize("keep", [30, 8, 1])
+def test_filtered_keyword_candidates_are_the_exact_ones(url: str, keep: int) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("the overfetch is FTS5's")
+    files = [f"file-paths{i:04d}" for i in range(0, FILES, FILES // keep)][:keep]
+    words = vocabulary()
+
+    async def main() -> None:
+        db = Database(url)
+        try:
+            async with db.read() as conn:
+                for query in [" ".join(words[i : i + 3]) for i in range(0, 60, 6)]:
+                    found = await engine._keyword(
+                        conn, db.dialect, [STORE], query, 50, files, db=db, share=len(files) / FILES
+                    )
+                    terms = " OR ".join(f'"{w}"' for w in query.split())
+                    exact = await conn.execute(
+                        text(
+                            "SELECT c.file_id, c.seq, -f.rank AS score FROM chunks_fts AS f JOIN chunks AS c "
+                            "ON c.rowid = f.rowid WHERE chunks_fts MATCH :m AND c.file_id IN ("
+                            + ",".join(f"'{f}'" for f in files)
+                            + ") ORDER BY f.rank LIMIT 50"
+                        ),
+                        {"m": f"text : ({terms})"},
+                    )
+                    expected = [(r.file_id, r.seq, r.score) for r in exact]
+                    assert [score for _, score in found] == pytest.approx([s for _, _, s in expected]), query
+                    # Chunks of equal score at the cut may be either ones; those above it are the same.
+                    cut = expected[-1][2] if expected else 0.0
+                    above = {(f, s) for f, s, score in expected if score > cut + 1e-9}
+                    assert above == {(k[1], k[2]) for k, score in found if score > cut + 1e-9}, query
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_the_threaded_scan_of_a_large_store_is_the_exact_top() -> None:
+    rows = engine.THREAD_SCAN_ROWS + 5_000
+    rng = np.random.default_rng(9)
+    vectors = rng.standard_normal((rows, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    codes = (np.arange(rows) % 50).astype(np.int32)
+    matrix = engine._Matrix(0, [f"file-{i}" for i in range(50)], codes, np.arange(rows, dtype=np.int32), vectors)
+    allowed: dict[tuple[str, str], object] = {("vs_a", f"file-{i}"): {} for i in range(0, 50, 2)}
+
+    class Fixed:
+        model = "fixed"
+        dimensions = 32
+
+        async def embed(self, texts: Sequence[str]) -> Any:
+            query = rng.standard_normal((len(texts), 32)).astype(np.float32)
+            return query / np.linalg.norm(query, axis=1, keepdims=True)
+
+    queries, found = asyncio.run(engine._embed_and_scan(Fixed(), ["a", "b"], [("vs_a", matrix)], 40, allowed))
+    for query, scanned in zip(queries, found, strict=True):
+        sims = vectors @ query
+        sims[codes % 2 == 1] = -np.inf
+        top = np.argsort(-sims, kind="stable")[:40]
+        assert scanned is not None
+        assert [k[2] for k, _ in scanned] == [int(i) for i in top]
+        assert [s for _, s in scanned] == pytest.approx([float(sims[i]) for i in top], abs=1e-5)
+
+
+def test_postgres_ranks_a_stored_tsvector_that_follows_the_text(url: str) -> None:
+    """Migration 0015: `chunks.text_tsv` is to_tsvector('english', text), kept by PostgreSQL on every write."""
+    if url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's column; SQLite's FTS5 index is kept by triggers")
+
+    async def main() -> None:
+        db = Database(url)
+        try:
+            async with db.read() as conn:
+                stale = "SELECT count(*) FROM chunks WHERE text_tsv IS DISTINCT FROM to_tsvector('english', text)"
+                assert (await conn.execute(text(stale))).scalar_one() == 0
+                assert await engine._keyword(conn, db.dialect, [STORE], "quokkas", 10, None) == []
+            async with db.write() as conn:
+                await conn.execute(text("UPDATE chunks SET text = text || ' quokka' WHERE seq = 3"))
+            try:
+                async with db.read() as conn:
+                    found = await engine._keyword(conn, db.dialect, [STORE], "quokkas", 10, None)
+                    assert [k[2] for k, _ in found] == [3]  # stemmed, as to_tsvector('english') does
+            finally:
+                async with db.write() as conn:
+                    await conn.execute(text("UPDATE chunks SET text = replace(text, ' quokka', '') WHERE seq = 3"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
