@@ -7,7 +7,7 @@
   allowed files; or the exact query when the filter keeps too few), for filters that keep most, some,
   or one of the files;
 - the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product;
-- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0015).
+- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0016).
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def test_the_threaded_scan_of_a_large_store_is_the_exact_top() -> None:
 
 
 def test_postgres_ranks_a_stored_tsvector_that_follows_the_text(url: str) -> None:
-    """Migration 0015: `chunks.text_tsv` is to_tsvector('english', text), kept by PostgreSQL on every write."""
+    """Migration 0016: `chunks.text_tsv` is to_tsvector('english', text), kept by PostgreSQL on every write."""
     if url.startswith("sqlite"):
         pytest.skip("PostgreSQL's column; SQLite's FTS5 index is kept by triggers")
 

@@ -16,7 +16,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # An arbitrary constant: replicas starting together take turns to migrate.
 PG_MIGRATION_LOCK = 7_402_113
 # Raw-DDL objects of migrations 0004 (the keyword index), 0005 (pgvector's column and index), 0010 (the
-# list-order indexes over imported objects' sort keys) and 0015 (PostgreSQL's stored tsvector) that
+# list-order indexes over imported objects' sort keys) and 0016 (PostgreSQL's stored tsvector) that
 # db/tables.py does not model: schema comparison (autogenerate, tests/integration/test_migrations.py)
 # leaves them out.
 UNMODELLED_TABLE_PREFIX = "chunks_fts"

@@ -316,7 +316,7 @@ file_batches = Table(
 # The searchable pieces of a file in a store: text and its embedding (float32 bytes). The keyword
 # index is outside the models (migration 0004, retrieval/search.py): an FTS5 table `chunks_fts` kept
 # by triggers on SQLite; on PostgreSQL a stored `text_tsv` = to_tsvector('english', text) with a GIN
-# index (migration 0015; before, an expression index). So is pgvector's
+# index (migration 0016; before, an expression index). So is pgvector's
 # copy of 384-dimension embeddings on PostgreSQL, `embedding_vec` with an HNSW index (migration 0005).
 chunks = Table(
     "chunks",

@@ -7,8 +7,8 @@ with the recheck), ~0.1 ms a row, so a query matching 10k of 100k chunks took ov
 Raw DDL outside the models, like 0004's (`migrate.UNMODELLED_COLUMNS`). SQLite: a no-op (FTS5 keeps
 its own index).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-30 10:25:00.000000
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
