@@ -2,6 +2,7 @@
 
     python bench/bench_stream.py [--backends sqlite] [--tokens 40] [--interval 0.02] [--samples 30]
                                  [--concurrent 200] [--baseline bench/results/OLD.json]
+                                 [--compare-src /path/to/other/checkout/src]
 
 Starts the scripted fake upstream (`python -m assistd.testing.fake_upstream`) as its own process,
 scripted to stream `--tokens` words one every `--interval` seconds, and per backend one
@@ -16,7 +17,15 @@ scripted to stream `--tokens` words one every `--interval` seconds, and per back
               room for all connections: completed, lost (no `thread.run.completed` or missing tokens),
               wall time, time to first token under load, the server's CPU seconds (/proc/<pid>/stat
               utime+stime) and memory (peak VmRSS sampled every 50 ms during the burst, VmHWM after).
-              The same burst straight to the fake is measured first, as its own floor.
+              The same burst straight to the fake is measured first, as its own floor. Server CPU
+              per token is the burst's CPU seconds over the tokens it streamed (run creation and
+              every other cost of the runs included: an upper bound of the per-token path).
+
+With --compare-src DIR, every backend is measured on two servers in the same run, against the same fake
+upstream: one from this tree and one started with PYTHONPATH=DIR (another checkout's src/, say main's
+before a change), both running at once, each on its own database. Their sequential rounds take turns
+(this, other, other, this, ...), and so do their bursts, after one burst straight to the fake; the
+report adds a table of both with the ratio this/other.
 
 Results are printed as markdown and written to bench/results/stream-<time>.json.
 """
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -45,6 +55,7 @@ from bench_runs import (  # noqa: E402
 )
 from common import (  # noqa: E402
     add_backends_arg,
+    add_compare_arg,
     add_output_args,
     fmt,
     mib,
@@ -106,52 +117,75 @@ def gaps(tokens: list[float]) -> list[float]:
 
 
 async def sequential(
-    client: httpx.AsyncClient, fake: httpx.AsyncClient, fake_port: int, assistant_id: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    thread_id = await create_thread(client, 1)
+    targets: list[tuple[httpx.AsyncClient, str]], fake: httpx.AsyncClient, fake_port: int, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Per target (a server's client and assistant): `--samples` rounds of a streamed run and the same
+    request straight to the fake; the targets take turns, in an order that alternates round by round."""
+    threads = [await create_thread(client, 1) for client, _ in targets]
     await fake_call(fake_port, "POST", "/_fake/reset", {})
-    await script(fake_port, args.warmup, args)
-    for _ in range(args.warmup):
-        await run_stream(client, thread_id, assistant_id)
+    await script(fake_port, args.warmup * len(targets), args)
+    for (client, assistant_id), thread_id in zip(targets, threads, strict=True):
+        for _ in range(args.warmup):
+            await run_stream(client, thread_id, assistant_id)
     body = (await fake_call(fake_port, "GET", "/_fake/requests"))[-1]  # what assistd sends upstream
     await script(fake_port, args.warmup, args)
     for _ in range(args.warmup):
         await direct_stream(fake, body)
-    ttft_a: list[float] = []
-    ttft_d: list[float] = []
-    ttft_added: list[float] = []
-    gap_a: list[float] = []
-    gap_d: list[float] = []
-    gap_added: list[float] = []
-    end_added: list[float] = []
-    token_mismatch = 0
-    for _ in range(args.samples):
-        await script(fake_port, 2, args)
-        a = await run_stream(client, thread_id, assistant_id)
-        d = await direct_stream(fake, body)
-        if not a["completed"] or len(a["tokens"]) != args.tokens or len(d["tokens"]) != args.tokens:
-            token_mismatch += 1
-        if not a["tokens"] or not d["tokens"]:
-            continue
-        ttft_a.append(a["tokens"][0] * 1000)
-        ttft_d.append(d["tokens"][0] * 1000)
-        ttft_added.append((a["tokens"][0] - d["tokens"][0]) * 1000)
-        ga, gd = gaps(a["tokens"]), gaps(d["tokens"])
-        gap_a += ga
-        gap_d += gd
-        gap_added += [x - y for x, y in zip(ga, gd, strict=False)]
-        end_added.append((a["tokens"][-1] - d["tokens"][-1]) * 1000)
+    found = [_Sequential() for _ in targets]
+    order = list(range(len(targets)))
+    for round_ in range(args.samples):
+        for i in order if round_ % 2 == 0 else order[::-1]:
+            client, assistant_id = targets[i]
+            await script(fake_port, 2, args)
+            a = await run_stream(client, threads[i], assistant_id)
+            d = await direct_stream(fake, body)
+            found[i].add(a, d, args.tokens)
     await fake_call(fake_port, "POST", "/_fake/reset", {})
-    return {
-        "samples": args.samples,
-        "tokens": args.tokens,
-        "interval_ms": args.interval * 1000,
-        "token_mismatch": token_mismatch,
-        "ttft_ms": {"assistd": summary(ttft_a), "direct": summary(ttft_d), "added": summary(ttft_added)},
-        "gap_ms": {"assistd": summary(gap_a), "direct": summary(gap_d), "added": summary(gap_added)},
-        "last_token_added_ms": summary(end_added),
-        "raw": {"ttft_assistd": ttft_a, "ttft_direct": ttft_d, "gap_added": gap_added},
-    }
+    return [f.result(args) for f in found]
+
+
+class _Sequential:
+    """One target's sequential rounds, paired with the direct stream measured right after each."""
+
+    def __init__(self) -> None:
+        self.ttft_a: list[float] = []
+        self.ttft_d: list[float] = []
+        self.ttft_added: list[float] = []
+        self.gap_a: list[float] = []
+        self.gap_d: list[float] = []
+        self.gap_added: list[float] = []
+        self.end_added: list[float] = []
+        self.token_mismatch = 0
+
+    def add(self, a: dict[str, Any], d: dict[str, Any], tokens: int) -> None:
+        if not a["completed"] or len(a["tokens"]) != tokens or len(d["tokens"]) != tokens:
+            self.token_mismatch += 1
+        if not a["tokens"] or not d["tokens"]:
+            return
+        self.ttft_a.append(a["tokens"][0] * 1000)
+        self.ttft_d.append(d["tokens"][0] * 1000)
+        self.ttft_added.append((a["tokens"][0] - d["tokens"][0]) * 1000)
+        ga, gd = gaps(a["tokens"]), gaps(d["tokens"])
+        self.gap_a += ga
+        self.gap_d += gd
+        self.gap_added += [x - y for x, y in zip(ga, gd, strict=False)]
+        self.end_added.append((a["tokens"][-1] - d["tokens"][-1]) * 1000)
+
+    def result(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            "samples": args.samples,
+            "tokens": args.tokens,
+            "interval_ms": args.interval * 1000,
+            "token_mismatch": self.token_mismatch,
+            "ttft_ms": {
+                "assistd": summary(self.ttft_a),
+                "direct": summary(self.ttft_d),
+                "added": summary(self.ttft_added),
+            },
+            "gap_ms": {"assistd": summary(self.gap_a), "direct": summary(self.gap_d), "added": summary(self.gap_added)},
+            "last_token_added_ms": summary(self.end_added),
+            "raw": {"ttft_assistd": self.ttft_a, "ttft_direct": self.ttft_d, "gap_added": self.gap_added},
+        }
 
 
 async def burst_direct(fake_port: int, body: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -214,6 +248,8 @@ async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: arg
     errors = [repr(r)[:300] for r in results if isinstance(r, BaseException)]
     ok = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) == args.tokens]
     short = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) != args.tokens]
+    cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
+    streamed = sum(len(r["tokens"]) for r in results if isinstance(r, dict))
     return {
         "concurrent": args.concurrent,
         "completed": len(ok),
@@ -225,7 +261,9 @@ async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: arg
         "ttft_ms": summary([r["tokens"][0] * 1000 for r in ok]),
         "gap_ms": summary([g for r in ok for g in gaps(r["tokens"])]),
         "end_ms": summary([r["end"] * 1000 for r in ok if r["end"] is not None]),
-        "server_cpu_s": (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None,
+        "server_cpu_s": cpu,
+        "tokens_streamed": streamed,
+        "server_cpu_us_per_token": cpu / streamed * 1e6 if cpu is not None and streamed else None,
         "server_rss_kib_before": before.get("VmRSS"),
         "server_rss_kib_peak": peak,
         "server_rss_kib_after": after.get("VmRSS"),
@@ -236,32 +274,45 @@ async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: arg
 async def bench_backend_async(
     server: LiveServer, fake_port: int, backend: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    async with (
-        new_client(server.base_url) as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=60) as fake,
-    ):
-        assistant_id = await create_assistant(client)
-        print(f"[{backend}] sequential, {args.samples} streamed runs ...", file=sys.stderr, flush=True)
-        seq = await sequential(client, fake, fake_port, assistant_id, args)
+    return (await bench_servers_async([server], fake_port, backend, args))[0]
+
+
+async def bench_servers_async(
+    servers: list[LiveServer], fake_port: int, backend: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every measurement on each server (one per source tree): sequential rounds in turns, one burst
+    straight to the fake, then each server's burst (one after the other)."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(new_client(server.base_url)) for server in servers]
+        fake = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=60))
+        assistants = [await create_assistant(client) for client in clients]
+        print(f"[{backend}] sequential, {args.samples} streamed runs per server ...", file=sys.stderr, flush=True)
+        seq = await sequential(list(zip(clients, assistants, strict=True)), fake, fake_port, args)
         await script(fake_port, 1, args)
-        await run_stream(client, await create_thread(client, 1), assistant_id)
+        await run_stream(clients[0], await create_thread(clients[0], 1), assistants[0])
         body = (await fake_call(fake_port, "GET", "/_fake/requests"))[-1]
     await fake_call(fake_port, "POST", "/_fake/reset", {})
     print(f"[{backend}] {args.concurrent} concurrent streams straight to the fake ...", file=sys.stderr, flush=True)
     floor = await burst_direct(fake_port, body, args)
     await fake_call(fake_port, "POST", "/_fake/reset", {})
-    print(f"[{backend}] {args.concurrent} concurrent streamed runs ...", file=sys.stderr, flush=True)
-    conc = await burst(server, fake_port, assistant_id, args)
-    await fake_call(fake_port, "POST", "/_fake/reset", {})
-    return {"backend": backend, "sequential": seq, "burst_direct": floor, "burst": conc}
+    bursts: list[dict[str, Any]] = []
+    for server, assistant_id in zip(servers, assistants, strict=True):
+        print(f"[{backend}] {args.concurrent} concurrent streamed runs ...", file=sys.stderr, flush=True)
+        bursts.append(await burst(server, fake_port, assistant_id, args))
+        await fake_call(fake_port, "POST", "/_fake/reset", {})
+    return [
+        {"backend": backend, "sequential": s, "burst_direct": floor, "burst": b}
+        for s, b in zip(seq, bursts, strict=True)
+    ]
 
 
 def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     out: list[str] = []
     for res in results:
         s = res["sequential"]
+        tree = f" [{res['tree']}]" if getattr(args, "compare_src", None) else ""
         out.append(
-            f"\n### {res['backend']}: one stream at a time ({s['samples']} runs x {s['tokens']} tokens, "
+            f"\n### {res['backend']}{tree}: one stream at a time ({s['samples']} runs x {s['tokens']} tokens, "
             f"one every {s['interval_ms']:.0f} ms upstream; ms)\n"
         )
         out.append("| measure | assistd p50 | p99 | fake direct p50 | p99 | **added p50** | added p99 |")
@@ -282,23 +333,23 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f"\n{s['token_mismatch']} of {s['samples']} rounds did not deliver all tokens or did not complete."
             )
         b, f = res["burst"], res["burst_direct"]
-        out.append(f"\n### {res['backend']}: {b['concurrent']} streaming runs at once (one server process)\n")
+        out.append(f"\n### {res['backend']}{tree}: {b['concurrent']} streaming runs at once (one server process)\n")
         out.append(
             "| target | completed | lost | wall s | TTFT p50 ms | p99 | gap p50 ms | gap p99 | whole run p50 ms "
-            "| p99 | server CPU s | RSS before MiB | RSS peak MiB | VmHWM MiB |"
+            "| p99 | server CPU s | CPU µs / token | RSS before MiB | RSS peak MiB | VmHWM MiB |"
         )
-        out.append("|---|" + "---:|" * 14)
+        out.append("|---|" + "---:|" * 15)
         out.append(
             f"| fake direct | {f['completed']} | {f['lost']} | {fmt(f['wall_s'])} | {fmt(f['ttft_ms']['p50'])} "
             f"| {fmt(f['ttft_ms']['p99'])} | {fmt(f['gap_ms']['p50'])} | {fmt(f['gap_ms']['p99'])} "
-            "| | | | | | |"
+            "| | | | | | | |"
         )
         out.append(
             f"| assistd | {b['completed']} | {b['lost']} | {fmt(b['wall_s'])} | {fmt(b['ttft_ms']['p50'])} "
             f"| {fmt(b['ttft_ms']['p99'])} | {fmt(b['gap_ms']['p50'])} | {fmt(b['gap_ms']['p99'])} "
             f"| {fmt(b['end_ms']['p50'])} | {fmt(b['end_ms']['p99'])} | {fmt(b['server_cpu_s'])} "
-            f"| {mib(b['server_rss_kib_before'])} | {mib(b['server_rss_kib_peak'])} "
-            f"| {mib(b['server_vmhwm_kib'])} |"
+            f"| {fmt(b.get('server_cpu_us_per_token'), 0)} | {mib(b['server_rss_kib_before'])} "
+            f"| {mib(b['server_rss_kib_peak'])} | {mib(b['server_vmhwm_kib'])} |"
         )
         out.append(
             f"\nserver-side final statuses: {b['server_statuses']}"
@@ -346,7 +397,13 @@ def render_comparison(results: list[dict[str, Any]], baseline: dict[str, Any], n
             ),
             ("burst wall s", res["burst"]["wall_s"], o["burst"]["wall_s"]),
             ("burst TTFT p50 ms", res["burst"]["ttft_ms"]["p50"], o["burst"]["ttft_ms"]["p50"]),
+            ("burst TTFT p99 ms", res["burst"]["ttft_ms"]["p99"], o["burst"]["ttft_ms"]["p99"]),
             ("burst server CPU s", res["burst"]["server_cpu_s"], o["burst"]["server_cpu_s"]),
+            (
+                "burst server CPU µs / token",
+                res["burst"].get("server_cpu_us_per_token"),
+                o["burst"].get("server_cpu_us_per_token"),
+            ),
             (
                 "burst RSS peak MiB",
                 res["burst"]["server_rss_kib_peak"] / 1024,
@@ -387,6 +444,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=30, help="sequential rounds (assistd + direct each)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up streams before the sequential rounds")
     parser.add_argument("--concurrent", type=int, default=200, help="streaming runs at once")
+    add_compare_arg(parser)
     add_output_args(parser, "stream")
     args = parser.parse_args(argv)
     parse_backends(parser, args)
@@ -396,7 +454,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return fake_upstream_main(
-        "stream", "streaming benchmark", args, bench_backend_async, render, render_comparison, render_aims
+        "stream",
+        "streaming benchmark",
+        args,
+        bench_backend_async,
+        render,
+        render_comparison,
+        render_aims,
+        compare=bench_servers_async,
     )
 
 
