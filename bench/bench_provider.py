@@ -153,9 +153,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     if other:
         out += ["\n| streams at once | CPU µs / token this / compare |", "|---:|---:|"]
         for concurrent, row in this.items():
-            out.append(
-                f"| {concurrent} | {ratio(row['cpu_us_per_token'], other[concurrent]['cpu_us_per_token'])} |"
-            )
+            out.append(f"| {concurrent} | {ratio(row['cpu_us_per_token'], other[concurrent]['cpu_us_per_token'])} |")
     return "\n".join(out)
 
 
