@@ -53,8 +53,8 @@ def frames(*emitted: tuple[str, Any]) -> list[tuple[str, str]]:
         return [chunk async for chunk in _events(sink, [("thread.run.created", run), ("thread.run.queued", run)], 5)]
 
     out = []
-    for chunk in asyncio.run(main()):
-        head, data = chunk.decode().strip().split("\n")
+    for frame in b"".join(asyncio.run(main())).decode().split("\n\n")[:-1]:  # events queued together share a write
+        head, data = frame.split("\n")
         out.append((head.removeprefix("event: "), data.removeprefix("data: ")))
     return out
 
