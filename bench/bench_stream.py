@@ -1,7 +1,7 @@
 """Streaming benchmark: what assistd adds to the first token and between tokens of a streamed run.
 
     python bench/bench_stream.py [--backends sqlite] [--tokens 40] [--interval 0.02] [--samples 30]
-                                 [--concurrent 200] [--baseline bench/results/OLD.json]
+                                 [--concurrent 200] [--polled 200] [--baseline bench/results/OLD.json]
                                  [--compare-src /path/to/other/checkout/src]
 
 Starts the scripted fake upstream (`python -m assistd.testing.fake_upstream`) as its own process,
@@ -21,6 +21,11 @@ scripted to stream `--tokens` words one every `--interval` seconds, and per back
               per token is the burst's CPU seconds over the tokens it streamed (run creation and
               every other cost of the runs included: an upper bound of the per-token path).
 
+  polled      `--polled` runs created at once without a stream (each on its own thread), each
+              client polling GET .../runs/{id} every 100 ms until the run ends: time to completion
+              p50/p99 and wall time. Every run waits on the upstream for the same paced reply, so
+              this shows how many runs the server executes at once (ASSISTD_WORKER_CONCURRENCY).
+
 With --compare-src DIR, every backend is measured on two servers in the same run, against the same fake
 upstream: one from this tree and one started with PYTHONPATH=DIR (another checkout's src/, say main's
 before a change), both running at once, each on its own database. Their sequential rounds take turns
@@ -38,6 +43,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,7 @@ from bench_runs import (  # noqa: E402
     fake_call,
     fake_upstream_main,
     new_client,
+    polled_run,
     stream_events,
 )
 from common import (  # noqa: E402
@@ -70,6 +77,7 @@ from assistd.testing.server import LiveServer  # noqa: E402
 
 AIM_TTFT_ADDED_MS = 15.0
 AIM_TOKEN_ADDED_MS = 2.0
+CLIENT_CONNECTIONS = 10  # per client of a burst (see clients())
 
 
 def reply_text(tokens: int) -> str:
@@ -107,6 +115,19 @@ async def direct_stream(fake: httpx.AsyncClient, body: dict[str, Any]) -> dict[s
             tokens.append(at - start)
     done = bool(events) and events[-1][2] == "[DONE]"
     return {"tokens": tokens, "completed": done, "end": events[-1][0] - start if events else None}
+
+
+@contextlib.asynccontextmanager
+async def clients(base_url: str, runs: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Clients for `runs` requests at once, CLIENT_CONNECTIONS connections each: httpx's pool does work in
+    proportion to its connections per request, and one pool of 200 made the bench itself the bottleneck
+    (200 polling clients measured 21 s to completion for runs the server finished within 6 s)."""
+    async with contextlib.AsyncExitStack() as stack:
+        count = -(-runs // CLIENT_CONNECTIONS)
+        yield [
+            await stack.enter_async_context(new_client(base_url, connections=CLIENT_CONNECTIONS + 2))
+            for _ in range(count)
+        ]
 
 
 def gaps(tokens: list[float]) -> list[float]:
@@ -191,11 +212,10 @@ class _Sequential:
 async def burst_direct(fake_port: int, body: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """`--concurrent` streams straight to the fake at once: the floor for the burst."""
     await script(fake_port, args.concurrent, args)
-    limits = httpx.Limits(max_connections=args.concurrent + 10, max_keepalive_connections=args.concurrent + 10)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{fake_port}", timeout=120, limits=limits) as fake:
+    async with clients(f"http://127.0.0.1:{fake_port}", args.concurrent) as fakes:
         start = time.perf_counter()
         results = await asyncio.gather(
-            *(direct_stream(fake, body) for _ in range(args.concurrent)), return_exceptions=True
+            *(direct_stream(fakes[i % len(fakes)], body) for i in range(args.concurrent)), return_exceptions=True
         )
         wall = time.perf_counter() - start
     ok = [r for r in results if isinstance(r, dict) and r["completed"] and len(r["tokens"]) == args.tokens]
@@ -210,8 +230,8 @@ async def burst_direct(fake_port: int, body: dict[str, Any], args: argparse.Name
 
 async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: argparse.Namespace) -> dict[str, Any]:
     pid = server.process.pid if server.process else 0
-    async with new_client(server.base_url, connections=args.concurrent + 10) as client:
-        thread_ids = await asyncio.gather(*(create_thread(client, 1) for _ in range(args.concurrent)))
+    async with clients(server.base_url, args.concurrent) as pool:
+        thread_ids = await asyncio.gather(*(create_thread(pool[i % len(pool)], 1) for i in range(args.concurrent)))
         await script(fake_port, args.concurrent, args)
         before = proc_status(pid)
         cpu_before = process_cpu_seconds(pid)
@@ -227,7 +247,8 @@ async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: arg
         sampler = asyncio.create_task(sample_rss())
         start = time.perf_counter()
         results = await asyncio.gather(
-            *(run_stream(client, t, assistant_id) for t in thread_ids), return_exceptions=True
+            *(run_stream(pool[i % len(pool)], t, assistant_id) for i, t in enumerate(thread_ids)),
+            return_exceptions=True,
         )
         wall = time.perf_counter() - start
         stop.set()
@@ -271,6 +292,30 @@ async def burst(server: LiveServer, fake_port: int, assistant_id: str, args: arg
     }
 
 
+async def polled_burst(
+    server: LiveServer, fake_port: int, assistant_id: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """`--polled` runs created at once without a stream, each polled until it ends."""
+    async with clients(server.base_url, args.polled) as pool:
+        thread_ids = await asyncio.gather(*(create_thread(pool[i % len(pool)], 1) for i in range(args.polled)))
+        await script(fake_port, args.polled, args)
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(polled_run(pool[i % len(pool)], t, assistant_id, 0.1) for i, t in enumerate(thread_ids)),
+            return_exceptions=True,
+        )
+        wall = time.perf_counter() - start
+    done = [r[0] * 1000 for r in results if isinstance(r, tuple)]
+    errors = [repr(r)[:300] for r in results if isinstance(r, BaseException)]
+    return {
+        "runs": args.polled,
+        "completed": len(done),
+        "errors": errors[:10],
+        "wall_s": wall,
+        "completion_ms": summary(done),
+    }
+
+
 async def bench_backend_async(
     server: LiveServer, fake_port: int, backend: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -300,9 +345,15 @@ async def bench_servers_async(
         print(f"[{backend}] {args.concurrent} concurrent streamed runs ...", file=sys.stderr, flush=True)
         bursts.append(await burst(server, fake_port, assistant_id, args))
         await fake_call(fake_port, "POST", "/_fake/reset", {})
+    polled: list[dict[str, Any] | None] = [None] * len(servers)
+    for i, (server, assistant_id) in enumerate(zip(servers, assistants, strict=True)):
+        if args.polled:
+            print(f"[{backend}] {args.polled} polled runs at once ...", file=sys.stderr, flush=True)
+            polled[i] = await polled_burst(server, fake_port, assistant_id, args)
+            await fake_call(fake_port, "POST", "/_fake/reset", {})
     return [
-        {"backend": backend, "sequential": s, "burst_direct": floor, "burst": b}
-        for s, b in zip(seq, bursts, strict=True)
+        {"backend": backend, "sequential": s, "burst_direct": floor, "burst": b, "polled": p}
+        for s, b, p in zip(seq, bursts, polled, strict=True)
     ]
 
 
@@ -351,6 +402,14 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {fmt(b.get('server_cpu_us_per_token'), 0)} | {mib(b['server_rss_kib_before'])} "
             f"| {mib(b['server_rss_kib_peak'])} | {mib(b['server_vmhwm_kib'])} |"
         )
+        p = res.get("polled")
+        if p:
+            c = p["completion_ms"]
+            out.append(
+                f"\n{p['runs']} polled runs at once: {p['completed']} completed in {fmt(p['wall_s'])} s, "
+                f"time to completion p50 {fmt(c['p50'], 0)} ms, p99 {fmt(c['p99'], 0)} ms"
+                + (f"; errors: {p['errors']}" if p["errors"] else "")
+            )
         out.append(
             f"\nserver-side final statuses: {b['server_statuses']}"
             + (f"; client errors: {b['errors']}" if b["errors"] else "")
@@ -410,6 +469,15 @@ def render_comparison(results: list[dict[str, Any]], baseline: dict[str, Any], n
                 o["burst"]["server_rss_kib_peak"] / 1024,
             ),
         ]
+        if res.get("polled") and o.get("polled"):
+            pairs += [
+                ("polled burst wall s", res["polled"]["wall_s"], o["polled"]["wall_s"]),
+                (
+                    "polled burst completion p50 ms",
+                    res["polled"]["completion_ms"]["p50"],
+                    o["polled"]["completion_ms"]["p50"],
+                ),
+            ]
         for label, new, old_value in pairs:
             out.append(f"| {res['backend']} | {label} | {fmt(new)} | {fmt(old_value)} | {ratio(new, old_value)} |")
     return "\n".join(out)
@@ -444,6 +512,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=30, help="sequential rounds (assistd + direct each)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up streams before the sequential rounds")
     parser.add_argument("--concurrent", type=int, default=200, help="streaming runs at once")
+    parser.add_argument("--polled", type=int, default=200, help="polled runs at once (0: no polled burst)")
     add_compare_arg(parser)
     add_output_args(parser, "stream")
     args = parser.parse_args(argv)
