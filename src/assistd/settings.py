@@ -124,7 +124,10 @@ class Settings(BaseSettings):
     # Runs
     run_expires_seconds: int = Field(default=600, ge=1)
     poll_after_ms: int = Field(default=100, ge=1)
-    worker_concurrency: int = Field(default=32, ge=1)
+    # Runs executing at once in this process. A run mostly waits on its model and holds a database
+    # connection only inside its short transactions (those are bounded by db_pool_size), so the cap is
+    # about memory and model calls in flight, not the database (docs/configuration.md).
+    worker_concurrency: int = Field(default=256, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     listen_notify: bool = True

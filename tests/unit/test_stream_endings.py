@@ -53,8 +53,8 @@ def frames(*emitted: tuple[str, Any]) -> list[tuple[str, str]]:
         return [chunk async for chunk in _events(sink, [("thread.run.created", run), ("thread.run.queued", run)], 5)]
 
     out = []
-    for chunk in asyncio.run(main()):
-        head, data = chunk.decode().strip().split("\n")
+    for frame in b"".join(asyncio.run(main())).decode().split("\n\n")[:-1]:  # events queued together share a write
+        head, data = frame.split("\n")
         out.append((head.removeprefix("event: "), data.removeprefix("data: ")))
     return out
 
@@ -75,3 +75,20 @@ def test_a_stream_cut_short_ends_with_an_error_event_then_done() -> None:
     error = json.loads(out[2][1])
     assert error["error"]["type"] == error["type"] == "server_error"
     assert "retrieve the run" in error["message"]
+
+
+def test_events_queued_together_go_out_in_one_write() -> None:
+    """A busy server's deltas pile up between two turns of the stream: one write for all of them, not one each."""
+
+    async def main() -> list[bytes]:
+        sink = QueueSink()
+        run = queued_run()
+        for status in ("in_progress", "completed"):
+            await sink.emit(f"thread.run.{status}", run.model_copy(update={"status": status}))
+        return [chunk async for chunk in _events(sink, [("thread.run.created", run), ("thread.run.queued", run)], 5)]
+
+    (write,) = asyncio.run(main())
+    names = [frame.split("\n")[0] for frame in write.decode().split("\n\n")[:-1]]
+    assert names == [f"event: thread.run.{s}" for s in ("created", "queued", "in_progress", "completed")] + [
+        "event: done"
+    ]

@@ -103,11 +103,11 @@ async def _events(sink: QueueSink, stream: ResponsesStream, keepalive: float) ->
     """The response's events until its final one (or an `error` event when execution ended without it)."""
     try:
         while True:
-            try:
-                event, data = await asyncio.wait_for(sink.queue.get(), keepalive)
-            except TimeoutError:
+            found = await sink.next(keepalive)
+            if found is None:
                 yield b": keep-alive\n\n"
                 continue
+            event, data = found
             if event in (EXECUTION_OVER, RUN_DELETED):
                 error = ErrorEvent(code="server_error", message=UNFINISHED, param=None, sequence_number=stream.sequence)
                 yield sse(error.type, error)

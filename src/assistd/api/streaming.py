@@ -42,6 +42,17 @@ class QueueSink:
             data = data.model_copy(update={"step_details": public_details(data.step_details, False)})
         self.queue.put_nowait((event, data))
 
+    async def next(self, keepalive: float) -> tuple[str, BaseModel | dict[str, Any]] | None:
+        """The next event, or None after `keepalive` seconds without one. An event already queued is
+        taken at once: no timer, and no task (asyncio.wait_for made one per event)."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        try:
+            async with asyncio.timeout(keepalive):
+                return await self.queue.get()
+        except TimeoutError:
+            return None
+
 
 def _error_event(run: BaseModel | dict[str, Any]) -> bytes:
     last_error = (run.model_dump() if isinstance(run, BaseModel) else run).get("last_error") or {}
@@ -76,32 +87,39 @@ def _deleted(run: Run) -> Run:
 async def _events(
     sink: QueueSink, prelude: list[tuple[str, BaseModel | dict[str, Any]]], keepalive: float
 ) -> AsyncIterator[bytes]:
+    """The stream's bytes. Events queued together go out in one write (a busy server's tokens pile up
+    between two turns of its stream: one send each cost a syscall and the ASGI stack per token)."""
     last_run: Run | None = None  # the run as the stream last showed it
+    out: list[bytes] = []
     try:
         for event, data in prelude:
             if isinstance(data, Run):
                 last_run = data
-            yield sse(event, data)
+            out.append(sse(event, data))
         while True:
-            try:
-                event, data = await asyncio.wait_for(sink.queue.get(), keepalive)
-            except TimeoutError:
+            if out and sink.queue.empty():
+                yield b"".join(out)
+                out.clear()
+            found = await sink.next(keepalive)
+            if found is None:
                 yield b": keep-alive\n\n"
                 continue
+            event, data = found
             if event == RUN_DELETED and last_run is not None:
-                yield sse("thread.run.cancelled", _deleted(last_run))
+                out.append(sse("thread.run.cancelled", _deleted(last_run)))
                 break
             if event in (EXECUTION_OVER, RUN_DELETED):
-                yield _error(UNFINISHED, "server_error")
+                out.append(_error(UNFINISHED, "server_error"))
                 break
             if isinstance(data, Run):
                 last_run = data
-            yield sse(event, data)
+            out.append(sse(event, data))
             if event in RUN_END_EVENTS:
                 if event == "thread.run.failed":
-                    yield _error_event(data)
+                    out.append(_error_event(data))
                 break
-        yield b"event: done\ndata: [DONE]\n\n"
+        out.append(b"event: done\ndata: [DONE]\n\n")
+        yield b"".join(out)
     finally:
         sink.closed = True
 
