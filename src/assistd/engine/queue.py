@@ -194,8 +194,14 @@ class QueueWorker:
         poll_seconds: float,
         maintain: Callable[[], Awaitable[None]] | None = None,
         on_lost: Callable[[JobKey], bool] | None = None,
+        claim: Callable[[JobKey], Awaitable[bool]] | None = None,
     ) -> None:
         self.queue = queue
+        # How a job is taken: the queue's compare-and-set on the lease, or the job kind's (a run's claim
+        # starts it too, engine/worker.py).
+        self.claim = claim or queue.claim
+        self._offered: list[JobKey] = []  # jobs queued by this process, to claim without looking for them
+        self._scan = True  # look for claimable jobs at the next iteration (not only the offered ones)
         self.on_lost = on_lost
         self.run = run
         self.name = name
@@ -218,6 +224,12 @@ class QueueWorker:
 
     def notify(self) -> None:
         """Work was queued here: look now rather than at the next poll."""
+        self._scan = True
+        self._wake.set()
+
+    def offer(self, key: JobKey) -> None:
+        """This job was queued here: claim it now, without a query for claimable jobs first."""
+        self._offered.append(key)
         self._wake.set()
 
     def running(self) -> list[JobKey]:
@@ -272,24 +284,38 @@ class QueueWorker:
                 raise
             except Exception:
                 log.exception("%s loop iteration failed", self.name)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                self._scan = True  # the poll
             self._wake.clear()
 
     async def _iteration(self) -> None:
         if self.maintain is not None and time.monotonic() >= self._next_maintenance:
             self._next_maintenance = time.monotonic() + self.poll_seconds
             await self.maintain()
+        offered, self._offered = self._offered, []
+        scan, self._scan = self._scan, False
         free = self.concurrency - len(self._jobs)
         if free <= 0:
+            self._scan = self._scan or bool(offered)  # they wait, claimable: a freed slot looks for them
             return
         # Jobs this process runs are never claimed again, even if a heartbeat came late and their lease lapsed.
+        for key in offered:
+            if free <= 0:
+                self._scan = True
+                break
+            if key not in self._jobs and await self.claim(key):
+                self.adopt(key, self.run(key))
+                free -= 1
+        if not scan or free <= 0:
+            return
         for key in await self.queue.candidates(free + len(self._jobs)):
             if free <= 0:
                 break
             if key in self._jobs:
                 continue
-            if await self.queue.claim(key):
+            if await self.claim(key):
                 self.adopt(key, self.run(key))
                 free -= 1
 
@@ -319,21 +345,29 @@ class QueueWorker:
                         task.cancel()
 
     async def _run_job(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
+        completed = False
         try:
             await job
         except Exception:
             log.exception("job failed", extra={"queue": self.name, "job": key})
         finally:
+            completed = key in self.queue.completed
             self.queue.completed.discard(key)
         # Not on cancellation: a job cut at shutdown is handed back by `stop`, a lost one is not ours.
         if self._jobs.get(key) is not asyncio.current_task():
             return  # superseded by a newer job for the same row
+        if completed:
+            return  # its outcome ended the lease (`complete`, a run's end): nothing to hand back
         try:
             await self.queue.release(key)
         except Exception:  # it lapses on its own then
             log.exception("could not release a lease", extra={"queue": self.name, "job": key})
 
     def _done(self, key: JobKey, task: asyncio.Task[None]) -> None:
+        full = len(self._jobs) >= self.concurrency
         if self._jobs.get(key) is task:
             del self._jobs[key]
-        self._wake.set()  # a slot is free
+        if full:
+            # A slot is free: look for work left waiting. With slots free all along, queued work woke the
+            # loop when it came (`notify`, `offer`, a NOTIFY from another replica) or waits for the poll.
+            self.notify()
