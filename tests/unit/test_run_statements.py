@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from assistd.settings import Settings
 from assistd.testing.fake_upstream import FakeUpstream, Reply
 
 KEY = "sk-test-0123456789abcdef0123456789abcdef"
-MODEL = "statements-model"
+MODEL = f"statements-{uuid.uuid4().hex[:8]}"
 TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK")
 
 
@@ -84,14 +86,15 @@ def trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeUpstream) -
         event.remove(Engine, "connect", connect)
 
 
-async def _idle(app: Any) -> None:
-    """Until the worker executes nothing (the run's lease handed back) and its loop has settled."""
+async def _idle(app: Any, fake: FakeUpstream, calls: int) -> None:
+    """Until the model was called `calls` times in all and the worker executes nothing (the run ended, its
+    lease handed back), then a moment for anything that would follow."""
     worker = app.state.services.worker
-    for _ in range(500):
-        if not worker.jobs.running():
-            break
+    deadline = time.monotonic() + 30
+    while len(fake.requests(MODEL)) < calls or worker.jobs.running():
+        assert time.monotonic() < deadline, "the run did not end"
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)
 
 
 def test_a_one_step_run_costs_few_statements_and_transactions(trace: Trace, fake: FakeUpstream) -> None:
@@ -108,7 +111,7 @@ def test_a_one_step_run_costs_few_statements_and_transactions(trace: Trace, fake
                 for _ in range(2):
                     body = {"messages": [{"role": "user", "content": "Weather in Paris?"}]}
                     threads.append((await client.post("/threads", json=body)).json()["id"])
-                await _idle(app)
+                await _idle(app, fake, 0)
 
                 trace.start()
                 response = await client.post(
@@ -116,7 +119,7 @@ def test_a_one_step_run_costs_few_statements_and_transactions(trace: Trace, fake
                 )
                 events = [line[7:] for line in response.text.splitlines() if line.startswith("event: ")]
                 assert events[-2:] == ["thread.run.completed", "done"], events
-                await _idle(app)
+                await _idle(app, fake, 1)
                 trace.recording = False
                 streamed = trace.report("streamed run")
                 print(streamed)
@@ -124,7 +127,7 @@ def test_a_one_step_run_costs_few_statements_and_transactions(trace: Trace, fake
 
                 trace.start()
                 run = (await client.post(f"/threads/{threads[1]}/runs", json={"assistant_id": assistant})).json()
-                await _idle(app)
+                await _idle(app, fake, 2)
                 trace.recording = False
                 created = trace.report("non-streamed run, created to done")
                 print(created)
