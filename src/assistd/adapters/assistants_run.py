@@ -184,6 +184,8 @@ class AssistantsRecorder:
             if first:
                 await self._open_message()
             call.text.append(fragment)
+            if self.stream.quiet:
+                continue
             text = TextDelta(value=fragment)
             if first:
                 text.annotations = []
@@ -193,6 +195,8 @@ class AssistantsRecorder:
             await self._message_delta(TextPartDelta(index=len(call.images), text=text))
 
     async def _message_delta(self, part: TextPartDelta | ImagePartDelta) -> None:
+        if self.stream.quiet:
+            return
         assert self.call.message_id is not None
         delta = MessageDelta(id=self.call.message_id, delta=MessageContentDelta(content=[part]))
         await self.stream.send(MessageDeltaEvent(data=delta))
@@ -221,6 +225,8 @@ class AssistantsRecorder:
             await run_store.insert_step(conn, _values(step))
             await message_store.insert_run_message(conn, _values(message))
         call.message, call.message_step = message, step
+        if self.stream.quiet:  # nobody sees the events: none is built
+            return
         await self._step_opened(step)
         opened = to_message(message)
         await self.stream.send(MessageEvent(event="thread.message.created", data=opened))
@@ -229,6 +235,8 @@ class AssistantsRecorder:
             await self._message_delta(ImagePartDelta(index=index, image_file=ImageFileRef(file_id=file_id)))
 
     async def _step_opened(self, step: StepRecord) -> None:
+        if self.stream.quiet:
+            return
         shown = to_step(step)
         await self.stream.send(StepEvent(event="thread.run.step.created", data=shown))
         await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=shown))
@@ -264,6 +272,8 @@ class AssistantsRecorder:
                 await run_store.insert_step(conn, _values(step))
             self.call.tool_step = step
             await self._step_opened(step)
+        if self.stream.quiet:
+            return
         for delta in deltas:
             typed = TOOL_CALL_DELTA.validate_python({"index": position, **delta})
             details = StepDetailsDelta(step_details=ToolCallsDelta(tool_calls=[typed]))
@@ -302,6 +312,8 @@ class AssistantsRecorder:
         async with self.db.write() as conn:
             await run_store.update_step(conn, self.call.tool_step.id, values)
         step = self.call.tool_step = dataclasses.replace(self.call.tool_step, **values)
+        if self.stream.quiet:
+            return
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step, include_content=True)))
 
     async def before_action(self) -> None:
@@ -364,6 +376,8 @@ class AssistantsRecorder:
             await run_store.update_step(conn, step.id, step_values)
 
         async def show() -> None:
+            if self.stream.quiet:
+                return
             event: MessageEventName = "thread.message.incomplete" if incomplete else "thread.message.completed"
             await self.stream.send(MessageEvent(event=event, data=to_message(message)))
             await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
@@ -387,6 +401,8 @@ class AssistantsRecorder:
             await run_store.update_step(conn, call.message_step.id, step_values)
         message = call.message = dataclasses.replace(call.message, **values)
         step = call.message_step = dataclasses.replace(call.message_step, **step_values)
+        if self.stream.quiet:
+            return
         await self.stream.send(MessageEvent(event="thread.message.completed", data=to_message(message)))
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 
