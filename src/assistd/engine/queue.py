@@ -73,6 +73,9 @@ class LeasedQueue:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.completed: set[JobKey] = set()  # completed by jobs still winding down: their lease is gone
+        # Jobs whose outcome handed their lease back in the statement that wrote it (a run's end,
+        # engine/worker.py): nothing is left to release after them.
+        self.released: set[JobKey] = set()
 
     def lease(self) -> dict[str, Any]:
         """Column values for a row created already held by this owner (a run executed for a stream)."""
@@ -345,19 +348,20 @@ class QueueWorker:
                         task.cancel()
 
     async def _run_job(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
-        completed = False
+        released = False
         try:
             await job
         except Exception:
             log.exception("job failed", extra={"queue": self.name, "job": key})
         finally:
-            completed = key in self.queue.completed
+            released = key in self.queue.released
+            self.queue.released.discard(key)
             self.queue.completed.discard(key)
         # Not on cancellation: a job cut at shutdown is handed back by `stop`, a lost one is not ours.
         if self._jobs.get(key) is not asyncio.current_task():
             return  # superseded by a newer job for the same row
-        if completed:
-            return  # its outcome ended the lease (`complete`, a run's end): nothing to hand back
+        if released:
+            return  # its outcome handed the lease back already
         try:
             await self.queue.release(key)
         except Exception:  # it lapses on its own then

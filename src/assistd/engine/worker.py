@@ -130,11 +130,16 @@ class Worker:
                 self.owner,
                 emitter,
                 resumed=resumed,
-                released=lambda: self.queue.completed.add(key),
+                released=lambda: self._released(key),
                 claimed=claimed,
             )
         finally:
             await emitter.emit(ExecutionOver())
+
+    def _released(self, key: JobKey) -> None:
+        """The run's end handed its lease back: no heartbeat renews it, the worker releases nothing after it."""
+        self.queue.completed.add(key)
+        self.queue.released.add(key)
 
     def _lost(self, key: JobKey) -> bool:
         """The heartbeat found a run executing here no longer held by this process: settle it (below)."""
