@@ -6,12 +6,13 @@ that a grep shows the single writer); everything else about runs and steps is he
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, Text, bindparam, cast, delete, exists, select, update
+from sqlalchemy import Row, Select, Table, Text, bindparam, cast, delete, exists, select, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Prepared, Reader
@@ -186,9 +187,12 @@ async def insert_run(conn: Connection, values: Json) -> None:
     await conn.execute(t.runs.insert().values(**values))
 
 
+_CREATE_RUN = t.runs.insert().returning(*t.runs.c)
+
+
 async def create_run(conn: Connection, values: Json) -> RunRecord:
     """Insert a run and return it as stored (INSERT ... RETURNING: one statement, no read after it)."""
-    row = (await conn.execute(t.runs.insert().values(**values).returning(*t.runs.c))).one()
+    row = (await conn.execute(_CREATE_RUN, values)).one()
     return RunRecord.from_row(row)
 
 
@@ -290,12 +294,17 @@ async def open_tool_step(conn: Connection, run_id: str) -> StepRecord | None:
     return None if row is None else StepRecord.from_row(row)
 
 
+# Built once: a run's writes take their columns from the parameters (no statement built per call).
+_INSERT_STEP = t.run_steps.insert()
+_UPDATE_STEP = update(t.run_steps).where(t.run_steps.c.id == bindparam("step_key"))
+
+
 async def insert_step(conn: Connection, values: Json) -> None:
-    await conn.execute(t.run_steps.insert().values(**values))
+    await conn.execute(_INSERT_STEP, values)
 
 
 async def update_step(conn: Connection, step_id: str, values: Json) -> None:
-    await conn.execute(update(t.run_steps).where(t.run_steps.c.id == step_id).values(**values))
+    await conn.execute(_UPDATE_STEP, {"step_key": step_id, **values})
 
 
 async def mark_open_steps(conn: Connection, run_id: str, values: Json) -> None:
@@ -371,13 +380,19 @@ async def lock_thread_for_run(
 ) -> LockedThread | None:
     """`lock_thread` and `run_in_status` in one statement: the thread locked for this transaction (PostgreSQL),
     with its run in one of `statuses`; None when the project has no such thread."""
-    r = t.runs.c
-    run = select(r.id).where(r.thread_id == t.threads.c.id, r.status.in_(list(statuses))).limit(1).scalar_subquery()
-    query = select(t.threads.c.id, run.label("active")).where(
-        t.threads.c.id == thread_id, t.threads.c.project_id == project_id
-    )
-    row = (await conn.execute(query.with_for_update(of=t.threads))).first()
+    query = _lock_thread_query(tuple(statuses))
+    row = (await conn.execute(query, {"thread_id": thread_id, "project_id": project_id})).first()
     return None if row is None else LockedThread(row.active)
+
+
+@functools.cache
+def _lock_thread_query(statuses: tuple[str, ...]) -> Select[tuple[str, str | None]]:
+    r, th = t.runs.c, t.threads.c
+    run = select(r.id).where(r.thread_id == th.id, r.status.in_(statuses)).limit(1).scalar_subquery()
+    query = select(th.id, run.label("active")).where(
+        th.id == bindparam("thread_id"), th.project_id == bindparam("project_id")
+    )
+    return query.with_for_update(of=t.threads)
 
 
 async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> bool:
