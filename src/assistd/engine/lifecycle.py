@@ -143,10 +143,13 @@ async def active_run_id(conn: Connection, thread_id: str) -> str | None:
     return await run_store.run_in_status(conn, thread_id, [status.value for status in ACTIVE])
 
 
-async def lock_for_run(conn: Connection, project_id: str, thread_id: str) -> run_store.LockedThread | None:
+async def lock_for_run(
+    conn: Connection, project_id: str, thread_id: str, *, one_writer: bool
+) -> run_store.LockedThread | None:
     """The thread locked for a new run (PostgreSQL; SQLite has one writer), with its active run if any;
-    None when the project has no such thread. One statement."""
-    return await run_store.lock_thread_for_run(conn, project_id, thread_id, [status.value for status in ACTIVE])
+    None when the project has no such thread. One statement when `one_writer` (SQLite)."""
+    active = [status.value for status in ACTIVE]
+    return await run_store.lock_thread_for_run(conn, project_id, thread_id, active, one_writer=one_writer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,7 @@ class RunService:
         for i, message in enumerate(extra):
             await self.threads.check_message(project_id, message, f"additional_messages[{i}].")
         async with self.db.write() as conn:
-            locked = await lock_for_run(conn, project_id, thread_id)
+            locked = await lock_for_run(conn, project_id, thread_id, one_writer=self.db.is_sqlite)
             if locked is None:
                 raise not_found("thread", thread_id)
             if locked.run_id is not None:

@@ -376,13 +376,21 @@ class LockedThread:
 
 
 async def lock_thread_for_run(
-    conn: Connection, project_id: str, thread_id: str, statuses: Iterable[str]
+    conn: Connection, project_id: str, thread_id: str, statuses: Iterable[str], *, one_writer: bool
 ) -> LockedThread | None:
-    """`lock_thread` and `run_in_status` in one statement: the thread locked for this transaction (PostgreSQL),
-    with its run in one of `statuses`; None when the project has no such thread."""
-    query = _lock_thread_query(tuple(statuses))
-    row = (await conn.execute(query, {"thread_id": thread_id, "project_id": project_id})).first()
-    return None if row is None else LockedThread(row.active)
+    """The thread locked for this transaction (PostgreSQL), with its run in one of `statuses`; None when the
+    project has no such thread. `one_writer` (SQLite: writers take turns, nothing commits meanwhile): one
+    statement reads both. Else two: under READ COMMITTED a statement reads with the snapshot it took before
+    waiting for its lock, so a run committed by the transaction that held the lock is seen only by a
+    statement after it (tests/cluster: three replicas asked at once give one active run)."""
+    statuses = tuple(statuses)
+    values = {"thread_id": thread_id, "project_id": project_id}
+    if one_writer:
+        row = (await conn.execute(_lock_thread_query(statuses), values)).first()
+        return None if row is None else LockedThread(row.active)
+    if not await lock_thread(conn, project_id, thread_id):
+        return None
+    return LockedThread(await run_in_status(conn, thread_id, statuses))
 
 
 @functools.cache
