@@ -137,7 +137,7 @@ async def open_services(settings: Settings) -> Services:
     threads = ThreadService(
         db, files, vector_stores, on_delete=partial(sandbox.close, remove_files=True), signals=signals
     )
-    runs = RunService(db, assistants, threads, models, executor, worker.notify, settings.run_expires_seconds)
+    runs = RunService(db, assistants, threads, models, executor, worker.offer, settings.run_expires_seconds)
     conversations = ConversationService(db, threads, files)
     responses = ResponseService(
         db, conversations, vector_stores, containers, models, executor, worker.notify, settings.run_expires_seconds

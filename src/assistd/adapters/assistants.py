@@ -22,13 +22,14 @@ from assistd.protocol.runs import (
 )
 from assistd.stores.common import Page
 from assistd.stores.messages import MessageJson, MessageRecord
-from assistd.stores.runs import NO_USAGE, RunRecord, StepRecord, usage_totals
+from assistd.stores.runs import NO_USAGE, RunJson, RunRecord, StepRecord, usage_totals
 
 __all__ = [
     "NO_USAGE",
     "message_list_json",
     "message_wire",
     "public_details",
+    "run_json",
     "to_message",
     "to_run",
     "to_step",
@@ -77,6 +78,57 @@ def to_run(run: RunRecord) -> Run:
         tool_choice=run.tool_choice,
         parallel_tool_calls=run.parallel_tool_calls,
         response_format=run.response_format,
+    )
+
+
+def _wire_usage_json(stored: str | None) -> dict[str, object]:
+    """`wire_usage` as a dict for orjson (the same keys, in the same order)."""
+    counters = usage_totals(orjson.loads(stored) if stored else None)
+    return {
+        "prompt_tokens": counters["prompt_tokens"],
+        "completion_tokens": counters["completion_tokens"],
+        "total_tokens": counters["total_tokens"],
+        "prompt_tokens_details": {"cached_tokens": counters["cached_tokens"]},
+        "completion_tokens_details": {"reasoning_tokens": counters["reasoning_tokens"]},
+    }
+
+
+def run_json(run: RunJson) -> bytes:
+    """The bytes of `to_run`'s object for a run read by `stores.runs.run_json`: the same keys in the same
+    order, the JSON columns copied as the text we stored (tests/compat check both agree)."""
+    terminal = run.status in TERMINAL
+    stored_null = (None, "null")
+    return orjson.dumps(
+        {
+            "id": run.id,
+            "object": "thread.run",
+            "created_at": run.created_at,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "status": run.status,
+            "required_action": _stored_json(run.required_action) if run.status == "requires_action" else None,
+            "last_error": _stored_json(run.last_error),
+            "expires_at": None if terminal else run.expires_at,
+            "started_at": run.started_at,
+            "cancelled_at": run.cancelled_at,
+            "failed_at": run.failed_at,
+            "completed_at": run.completed_at,
+            "incomplete_details": _stored_json(run.incomplete_details),
+            "model": run.model,
+            "instructions": run.instructions or "",
+            "tools": orjson.Fragment(run.tools),
+            "metadata": orjson.Fragment(run.metadata),
+            # Terminal runs always report usage (spec §5); one that ended before any model call used none.
+            "usage": _wire_usage_json(None if run.usage in stored_null else run.usage) if terminal else None,
+            "temperature": run.temperature,
+            "top_p": run.top_p,
+            "max_prompt_tokens": run.max_prompt_tokens,
+            "max_completion_tokens": run.max_completion_tokens,
+            "truncation_strategy": _stored_json(run.truncation_strategy),
+            "tool_choice": orjson.Fragment(run.tool_choice),
+            "parallel_tool_calls": bool(run.parallel_tool_calls),
+            "response_format": _stored_json(run.response_format),
+        }
     )
 
 

@@ -27,7 +27,7 @@ from assistd.adapters.stream import assistants_stream
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter
 from assistd.engine.items import Conversation
-from assistd.engine.lifecycle import Parts
+from assistd.engine.lifecycle import Parts, Shown
 from assistd.engine.output import Recorder
 from assistd.engine.usage import usage_counters
 from assistd.protocol.events import (
@@ -70,11 +70,23 @@ class _Call:
 
     citations: AttributedStream
     images: list[str]  # image files the run's code made, shown first
-    message_id: str | None = None
-    message_step_id: str | None = None
+    message: MessageRecord | None = None  # as written: the message and the steps are not read back
+    message_step: StepRecord | None = None
     text: list[str] = field(default_factory=list)
-    tool_step_id: str | None = None
+    tool_step: StepRecord | None = None
     refused: list[RefusedCall] = field(default_factory=list)  # kept with the tool step
+
+    @property
+    def message_id(self) -> str | None:
+        return None if self.message is None else self.message.id
+
+    @property
+    def message_step_id(self) -> str | None:
+        return None if self.message_step is None else self.message_step.id
+
+    @property
+    def tool_step_id(self) -> str | None:
+        return None if self.tool_step is None else self.tool_step.id
 
     def content(self) -> list[Json]:
         """The message's content so far: images, then the text and the citations found in it."""
@@ -129,14 +141,17 @@ class AssistantsRecorder:
         self.call = _Call(AttributedStream(CitationStream(lambda c, r: None), adapter.citations), [])
         self._next: _Call = self.call
         self._refused: list[RefusedCall] = []  # refused calls no step keeps yet
+        self._answer: tuple[Parts, Shown] | None = None  # the answer, written with the run's end
 
     # --- the conversation ---------------------------------------------------------------------
 
     async def conversation(self, tool_output_tokens: int) -> Conversation:
         adapter = self.adapter
         async with self.db.read() as conn:
-            items = await conversation(self.db, conn, self.run, adapter.image_url, adapter.toolbox, tool_output_tokens)
             steps = await run_store.run_steps(conn, self.run.id)
+            items = await conversation(
+                self.db, conn, self.run, steps, adapter.image_url, adapter.toolbox, tool_output_tokens
+            )
         searches = file_search.calls_in_order(steps)
         written = code_interpreter.written_files(steps)
         attributor = None
@@ -169,6 +184,8 @@ class AssistantsRecorder:
             if first:
                 await self._open_message()
             call.text.append(fragment)
+            if self.stream.quiet:
+                continue
             text = TextDelta(value=fragment)
             if first:
                 text.annotations = []
@@ -178,6 +195,8 @@ class AssistantsRecorder:
             await self._message_delta(TextPartDelta(index=len(call.images), text=text))
 
     async def _message_delta(self, part: TextPartDelta | ImagePartDelta) -> None:
+        if self.stream.quiet:
+            return
         assert self.call.message_id is not None
         delta = MessageDelta(id=self.call.message_id, delta=MessageContentDelta(content=[part]))
         await self.stream.send(MessageDeltaEvent(data=delta))
@@ -205,7 +224,9 @@ class AssistantsRecorder:
         async with self.db.write() as conn:
             await run_store.insert_step(conn, _values(step))
             await message_store.insert_run_message(conn, _values(message))
-        call.message_id, call.message_step_id = message.id, step.id
+        call.message, call.message_step = message, step
+        if self.stream.quiet:  # nobody sees the events: none is built
+            return
         await self._step_opened(step)
         opened = to_message(message)
         await self.stream.send(MessageEvent(event="thread.message.created", data=opened))
@@ -214,6 +235,8 @@ class AssistantsRecorder:
             await self._message_delta(ImagePartDelta(index=index, image_file=ImageFileRef(file_id=file_id)))
 
     async def _step_opened(self, step: StepRecord) -> None:
+        if self.stream.quiet:
+            return
         shown = to_step(step)
         await self.stream.send(StepEvent(event="thread.run.step.created", data=shown))
         await self.stream.send(StepEvent(event="thread.run.step.in_progress", data=shown))
@@ -247,8 +270,10 @@ class AssistantsRecorder:
             step = self._step("tool_calls", stored_details([], self.call.refused))
             async with self.db.write() as conn:
                 await run_store.insert_step(conn, _values(step))
-            self.call.tool_step_id = step.id
+            self.call.tool_step = step
             await self._step_opened(step)
+        if self.stream.quiet:
+            return
         for delta in deltas:
             typed = TOOL_CALL_DELTA.validate_python({"index": position, **delta})
             details = StepDetailsDelta(step_details=ToolCallsDelta(tool_calls=[typed]))
@@ -277,16 +302,18 @@ class AssistantsRecorder:
             return
         if self.call.message_id is not None:
             await self._close_text_before_tools()
-        values = {
+        values: Json = {
             "status": "completed",
             "completed_at": int(time.time()),
             "usage": usage_counters(usage),
             "step_details": self._tool_details(calls),
         }
-        assert self.call.tool_step_id is not None
+        assert self.call.tool_step is not None
         async with self.db.write() as conn:
-            await run_store.update_step(conn, self.call.tool_step_id, values)
-            step = await run_store.load_step(conn, self.call.tool_step_id)
+            await run_store.update_step(conn, self.call.tool_step.id, values)
+        step = self.call.tool_step = dataclasses.replace(self.call.tool_step, **values)
+        if self.stream.quiet:
+            return
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step, include_content=True)))
 
     async def before_action(self) -> None:
@@ -332,38 +359,50 @@ class AssistantsRecorder:
     async def answered(self, usage: Usage, incomplete: bool) -> None:
         call = self.call
         at = int(time.time())
-        if call.message_id is None:  # the model said nothing: still answer with an (empty) message
+        if call.message is None:  # the model said nothing: still answer with an (empty) message
             await self._open_message()
-        assert call.message_id is not None and call.message_step_id is not None
+        assert call.message is not None and call.message_step is not None
         values: Json = {"content": call.content()}
         if incomplete:
             values |= {"status": "incomplete", "incomplete_at": at, "incomplete_details": {"reason": "max_tokens"}}
         else:
             values |= {"status": "completed", "completed_at": at}
-        step_values = {"status": "completed", "completed_at": at, "usage": usage_counters(usage)}
-        async with self.db.write() as conn:
-            await message_store.update_run_message(conn, call.message_id, values)
-            await run_store.update_step(conn, call.message_step_id, step_values)
-            message = await message_store.load_run_message(conn, call.message_id)
-            step = await run_store.load_step(conn, call.message_step_id)
-        event: MessageEventName = "thread.message.incomplete" if incomplete else "thread.message.completed"
-        await self.stream.send(MessageEvent(event=event, data=to_message(message)))
-        await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
+        step_values: Json = {"status": "completed", "completed_at": at, "usage": usage_counters(usage)}
+        message = dataclasses.replace(call.message, **values)
+        step = dataclasses.replace(call.message_step, **step_values)
+
+        async def write(conn: Connection) -> None:
+            await message_store.update_run_message(conn, message.id, values)
+            await run_store.update_step(conn, step.id, step_values)
+
+        async def show() -> None:
+            if self.stream.quiet:
+                return
+            event: MessageEventName = "thread.message.incomplete" if incomplete else "thread.message.completed"
+            await self.stream.send(MessageEvent(event=event, data=to_message(message)))
+            await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
+
+        self._answer = (write, show)
+
+    def answer(self) -> tuple[Parts, Shown]:
+        assert self._answer is not None, "answer() follows answered()"
+        return self._answer
 
     async def _close_text_before_tools(self, usage: Usage | None = None) -> None:
         call = self.call
-        assert call.message_id is not None and call.message_step_id is not None
+        assert call.message is not None and call.message_step is not None
         at = int(time.time())
         step_values: Json = {"status": "completed", "completed_at": at}
         if usage is not None:  # no tool step: the message step ends the model call
             step_values["usage"] = usage_counters(usage)
+        values: Json = {"content": call.content(), "status": "completed", "completed_at": at}
         async with self.db.write() as conn:
-            await message_store.update_run_message(
-                conn, call.message_id, {"content": call.content(), "status": "completed", "completed_at": at}
-            )
-            await run_store.update_step(conn, call.message_step_id, step_values)
-            message = await message_store.load_run_message(conn, call.message_id)
-            step = await run_store.load_step(conn, call.message_step_id)
+            await message_store.update_run_message(conn, call.message.id, values)
+            await run_store.update_step(conn, call.message_step.id, step_values)
+        message = call.message = dataclasses.replace(call.message, **values)
+        step = call.message_step = dataclasses.replace(call.message_step, **step_values)
+        if self.stream.quiet:
+            return
         await self.stream.send(MessageEvent(event="thread.message.completed", data=to_message(message)))
         await self.stream.send(StepEvent(event="thread.run.step.completed", data=to_step(step)))
 

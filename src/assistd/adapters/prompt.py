@@ -28,9 +28,8 @@ from assistd.engine.items import (
     UserMessage,
 )
 from assistd.stores import messages as message_store
-from assistd.stores import runs as run_store
 from assistd.stores.messages import HistoryRow, MessageRecord
-from assistd.stores.runs import RunRecord
+from assistd.stores.runs import RunRecord, StepRecord
 from assistd.tools import Toolbox, code_interpreter, file_search
 from assistd.tools.base import RefusedCall, calls_from_details, refused_in
 
@@ -145,11 +144,12 @@ async def _keep(db: Database, counts: list[tuple[str, int, str]]) -> None:
         log.warning("could not keep token counts", extra={"messages": len(counts), "error": f"{exc!r}"[:200]})
 
 
-async def turn_items(conn: Connection, run_id: str, toolbox: Toolbox, output_tokens: int) -> tuple[TurnItem, ...]:
-    """The run's steps so far, in order: its answers, and its tool calls replayed by their tools (the
-    arguments the model sent, the result text it read). Calls the engine refused come before the step
+async def turn_items(
+    conn: Connection, steps: Sequence[StepRecord], toolbox: Toolbox, output_tokens: int
+) -> tuple[TurnItem, ...]:
+    """The run's steps so far (`steps`, in order): its answers, and its tool calls replayed by their tools
+    (the arguments the model sent, the result text it read). Calls the engine refused come before the step
     that keeps them, each with its error as its result."""
-    steps = await run_store.run_steps(conn, run_id)
     message_ids = [s.step_details["message_creation"]["message_id"] for s in steps if s.type == "message_creation"]
     texts = await message_store.run_message_texts(conn, message_ids)
     items: list[TurnItem] = []
@@ -194,7 +194,14 @@ def instructions(run: RunRecord) -> str:
 
 
 async def conversation(
-    db: Database, conn: Connection, run: RunRecord, load_image: ImageLoader, toolbox: Toolbox, output_tokens: int
+    db: Database,
+    conn: Connection,
+    run: RunRecord,
+    steps: Sequence[StepRecord],
+    load_image: ImageLoader,
+    toolbox: Toolbox,
+    output_tokens: int,
 ) -> Conversation:
-    turn = await turn_items(conn, run.id, toolbox, output_tokens)
+    """`steps`: the run's steps so far (the caller reads them once, for its own use too)."""
+    turn = await turn_items(conn, steps, toolbox, output_tokens)
     return Conversation(instructions(run), history(db, run, load_image), turn, turn_settings(run))

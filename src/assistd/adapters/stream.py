@@ -43,6 +43,9 @@ class AssistantsStream:
         self.sink: EventSink = sink or NullSink()
         self.ended = False
         self.thread_id: str | None = None
+        # Nobody sees this stream's events (a run nobody streams, nor reads events of itself, as a subclass
+        # that overrides `send` does): a recorder need not build them (adapters/assistants_run.py).
+        self.quiet = sink is None and type(self).send is AssistantsStream.send
 
     async def send(self, event: StreamEvent) -> None:
         if event.event in wire.RUN_END_EVENTS:

@@ -74,9 +74,11 @@ async def list_(request: Request) -> Response:
 
 async def retrieve(request: Request) -> Response:
     thread_id, run_id = _ids(request)
-    run = await services(request).runs.get(project_id(request), thread_id, run_id)
+    svc = services(request)
+    body = await svc.runs.get_json(project_id(request), thread_id, run_id)
     # The SDK's pollers read this once, with int(): it must be an integer string.
-    return json_response(run, headers={"openai-poll-after-ms": str(services(request).settings.poll_after_ms)})
+    headers = {"openai-poll-after-ms": str(svc.settings.poll_after_ms)}
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def modify(request: Request) -> Response:

@@ -159,21 +159,24 @@ class _SqliteRead:
 
 
 class _AsyncpgRead:
-    """`Database.reader()` on PostgreSQL: a few autocommit connections are kept out of the pool between
-    reads (at most half of it), as on SQLite: the checkout and return through SQLAlchemy's async
-    layer cost more CPU than the query's own work. Reads beyond those take pooled connections."""
+    """`Database.read()` and `reader()` on PostgreSQL: a few autocommit connections are kept out of the
+    pool between reads (at most half of it), as on SQLite: the checkout and return through SQLAlchemy's
+    async layer cost more CPU than the query's own work. Reads beyond those take pooled connections."""
 
-    __slots__ = ("_db", "_engine", "_conn")
+    __slots__ = ("_db", "_engine", "_driver", "_conn")
 
-    def __init__(self, db: Database, engine: AsyncEngine) -> None:
+    def __init__(self, db: Database, engine: AsyncEngine, driver: bool) -> None:
         self._db = db
         self._engine = engine
+        self._driver = driver
         self._conn: AsyncConnection | None = None
 
-    async def __aenter__(self) -> Reader:
+    async def __aenter__(self) -> Any:  # a Connection for read(), a Reader for reader()
         kept = self._db._kept_readers
         conn = kept.pop() if kept else await self._engine.connect()
         self._conn = conn
+        if not self._driver:
+            return conn
         raw = await conn.get_raw_connection()
         return _AsyncpgReader(raw.driver_connection, self._engine.dialect)
 
@@ -181,6 +184,8 @@ class _AsyncpgRead:
         conn, self._conn = self._conn, None
         assert conn is not None
         if kind is None and not conn.invalidated and len(self._db._kept_readers) < self._db._keep_readers:
+            if conn.in_transaction():  # SQLAlchemy's own (autobegun by read()); autocommit: no round trip
+                await conn.rollback()
             self._db._kept_readers.append(conn)
         else:
             await conn.close()  # back to the pool; after an error the pool resets or discards it
@@ -216,16 +221,13 @@ class Database:
             self._autocommit = self._async.execution_options(isolation_level="AUTOCOMMIT")
 
     def read(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        reading: contextlib.AbstractAsyncContextManager[Connection]
         if self._sync is not None:
-            reading: contextlib.AbstractAsyncContextManager[Connection] = _SqliteRead(self, self._sync, driver=False)
+            reading = _SqliteRead(self, self._sync, driver=False)
             return reading
-        return self._autocommit_read()
-
-    @contextlib.asynccontextmanager
-    async def _autocommit_read(self) -> AsyncIterator[Connection]:
         assert self._autocommit is not None
-        async with self._autocommit.connect() as aconn:
-            yield aconn
+        reading = _AsyncpgRead(self, self._autocommit, driver=False)
+        return reading
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Connection]:
@@ -240,12 +242,14 @@ class Database:
 
     def reader(self) -> contextlib.AbstractAsyncContextManager[Reader]:
         """The driver of a read connection, for `Prepared` statements: on SQLite the connection `read()`
-        uses (_SqliteRead), on PostgreSQL a pooled connection in autocommit, as `read()` gives."""
+        uses (_SqliteRead), on PostgreSQL an autocommit connection, as `read()` gives (_AsyncpgRead)."""
+        reading: contextlib.AbstractAsyncContextManager[Reader]
         if self._sync is not None:
-            reading: contextlib.AbstractAsyncContextManager[Reader] = _SqliteRead(self, self._sync, driver=True)
+            reading = _SqliteRead(self, self._sync, driver=True)
             return reading
         assert self._autocommit is not None
-        return _AsyncpgRead(self, self._autocommit)
+        reading = _AsyncpgRead(self, self._autocommit, driver=True)
+        return reading
 
     async def dispose(self) -> None:
         if self._idle_reader is not None:

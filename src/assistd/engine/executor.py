@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Literal
 
 from assistd.db.database import Connection, Database
 from assistd.engine.events import Emitter, LifecycleEvent, RunChanged, RunDeleted
-from assistd.engine.lifecycle import ENDS_EXECUTION, Lifecycle, Parts, RunStatus
+from assistd.engine.lifecycle import ENDS_EXECUTION, Lifecycle, Parts, Release, RunStatus
 from assistd.engine.loop import Loop, Settings
 from assistd.engine.output import Answered, Failed, NeedsAction, Outcome, PromptTooLong, Recorder, RunAdapter, Stopped
 from assistd.engine.signals import RunSignals
@@ -61,15 +63,27 @@ class Executor:
         self.adapter = adapter
         self.lease_seconds = lease_seconds
 
-    async def execute(self, run_id: str, owner: str, emitter: Emitter, *, resumed: bool = False) -> None:
+    async def execute(
+        self,
+        run_id: str,
+        owner: str,
+        emitter: Emitter,
+        *,
+        resumed: bool = False,
+        released: Callable[[], None] | None = None,
+        claimed: RunRecord | None = None,
+    ) -> None:
         """Execute a run `owner` holds the lease of. The run worker's leased queue (engine/queue.py)
         renews that lease while this runs, passes on cancels made through other replicas, and
         releases it after. `resumed`: the run is `in_progress` already, taken over from a dead
-        executor (engine/lifecycle.py `recover`); the loop goes on from its durable steps."""
+        executor (engine/lifecycle.py `recover`); the loop goes on from its durable steps.
+        `released`: told when the run's answer ended the lease too (its worker has none to hand back).
+        `claimed`: the run as the worker's claim started it (engine/lifecycle.py `claim`)."""
         cancel = self.signals.register(run_id)
         watch = EndWatch(emitter)
+        release = Release(owner, released) if released is not None else None
         try:
-            await self._execute(run_id, watch, emitter, cancel, resumed)
+            await self._execute(run_id, watch, emitter, cancel, resumed, release, claimed)
             if not watch.ended and await self._deleted(run_id):
                 await self._close_deleted(run_id, watch)
         except Exception as exc:  # the run must end, whatever happened
@@ -98,9 +112,19 @@ class Executor:
             await watch.emit(RunDeleted(run_id))
 
     async def _execute(
-        self, run_id: str, watch: EndWatch, emitter: Emitter, cancel: asyncio.Event, resumed: bool
+        self,
+        run_id: str,
+        watch: EndWatch,
+        emitter: Emitter,
+        cancel: asyncio.Event,
+        resumed: bool,
+        release: Release | None,
+        claimed: RunRecord | None,
     ) -> None:
-        if resumed:
+        if claimed is not None:
+            run: RunRecord | None = claimed
+            await watch.emit(RunChanged(claimed))
+        elif resumed:
             run = await self.lifecycle.resumed(run_id, watch)
         else:
             run = await self.lifecycle.start(run_id, watch)
@@ -118,27 +142,38 @@ class Executor:
         context = ToolContext(run.id, run.project_id, run.thread_id, run.assistant_id, run.tools)
         settings = Settings(run.id, run.expires_at, context)
         outcome = await self.loop.run(settings, resolved, recorder, totals, cancel)
-        await self._conclude(run, outcome, recorder, totals, watch)
+        await self._conclude(run, outcome, recorder, totals, watch, release)
 
     async def _conclude(
-        self, run: RunRecord, outcome: Outcome, recorder: Recorder, totals: dict[str, int], watch: EndWatch
+        self,
+        run: RunRecord,
+        outcome: Outcome,
+        recorder: Recorder,
+        totals: dict[str, int],
+        watch: EndWatch,
+        release: Release | None,
     ) -> None:
         lifecycle = self.lifecycle
         attempt = run.resumes  # the fence: a run resumed elsewhere meanwhile is not ended from here
         match outcome:
-            case Answered(incomplete=True):
-                reason = {"reason": "max_completion_tokens"}
-                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt)
-            case Answered():
-                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch, attempt=attempt)
+            case Answered(incomplete=incomplete):
+                # The answer's message and step complete with the run, in one transaction.
+                answer, shown = recorder.answer()
+                target: Literal[RunStatus.COMPLETED, RunStatus.INCOMPLETE] = (
+                    RunStatus.INCOMPLETE if incomplete else RunStatus.COMPLETED
+                )
+                reason = {"reason": "max_completion_tokens"} if incomplete else None
+                await lifecycle.finish(run.id, target, totals, watch, reason, attempt, answer, shown, release)
             case PromptTooLong():
                 reason = {"reason": "max_prompt_tokens"}
-                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt)
+                await lifecycle.finish(run.id, RunStatus.INCOMPLETE, totals, watch, reason, attempt, release=release)
             case NeedsAction(calls=calls, usage=usage) if not recorder.waits_for_outputs:
                 # A protocol whose runs end with the calls (Responses): the outputs come in a new run.
                 await recorder.before_action()
                 kept = recorder.keep_calls(calls, usage)
-                await lifecycle.finish(run.id, RunStatus.COMPLETED, totals, watch, attempt=attempt, parts=kept)
+                await lifecycle.finish(
+                    run.id, RunStatus.COMPLETED, totals, watch, attempt=attempt, parts=kept, release=release
+                )
             case NeedsAction(calls=calls, usage=usage):
                 await recorder.before_action()
                 required = recorder.required_action(calls)

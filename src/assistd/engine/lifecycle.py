@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, Update, case, func, update
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
@@ -72,6 +72,8 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 StopReason = Literal["cancelled", "expired"]
 # A hook an operation runs first in its transaction: the parts (messages, steps) the caller writes with it.
 Parts = Callable[[Connection], Awaitable[None]]
+# The events that show what `Parts` wrote, sent once its transaction commits (before the run's own event).
+Shown = Callable[[], Awaitable[None]]
 # Takes a lapsed run's lease in the recovering transaction: True for exactly one process (engine/queue.py).
 Take = Callable[[Connection], Awaitable[bool]]
 
@@ -100,18 +102,54 @@ async def move(
     moved; False when it was in no status that leads to `target` (another process advanced it first,
     or the move is illegal). `attempt`: the executor's fence, the run's `resumes` when it started
     executing it; a run resumed elsewhere since (the executor stalled past its lease) does not move."""
+    result = await conn.execute(_compare_and_set(run_id, target, attempt, values))
+    return bool(result.rowcount)
+
+
+async def move_returning(
+    conn: Connection,
+    run_id: str,
+    target: RunStatus,
+    values: dict[str, object],
+    *,
+    attempt: int | None = None,
+    where: ColumnElement[bool] | None = None,
+) -> RunRecord | None:
+    """`move`, returning the run as it now is (the same UPDATE with RETURNING: one statement, no read
+    after it); None when it did not move. `where`: a further condition (a worker's claim: no live lease)."""
+    statement = _compare_and_set(run_id, target, attempt, values, where).returning(*t.runs.c)
+    row = (await conn.execute(statement)).first()
+    return None if row is None else RunRecord.from_row(row)
+
+
+def _compare_and_set(
+    run_id: str,
+    target: RunStatus,
+    attempt: int | None,
+    values: dict[str, object],
+    where: ColumnElement[bool] | None = None,
+) -> Update:
     fence = [t.runs.c.resumes == attempt] if attempt is not None else []
-    result = await conn.execute(
+    extra = [where] if where is not None else []
+    return (
         update(t.runs)
-        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]), *fence)
+        .where(t.runs.c.id == run_id, t.runs.c.status.in_([status.value for status in sources(target)]), *fence, *extra)
         .values(status=target.value, **values)
     )
-    return bool(result.rowcount)
 
 
 async def active_run_id(conn: Connection, thread_id: str) -> str | None:
     """The thread's active run, if any (a thread has at most one)."""
     return await run_store.run_in_status(conn, thread_id, [status.value for status in ACTIVE])
+
+
+async def lock_for_run(
+    conn: Connection, project_id: str, thread_id: str, *, one_writer: bool
+) -> run_store.LockedThread | None:
+    """The thread locked for a new run (PostgreSQL; SQLite has one writer), with its active run if any;
+    None when the project has no such thread. One statement when `one_writer` (SQLite)."""
+    active = [status.value for status in ACTIVE]
+    return await run_store.lock_thread_for_run(conn, project_id, thread_id, active, one_writer=one_writer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +176,26 @@ async def _nothing(conn: Connection) -> None:
     return None
 
 
+async def _none_shown() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The lease of the executor ending a run (`owner`), handed back by the UPDATE that ends it; `done` is
+    told once that commits (engine/worker.py: the worker then has no lease of the run to hand back)."""
+
+    owner: str
+    done: Callable[[], None]
+
+    def values(self) -> dict[str, object]:
+        held = t.runs.c.lease_owner == self.owner
+        return {
+            "lease_owner": case((held, None), else_=t.runs.c.lease_owner),
+            "lease_expires_at": case((held, None), else_=t.runs.c.lease_expires_at),
+        }
+
+
 class Lifecycle:
     """The operations, over the database. `signals` reaches runs executing in this process."""
 
@@ -148,21 +206,27 @@ class Lifecycle:
 
     async def start(self, run_id: str, emitter: Emitter) -> RunRecord | None:
         """queued -> in_progress. Returns the run when this process now executes it; None when it does
-        not (gone, taken, or already ended: a run found `cancelling` is closed as cancelled here)."""
+        not (gone, taken, or already ended: a run found `cancelling` is closed as cancelled here). One
+        statement when it starts (the compare-and-set returns the run); `started_at` is kept from a
+        first execution (a run queued again by its tool outputs)."""
+        started_at = func.coalesce(t.runs.c.started_at, int(time.time()))
         async with self.db.write() as conn:
-            run = await run_store.load_run(conn, run_id)
-            if run is None or run.status != S.QUEUED:
-                moved = False
-            else:
-                moved = await move(conn, run_id, S.IN_PROGRESS, started_at=run.started_at or int(time.time()))
-                run = await run_store.load_run(conn, run_id)
-        if run is not None and run.status == S.CANCELLING:
-            await self.stop(run_id, "cancelled", emitter)
-            return None
-        if not moved or run is None:
+            run = await move_returning(conn, run_id, S.IN_PROGRESS, {"started_at": started_at})
+            found = run or await run_store.load_run(conn, run_id)
+        if run is None:
+            if found is not None and found.status == S.CANCELLING:
+                await self.stop(run_id, "cancelled", emitter)
             return None
         await emitter.emit(RunChanged(run))
         return run
+
+    async def claim(self, run_id: str, lease: dict[str, object], free: ColumnElement[bool]) -> RunRecord | None:
+        """queued -> in_progress for the worker that takes the run, its `lease` written by the same
+        compare-and-set (when `free`: nobody holds a live lease): the claim and `start` in one statement.
+        The run when this worker now executes it (the caller emits its `RunChanged`), else None."""
+        started_at = func.coalesce(t.runs.c.started_at, int(time.time()))
+        async with self.db.write() as conn:
+            return await move_returning(conn, run_id, S.IN_PROGRESS, {"started_at": started_at, **lease}, where=free)
 
     async def require_action(
         self,
@@ -178,11 +242,12 @@ class Lifecycle:
         an executor ends or pauses its run with."""
         async with self.db.write() as conn:
             await parts(conn)
-            moved = await move(conn, run_id, S.REQUIRES_ACTION, attempt=attempt, required_action=required, usage=usage)
-            run = await run_store.load_run(conn, run_id)
+            values: dict[str, object] = {"required_action": required, "usage": usage}
+            moved = await move_returning(conn, run_id, S.REQUIRES_ACTION, values, attempt=attempt)
+            run = moved or await run_store.load_run(conn, run_id)
         if run is None:
             return
-        if moved:
+        if moved is not None:
             await emitter.emit(RunChanged(run))
         elif run.status == S.CANCELLING:
             await self.stop(run_id, "cancelled", emitter, attempt=attempt)
@@ -222,19 +287,27 @@ class Lifecycle:
         incomplete_details: Json | None = None,
         attempt: int | None = None,
         parts: Parts = _nothing,
+        shown: Shown = _none_shown,
+        release: Release | None = None,
     ) -> None:
         """The run's answer is in: completed, or incomplete at a token limit. `parts`: what the caller
-        writes in the same transaction (a Responses run's function calls, which end it)."""
+        writes in the same transaction (the answer's message and step, a Responses run's function calls),
+        and `shown` the events that show them, sent once it commits, before the run's. `release`: the
+        executor's lease ends in the same UPDATE (nothing is left for its worker to hand back)."""
         values: dict[str, object] = {"usage": usage}
         if target == S.COMPLETED:
             values["completed_at"] = int(time.time())
         if incomplete_details is not None:
             values["incomplete_details"] = incomplete_details
+        if release is not None:
+            values |= release.values()
         async with self.db.write() as conn:
             await parts(conn)
-            moved = await move(conn, run_id, target, attempt=attempt, **values)
-            run = await run_store.load_run(conn, run_id)
-        if moved and run is not None:
+            run = await move_returning(conn, run_id, target, values, attempt=attempt)
+        if run is not None and release is not None:
+            release.done()
+        await shown()
+        if run is not None:
             self._ended(run)
             await emitter.emit(RunChanged(run))
 
@@ -409,13 +482,11 @@ class Lifecycle:
         """Move the run, then (only if it moved: the parts may be another executor's) close its open
         steps (with `step_values` first) and messages."""
         reason = {S.CANCELLED: "run_cancelled", S.EXPIRED: "run_expired", S.FAILED: "run_failed"}[target]
-        moved = await move(conn, run_id, target, attempt=attempt, **values)
-        steps: list[StepRecord] = []
-        messages: list[MessageRecord] = []
-        if moved:
-            if step_values:
-                await run_store.mark_open_steps(conn, run_id, step_values)
-            steps = await run_store.close_open_steps(conn, run_id, target.value)
-            messages = await message_store.close_run_messages(conn, run_id, reason)
-        run = await run_store.load_run(conn, run_id)
-        return Closed(moved, run, tuple(steps), tuple(messages))
+        run = await move_returning(conn, run_id, target, values, attempt=attempt)
+        if run is None:
+            return Closed(False, await run_store.load_run(conn, run_id))
+        if step_values:
+            await run_store.mark_open_steps(conn, run_id, step_values)
+        steps = await run_store.close_open_steps(conn, run_id, target.value)
+        messages = await message_store.close_run_messages(conn, run_id, reason)
+        return Closed(True, run, tuple(steps), tuple(messages))

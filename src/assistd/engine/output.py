@@ -15,7 +15,7 @@ from typing import Protocol
 
 from assistd.engine.events import Emitter
 from assistd.engine.items import Conversation
-from assistd.engine.lifecycle import Parts, StopReason
+from assistd.engine.lifecycle import Parts, Shown, StopReason
 from assistd.providers.base import Usage
 from assistd.stores.runs import Json, RunRecord
 from assistd.tools.base import RefusedCall, ToolCall
@@ -51,7 +51,13 @@ class Recorder(Protocol):
         ...
 
     async def answered(self, usage: Usage, incomplete: bool) -> None:
-        """The call answered in text: the message and its step complete (incomplete at the token limit)."""
+        """The call answered in text: the message and its step complete (incomplete at the token limit),
+        written with the run's end (`answer`)."""
+        ...
+
+    def answer(self) -> tuple[Parts, Shown]:
+        """What `answered` completes, written in the transaction that ends the run, and the events that
+        show it (sent once that commits, before the run's own): one transaction for the run's last step."""
         ...
 
     async def tools_ran(self, calls: list[ToolCall], usage: Usage) -> None:

@@ -73,6 +73,9 @@ class LeasedQueue:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.completed: set[JobKey] = set()  # completed by jobs still winding down: their lease is gone
+        # Jobs whose outcome handed their lease back in the statement that wrote it (a run's end,
+        # engine/worker.py): nothing is left to release after them.
+        self.released: set[JobKey] = set()
 
     def lease(self) -> dict[str, Any]:
         """Column values for a row created already held by this owner (a run executed for a stream)."""
@@ -202,8 +205,14 @@ class QueueWorker:
         poll_seconds: float,
         maintain: Callable[[], Awaitable[None]] | None = None,
         on_lost: Callable[[JobKey], bool] | None = None,
+        claim: Callable[[Sequence[JobKey]], Awaitable[list[JobKey]]] | None = None,
     ) -> None:
         self.queue = queue
+        # How a job is taken: the queue's compare-and-set on the lease, or the job kind's (a run's claim
+        # starts it too, engine/worker.py).
+        self.claim = claim or queue.claim
+        self._offered: list[JobKey] = []  # jobs queued by this process, to claim without looking for them
+        self._scan = True  # look for claimable jobs at the next iteration (not only the offered ones)
         self.on_lost = on_lost
         self.run = run
         self.name = name
@@ -226,6 +235,12 @@ class QueueWorker:
 
     def notify(self) -> None:
         """Work was queued here: look now rather than at the next poll."""
+        self._scan = True
+        self._wake.set()
+
+    def offer(self, key: JobKey) -> None:
+        """This job was queued here: claim it now, without a query for claimable jobs first."""
+        self._offered.append(key)
         self._wake.set()
 
     def running(self) -> list[JobKey]:
@@ -280,20 +295,31 @@ class QueueWorker:
                 raise
             except Exception:
                 log.exception("%s loop iteration failed", self.name)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                self._scan = True  # the poll
             self._wake.clear()
 
     async def _iteration(self) -> None:
         if self.maintain is not None and time.monotonic() >= self._next_maintenance:
             self._next_maintenance = time.monotonic() + self.poll_seconds
             await self.maintain()
+        offered, self._offered = self._offered, []
+        scan, self._scan = self._scan, False
         free = self.concurrency - len(self._jobs)
         if free <= 0:
+            self._scan = self._scan or bool(offered)  # they wait, claimable: a freed slot looks for them
             return
         # Jobs this process runs are never claimed again, even if a heartbeat came late and their lease lapsed.
-        wanted = [key for key in await self.queue.candidates(free + len(self._jobs)) if key not in self._jobs]
-        for key in await self.queue.claim(wanted[:free]):
+        wanted = [key for key in dict.fromkeys(offered) if key not in self._jobs]
+        if len(wanted) > free:
+            self._scan = True  # the rest wait, claimable: the next iteration looks for them
+            wanted = wanted[:free]
+        if scan and len(wanted) < free:
+            found = await self.queue.candidates(free + len(self._jobs))
+            wanted += [key for key in found if key not in self._jobs and key not in wanted][: free - len(wanted)]
+        for key in await self.claim(wanted):
             self.adopt(key, self.run(key))
 
     async def _beat(self) -> None:
@@ -322,21 +348,30 @@ class QueueWorker:
                         task.cancel()
 
     async def _run_job(self, key: JobKey, job: Coroutine[Any, Any, None]) -> None:
+        released = False
         try:
             await job
         except Exception:
             log.exception("job failed", extra={"queue": self.name, "job": key})
         finally:
+            released = key in self.queue.released
+            self.queue.released.discard(key)
             self.queue.completed.discard(key)
         # Not on cancellation: a job cut at shutdown is handed back by `stop`, a lost one is not ours.
         if self._jobs.get(key) is not asyncio.current_task():
             return  # superseded by a newer job for the same row
+        if released:
+            return  # its outcome handed the lease back already
         try:
             await self.queue.release(key)
         except Exception:  # it lapses on its own then
             log.exception("could not release a lease", extra={"queue": self.name, "job": key})
 
     def _done(self, key: JobKey, task: asyncio.Task[None]) -> None:
+        full = len(self._jobs) >= self.concurrency
         if self._jobs.get(key) is task:
             del self._jobs[key]
-        self._wake.set()  # a slot is free
+        if full:
+            # A slot is free: look for work left waiting. With slots free all along, queued work woke the
+            # loop when it came (`notify`, `offer`, a NOTIFY from another replica) or waits for the poll.
+            self.notify()

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from assistd.db import tables as t
 from assistd.db.database import Connection, Database
@@ -27,6 +27,7 @@ from assistd.engine.executor import Executor
 from assistd.engine.lifecycle import Recovery, RunStatus
 from assistd.engine.queue import JobKey, JobTable, LeasedQueue, QueueWorker
 from assistd.stores import runs as run_store
+from assistd.stores.runs import RunRecord
 
 log = logging.getLogger("assistd.worker")
 
@@ -65,7 +66,10 @@ class Worker:
             poll_seconds=poll_seconds,
             maintain=self.maintain,
             on_lost=self._lost,
+            claim=self._claim,
         )
+        self._claimed_runs: dict[str, RunRecord] = {}  # claimed (so started), not yet executing
+        self._offered_here: set[str] = set()  # runs queued here whose NOTIFY has not come back yet
         self.listener = Listener(db.url, self._woken, self._reconnected) if db.notify else None
         self._checks: set[asyncio.Task[None]] = set()
         # The emitter of a run this worker claims or resumes (the app sets it: a background response keeps
@@ -82,8 +86,14 @@ class Worker:
             self.listener.start()
 
     def notify(self) -> None:
-        """A run was queued here: claim it now rather than at the next poll."""
+        """Runs were queued here: look for them now rather than at the next poll."""
         self.jobs.notify()
+
+    def offer(self, run_id: str) -> None:
+        """This run was queued here: claim it now (no query for queued runs first)."""
+        if self.listener is not None:
+            self._offered_here.add(run_id)  # its own NOTIFY comes back: nothing more to do then
+        self.jobs.offer((run_id,))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Runs still executing after `grace` are cut and their leases handed back: another process (or
@@ -97,14 +107,41 @@ class Worker:
         """Execute a run this worker holds the lease of (claimed, or created here for a stream)."""
         self.jobs.adopt((run_id,), self._execute(run_id, emitter or NullEmitter()))
 
-    async def _claimed(self, key: JobKey) -> None:
-        await self._execute(key[0], await self.emitter_for(key[0]))
+    async def _claim(self, keys: Sequence[JobKey]) -> list[JobKey]:
+        """Take queued runs: each one's lease and queued -> in_progress in one statement (the lifecycle's)."""
+        taken: list[JobKey] = []
+        for key in keys:
+            run = await self.executor.lifecycle.claim(key[0], self.queue.lease(), RUNS.lease_free(time.time()))
+            if run is not None:
+                self._claimed_runs[key[0]] = run
+                taken.append(key)
+        return taken
 
-    async def _execute(self, run_id: str, emitter: Emitter, *, resumed: bool = False) -> None:
+    async def _claimed(self, key: JobKey) -> None:
+        claimed = self._claimed_runs.pop(key[0], None)
+        await self._execute(key[0], await self.emitter_for(key[0]), claimed=claimed)
+
+    async def _execute(
+        self, run_id: str, emitter: Emitter, *, resumed: bool = False, claimed: RunRecord | None = None
+    ) -> None:
+        key = (run_id,)
         try:
-            await self.executor.execute(run_id, self.owner, emitter, resumed=resumed)
+            # A run that ends with its answer hands its lease back in the same UPDATE: nothing to release after.
+            await self.executor.execute(
+                run_id,
+                self.owner,
+                emitter,
+                resumed=resumed,
+                released=lambda: self._released(key),
+                claimed=claimed,
+            )
         finally:
             await emitter.emit(ExecutionOver())
+
+    def _released(self, key: JobKey) -> None:
+        """The run's end handed its lease back: no heartbeat renews it, the worker releases nothing after it."""
+        self.queue.completed.add(key)
+        self.queue.released.add(key)
 
     def _lost(self, key: JobKey) -> bool:
         """The heartbeat found a run executing here no longer held by this process: settle it (below)."""
@@ -182,12 +219,17 @@ class Worker:
 
     def _woken(self, wakeup: Wakeup) -> None:
         if isinstance(wakeup, RunQueued):
-            self.notify()
+            if wakeup.run_id in self._offered_here:
+                self._offered_here.discard(wakeup.run_id)  # queued here, and offered to this worker already
+            else:
+                self.offer(wakeup.run_id)
+                self._offered_here.discard(wakeup.run_id)
         elif wakeup.run_id in self.executor.signals.running():
             self._check({wakeup.run_id})
 
     def _reconnected(self) -> None:
         """Wake-ups sent while there was no listener connection are lost: look at everything once."""
+        self._offered_here.clear()
         self.notify()
         self._check(set(self.executor.signals.running()))
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from assistd import ids
-from assistd.adapters.assistants import to_run, to_step
+from assistd.adapters.assistants import run_json, to_run, to_step
 from assistd.db.database import Connection, Database
 from assistd.db.wakeups import RunQueued, announce
 from assistd.engine.events import NullEmitter
 from assistd.engine.executor import Executor
-from assistd.engine.lifecycle import Lifecycle, RunStatus, active_run_id
+from assistd.engine.lifecycle import Lifecycle, RunStatus, lock_for_run
 from assistd.errors import InvalidRequest, not_found
 from assistd.protocol.assistants import Assistant
 from assistd.protocol.common import ListPage, ListParams
@@ -65,7 +65,7 @@ class RunService:
         threads: ThreadService,
         router: ModelRouter,
         executor: Executor,
-        notify: Callable[[], None],
+        notify: Callable[[str], None],
         expires_seconds: int,
     ) -> None:
         self.db = db
@@ -163,19 +163,17 @@ class RunService:
         for i, message in enumerate(extra):
             await self.threads.check_message(project_id, message, f"additional_messages[{i}].")
         async with self.db.write() as conn:
-            if not await store.lock_thread(conn, project_id, thread_id):
+            locked = await lock_for_run(conn, project_id, thread_id, one_writer=self.db.is_sqlite)
+            if locked is None:
                 raise not_found("thread", thread_id)
-            active = await active_run_id(conn, thread_id)
-            if active is not None:
-                raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
+            if locked.run_id is not None:
+                raise InvalidRequest(f"Thread {thread_id} already has an active run {locked.run_id}.")
             if extra:
                 await insert_messages(conn, [new_message(thread_id, m, now()) for m in extra])
-            await store.insert_run(conn, {**row, **self._lease(owner)})
+            created = await store.create_run(conn, {**row, **self._lease(owner)})
             await self._announce_queued(conn, row["id"], owner)
-            created = await store.load_run(conn, row["id"])
         if owner is None:
-            self.notify()
-        assert created is not None
+            self.notify(created.id)
         return to_run(created)
 
     async def create_thread_and_run(
@@ -190,12 +188,10 @@ class RunService:
         thread = await self.threads.create(project_id, thread_body)
         row |= {"thread_id": thread.id, **self._lease(owner)}
         async with self.db.write() as conn:
-            await store.insert_run(conn, row)
+            created = await store.create_run(conn, row)
             await self._announce_queued(conn, row["id"], owner)
-            created = await store.load_run(conn, row["id"])
         if owner is None:
-            self.notify()
-        assert created is not None
+            self.notify(created.id)
         return thread, to_run(created)
 
     # --- read -----------------------------------------------------------------------------------
@@ -207,6 +203,15 @@ class RunService:
     async def get(self, project_id: str, thread_id: str, run_id: str) -> Run:
         async with self.db.read() as conn:
             return to_run(await self._run(conn, project_id, thread_id, run_id))
+
+    async def get_json(self, project_id: str, thread_id: str, run_id: str) -> bytes:
+        """`get` as the response's bytes: one compiled statement, the row to JSON without building a model
+        (the SDK's pollers retrieve a run over and over)."""
+        async with self.db.reader() as reader:
+            found = await store.run_json(reader, project_id, thread_id, run_id)
+        if isinstance(found, str):
+            raise not_found(found, thread_id if found == "thread" else run_id)
+        return run_json(found)
 
     async def list(self, project_id: str, thread_id: str, params: ListParams) -> ListPage[Run]:
         async with self.db.read() as conn:
@@ -292,5 +297,5 @@ class RunService:
             updated = await self._run(conn, project_id, thread_id, run_id)
             completed = await store.load_step(conn, step.id) if step is not None else None
         if owner is None:
-            self.notify()
+            self.notify(run_id)
         return to_run(updated), to_step(completed) if completed is not None else None

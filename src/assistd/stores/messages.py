@@ -153,14 +153,19 @@ async def remove_message(conn: Connection, message_id: str) -> None:
 # --- run output: the assistant messages a run writes (insert, content updates, status) --------
 
 
+# Built once: a run's writes take their columns from the parameters (no statement built per call).
+_INSERT_RUN_MESSAGE = t.messages.insert()
+_UPDATE_RUN_MESSAGE = update(t.messages).where(t.messages.c.id == bindparam("message_key"))
+
+
 async def insert_run_message(conn: Connection, values: Json) -> None:
-    await conn.execute(t.messages.insert().values(**values))
+    await conn.execute(_INSERT_RUN_MESSAGE, values)
 
 
 async def update_run_message(conn: Connection, message_id: str, values: Json) -> None:
     if "content" in values:  # a count of the old content must not stay with the new
         values = {**values, "token_count": None, "token_counter": None}
-    await conn.execute(update(t.messages).where(t.messages.c.id == message_id).values(**values))
+    await conn.execute(_UPDATE_RUN_MESSAGE, {"message_key": message_id, **values})
 
 
 async def load_run_message(conn: Connection, message_id: str) -> MessageRecord:

@@ -6,15 +6,16 @@ that a grep shows the single writer); everything else about runs and steps is he
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, delete, select, update
+from sqlalchemy import Row, Select, Table, Text, bindparam, cast, delete, exists, select, update
 
 from assistd.db import tables as t
-from assistd.db.database import Connection
+from assistd.db.database import Connection, Prepared, Reader
 from assistd.protocol.common import ListParams
 from assistd.stores.common import Page, get_row, order_key, paginate
 
@@ -116,8 +117,83 @@ class StepRecord:
 # --- runs --------------------------------------------------------------------------------------
 
 
+class RunJson(NamedTuple):
+    """A run as the retrieve endpoint reads it: the wire's columns, JSON columns left as the JSON text we
+    wrote them as (jsonio), for the wire without decoding or validating them again (adapters/assistants.py
+    `run_json`). The SDK's pollers call it over and over."""
+
+    id: str
+    created_at: int
+    thread_id: str
+    assistant_id: str
+    status: str
+    required_action: str | None
+    last_error: str | None
+    expires_at: int | None
+    started_at: int | None
+    cancelled_at: int | None
+    failed_at: int | None
+    completed_at: int | None
+    incomplete_details: str | None
+    model: str
+    instructions: str | None
+    tools: str
+    metadata: str
+    usage: str | None
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: str | None
+    tool_choice: str
+    parallel_tool_calls: bool | int  # SQLite's driver gives 0 / 1
+    response_format: str | None
+
+
+_R = t.runs.c
+_JSON_RUN = {"required_action", "last_error", "incomplete_details", "tools", "metadata", "usage"} | {
+    "truncation_strategy",
+    "tool_choice",
+    "response_format",
+}
+# JSON columns cast to text, as written (PostgreSQL's `json` keeps the text it was given).
+_RUN_JSON_COLUMNS = [cast(_R[name], Text).label(name) if name in _JSON_RUN else _R[name] for name in RunJson._fields]
+_RUN_JSON = Prepared(
+    select(*_RUN_JSON_COLUMNS).where(
+        _R.id == bindparam("run_id"),
+        _R.thread_id == bindparam("thread_id"),
+        exists().where(t.threads.c.id == bindparam("thread_id"), t.threads.c.project_id == bindparam("project_id")),
+    )
+)
+_THREAD_EXISTS = Prepared(
+    select(t.threads.c.id).where(
+        t.threads.c.id == bindparam("thread_id"), t.threads.c.project_id == bindparam("project_id")
+    )
+)
+
+
+async def run_json(reader: Reader, project_id: str, thread_id: str, run_id: str) -> RunJson | str:
+    """The project's thread's run for the wire, in one compiled statement; else what is missing ("thread"
+    or "run", a second statement tells which)."""
+    values = {"run_id": run_id, "thread_id": thread_id, "project_id": project_id}
+    rows = await reader.fetch(_RUN_JSON, values)
+    if rows:
+        return RunJson._make(rows[0])
+    found = await reader.fetch(_THREAD_EXISTS, {"thread_id": thread_id, "project_id": project_id})
+    return "run" if found else "thread"
+
+
 async def insert_run(conn: Connection, values: Json) -> None:
     await conn.execute(t.runs.insert().values(**values))
+
+
+_CREATE_RUN = t.runs.insert().returning(*t.runs.c)
+
+
+async def create_run(conn: Connection, values: Json) -> RunRecord:
+    """Insert a run and return it as stored (INSERT ... RETURNING: one statement, no read after it)."""
+    row = (await conn.execute(_CREATE_RUN, values)).one()
+    return RunRecord.from_row(row)
 
 
 async def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord | None:
@@ -218,12 +294,17 @@ async def open_tool_step(conn: Connection, run_id: str) -> StepRecord | None:
     return None if row is None else StepRecord.from_row(row)
 
 
+# Built once: a run's writes take their columns from the parameters (no statement built per call).
+_INSERT_STEP = t.run_steps.insert()
+_UPDATE_STEP = update(t.run_steps).where(t.run_steps.c.id == bindparam("step_key"))
+
+
 async def insert_step(conn: Connection, values: Json) -> None:
-    await conn.execute(t.run_steps.insert().values(**values))
+    await conn.execute(_INSERT_STEP, values)
 
 
 async def update_step(conn: Connection, step_id: str, values: Json) -> None:
-    await conn.execute(update(t.run_steps).where(t.run_steps.c.id == step_id).values(**values))
+    await conn.execute(_UPDATE_STEP, {"step_key": step_id, **values})
 
 
 async def mark_open_steps(conn: Connection, run_id: str, values: Json) -> None:
@@ -285,6 +366,41 @@ async def image_file(conn: Connection, file_id: str) -> ImageFile | None:
     query = select(t.files.c.bytes, t.files.c.blob_key, t.files.c.filename).where(t.files.c.id == file_id)
     row = (await conn.execute(query)).first()
     return None if row is None else ImageFile(row.bytes, row.blob_key, row.filename)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedThread:
+    """A thread locked for a new run, and its run in one of the statuses asked for (its active run), if any."""
+
+    run_id: str | None
+
+
+async def lock_thread_for_run(
+    conn: Connection, project_id: str, thread_id: str, statuses: Iterable[str], *, one_writer: bool
+) -> LockedThread | None:
+    """The thread locked for this transaction (PostgreSQL), with its run in one of `statuses`; None when the
+    project has no such thread. `one_writer` (SQLite: writers take turns, nothing commits meanwhile): one
+    statement reads both. Else two: under READ COMMITTED a statement reads with the snapshot it took before
+    waiting for its lock, so a run committed by the transaction that held the lock is seen only by a
+    statement after it (tests/cluster: three replicas asked at once give one active run)."""
+    statuses = tuple(statuses)
+    values = {"thread_id": thread_id, "project_id": project_id}
+    if one_writer:
+        row = (await conn.execute(_lock_thread_query(statuses), values)).first()
+        return None if row is None else LockedThread(row.active)
+    if not await lock_thread(conn, project_id, thread_id):
+        return None
+    return LockedThread(await run_in_status(conn, thread_id, statuses))
+
+
+@functools.cache
+def _lock_thread_query(statuses: tuple[str, ...]) -> Select[tuple[str, str | None]]:
+    r, th = t.runs.c, t.threads.c
+    run = select(r.id).where(r.thread_id == th.id, r.status.in_(statuses)).limit(1).scalar_subquery()
+    query = select(th.id, run.label("active")).where(
+        th.id == bindparam("thread_id"), th.project_id == bindparam("project_id")
+    )
+    return query.with_for_update(of=t.threads)
 
 
 async def lock_thread(conn: Connection, project_id: str, thread_id: str) -> bool:
