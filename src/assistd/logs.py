@@ -43,3 +43,6 @@ def configure(level: str) -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log would duplicate ours.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs a line at INFO for every upstream call (a JSON record and a write per model call, on the
+    # run's path); the provider's own log and /metrics say what happened, its warnings still come through.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
