@@ -77,7 +77,8 @@ class Executor:
         renews that lease while this runs, passes on cancels made through other replicas, and
         releases it after. `resumed`: the run is `in_progress` already, taken over from a dead
         executor (engine/lifecycle.py `recover`); the loop goes on from its durable steps.
-        `released`: told when the run's answer ended the lease too (its worker has none to hand back).
+        `released`: told when the run's end, or its wait for tool outputs, ended the lease too (its worker
+        has none to hand back).
         `claimed`: the run as the worker's claim started it (engine/lifecycle.py `claim`)."""
         cancel = self.signals.register(run_id)
         watch = EndWatch(emitter)
@@ -178,7 +179,7 @@ class Executor:
                 await recorder.before_action()
                 required = recorder.required_action(calls)
                 await lifecycle.require_action(
-                    run.id, required, totals, watch, recorder.keep_calls(calls, usage), attempt
+                    run.id, required, totals, watch, recorder.keep_calls(calls, usage), attempt, release
                 )
             case Stopped(reason=reason, partial=partial, calls=calls, usage=usage):
                 parts = [recorder.keep_calls(calls, usage)] if calls is not None and usage is not None else []

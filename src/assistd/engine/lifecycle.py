@@ -236,15 +236,23 @@ class Lifecycle:
         emitter: Emitter,
         parts: Parts = _nothing,
         attempt: int | None = None,
+        release: Release | None = None,
     ) -> None:
         """in_progress -> requires_action, with the tool calls `parts` stores; a run cancelled meanwhile
         ends cancelled instead. `attempt`: the executor's fence (see `move`), on every operation that
-        an executor ends or pauses its run with."""
+        an executor ends or pauses its run with. `release`: the executor's lease ends in the same UPDATE,
+        as at `finish`: nobody executes a run that waits for its tool outputs, and outputs submitted
+        before its worker's job winds down must find the run free to claim (a lease left on it kept
+        every worker off the queued run until the lease lapsed)."""
+        values: dict[str, object] = {"required_action": required, "usage": usage}
+        if release is not None:
+            values |= release.values()
         async with self.db.write() as conn:
             await parts(conn)
-            values: dict[str, object] = {"required_action": required, "usage": usage}
             moved = await move_returning(conn, run_id, S.REQUIRES_ACTION, values, attempt=attempt)
             run = moved or await run_store.load_run(conn, run_id)
+        if moved is not None and release is not None:
+            release.done()
         if run is None:
             return
         if moved is not None:
@@ -253,7 +261,9 @@ class Lifecycle:
             await self.stop(run_id, "cancelled", emitter, attempt=attempt)
 
     async def requeue(self, conn: Connection, run_id: str, lease: Json) -> bool:
-        """requires_action -> queued once the tool outputs are in (in the caller's transaction)."""
+        """requires_action -> queued once the tool outputs are in (in the caller's transaction). `lease`:
+        the submitting process's, when it executes the run itself (a stream), else a free one (no owner):
+        any worker claims the run at once."""
         return await move(conn, run_id, S.QUEUED, required_action=None, **lease)
 
     async def cancel(self, run_id: str, check: Parts, emitter: Emitter) -> RunRecord:

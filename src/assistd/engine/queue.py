@@ -142,7 +142,9 @@ class LeasedQueue:
 
     async def release(self, key: JobKey) -> None:
         """Give the lease up after the job ran. A row that is ready work again keeps it: it was queued
-        anew, held by this owner, for a next execution (a run's tool outputs submitted on a stream)."""
+        anew, held by this owner, for a next execution (a run's tool outputs submitted on a stream).
+        Work queued anew for any worker carries no lease (a run waiting for tool outputs holds none, and
+        outputs not on a stream queue it free): nothing of this owner's is left on it to wait for."""
         async with self.db.write() as conn:
             await conn.execute(
                 update(self.jobs.table)
@@ -212,6 +214,9 @@ class QueueWorker:
         # starts it too, engine/worker.py).
         self.claim = claim or queue.claim
         self._offered: list[JobKey] = []  # jobs queued by this process, to claim without looking for them
+        # Offered jobs whose previous job here was still winding down (a run's tool outputs submitted the
+        # moment it asked for them): offered again once that job is done, not left for the poll.
+        self._after: set[JobKey] = set()
         self._scan = True  # look for claimable jobs at the next iteration (not only the offered ones)
         self.on_lost = on_lost
         self.run = run
@@ -313,6 +318,7 @@ class QueueWorker:
             return
         # Jobs this process runs are never claimed again, even if a heartbeat came late and their lease lapsed.
         wanted = [key for key in dict.fromkeys(offered) if key not in self._jobs]
+        self._after.update(key for key in offered if key in self._jobs)
         if len(wanted) > free:
             self._scan = True  # the rest wait, claimable: the next iteration looks for them
             wanted = wanted[:free]
@@ -371,6 +377,9 @@ class QueueWorker:
         full = len(self._jobs) >= self.concurrency
         if self._jobs.get(key) is task:
             del self._jobs[key]
+            if key in self._after:
+                self._after.discard(key)
+                self.offer(key)
         if full:
             # A slot is free: look for work left waiting. With slots free all along, queued work woke the
             # loop when it came (`notify`, `offer`, a NOTIFY from another replica) or waits for the poll.

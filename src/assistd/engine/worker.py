@@ -126,7 +126,8 @@ class Worker:
     ) -> None:
         key = (run_id,)
         try:
-            # A run that ends with its answer hands its lease back in the same UPDATE: nothing to release after.
+            # A run that ends with its answer, or waits for tool outputs, hands its lease back in the same
+            # UPDATE: nothing to release after.
             await self.executor.execute(
                 run_id,
                 self.owner,
@@ -139,7 +140,8 @@ class Worker:
             await emitter.emit(ExecutionOver())
 
     def _released(self, key: JobKey) -> None:
-        """The run's end handed its lease back: no heartbeat renews it, the worker releases nothing after it."""
+        """The run's end (or its wait for tool outputs) handed its lease back: no heartbeat renews it, the
+        worker releases nothing after it."""
         self.queue.completed.add(key)
         self.queue.released.add(key)
 

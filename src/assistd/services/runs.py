@@ -140,9 +140,10 @@ class RunService:
         }
 
     def _lease(self, owner: str | None) -> dict[str, Any]:
-        """A run created for a stream is held by the streaming process from the start: no worker claims it."""
+        """A run created (or queued again by its tool outputs) for a stream is held by the streaming process
+        from the start: no worker claims it. Any other is held by nobody: any worker claims it at once."""
         if owner is None:
-            return {}
+            return {"lease_owner": None, "lease_expires_at": None}
         return {"lease_owner": owner, "lease_expires_at": time.time() + self.executor.lease_seconds}
 
     async def _announce_queued(self, conn: Connection, run_id: str, owner: str | None) -> None:
