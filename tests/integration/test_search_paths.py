@@ -3,6 +3,9 @@
 - the query is embedded while the keyword query runs, not before it (both backends);
 - SQLite: a query term in half the chunks or more (bm25's idf clamped to 1e-6) is left out of the FTS5
   query, so "the zebra" costs about what "zebra" does, and ranks the same; counted in SQLite VM steps;
+- PostgreSQL: a word in every chunk (not a stop word) no longer makes every chunk a keyword candidate,
+  and the chunks that match another word keep their rank and score by the whole query; counted in
+  the rows the keyword query reads (EXPLAIN ANALYZE);
 - SQLite: a filtered search's keyword candidates are the exact ones (FTS5 over every store, then the
   allowed files; or the exact query when the filter keeps too few), for filters that keep most, some,
   or one of the files;
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import threading
@@ -36,7 +40,7 @@ STORE = "vs_0000paths00000000000000000000"
 DIMS = 8
 FILES = 40
 CHUNKS = 2_400  # over engine.INFORMATIVE_MIN_ROWS: common terms are left out from there on
-COMMON = ["the", "of", "and"]  # in every chunk
+COMMON = ["the", "of", "and", "lorem"]  # in every chunk ("lorem": not an English stop word)
 RARE = "zebra"  # in a few chunks
 
 
@@ -222,6 +226,77 @@ def test_only_common_terms_are_all_kept(url: str) -> None:
     kept, only_common, hits = asyncio.run(main())
     assert kept == [RARE]
     assert only_common == ["the", "of"] and hits == 50
+
+
+class Statements:
+    """The statements (and their parameters) run through any engine meanwhile that contain `marker`."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.seen: list[tuple[str, Any]] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(Engine, "before_cursor_execute", self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._hook)
+
+    def _hook(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if self.marker in statement:
+            self.seen.append((statement, parameters))
+
+
+def rows_read(plan: dict[str, Any], relation: str) -> int:
+    """The rows the plan's scans of `relation` returned (after their index conditions and rechecks)."""
+    found = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == relation else 0
+    return int(found + sum(rows_read(child, relation) for child in plan.get("Plans", [])))
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_postgres_a_word_in_every_chunk_reorders_nothing_and_is_not_a_candidate(url: str, filtered: bool) -> None:
+    """ts_rank_cd has no idf: the whole query still ranks, but only chunks with an informative word match."""
+    if url.startswith("sqlite"):
+        pytest.skip("ts_rank_cd is PostgreSQL's (SQLite: test_a_term_in_every_chunk_costs_nothing_and_changes_nothing)")
+    # Filtered: half the files less one, so 2 of the 5 chunks with the rare word are allowed.
+    files = [f"file-paths{i:04d}" for i in range(1, FILES, 2) if i != 7] if filtered else None
+    query = f"lorem {RARE} the"  # "the": a stop word, which to_tsquery drops
+    whole_query = (
+        "SELECT file_id, seq, ts_rank_cd(text_tsv, to_tsquery('english', 'lorem | zebra | the')) AS score "
+        "FROM chunks WHERE text_tsv @@ to_tsquery('english', 'lorem | zebra')"
+        + (" AND file_id IN (" + ",".join(f"'{f}'" for f in files) + ")" if files else "")
+        + " ORDER BY score DESC, file_id, seq"
+    )
+
+    async def main() -> tuple[list[tuple[str, int, float]], list[tuple[str, int, float]], int, int]:
+        db = Database(url)
+        try:
+            with Statements("ts_rank_cd") as statements:
+                async with db.read() as conn:
+                    found = await engine._keyword(conn, db.dialect, [STORE], query, 50, files, db=db)
+            async with db.read() as conn:
+                # Ranked by the whole query, as before, among the chunks with the rare word.
+                ranked = [(r.file_id, r.seq, float(r.score)) for r in await conn.execute(text(whole_query))]
+                (statement, parameters), *_ = statements.seen
+                plan = (
+                    await conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, tuple(parameters))
+                ).scalar_one()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            return [(k[1], k[2], s) for k, s in found], ranked, rows_read(plan[0]["Plan"], "chunks"), len(ranked)
+        finally:
+            await db.dispose()
+
+    found, ranked, read, every = asyncio.run(main())
+    rare = [(f, seq, s) for f, seq, s in ranked if (seq - 7) % 500 == 0]
+    assert rare and len(rare) == len(
+        [i for i in range(7, CHUNKS, 500) if files is None or f"file-paths{i % FILES:04d}" in files]
+    )
+    assert ranked[: len(rare)] == rare  # the rare word's chunks led the whole query's ranking, ...
+    assert [(f, seq) for f, seq, _ in found] == [(f, seq) for f, seq, _ in rare]  # ... and they alone are candidates,
+    assert [s for _, _, s in found] == pytest.approx([s for _, _, s in rare])  # scored by the whole query
+    # Before: every chunk (of the allowed files) matched "lorem" and was read and ranked.
+    assert every == (CHUNKS if files is None else CHUNKS // FILES * len(files))
+    assert read <= 10 * len(rare), (read, every)
 
 
 @pytest.mark.parametrize("keep", [30, 8, 1])
