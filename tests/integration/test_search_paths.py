@@ -10,7 +10,8 @@
   allowed files; or the exact query when the filter keeps too few), for filters that keep most, some,
   or one of the files;
 - the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product;
-- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0016).
+- PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0016);
+- PostgreSQL: pgvector's index scan, asked for enough rows, fills a search filtered to half the files.
 """
 
 from __future__ import annotations
@@ -297,6 +298,105 @@ def test_postgres_a_word_in_every_chunk_reorders_nothing_and_is_not_a_candidate(
     # Before: every chunk (of the allowed files) matched "lorem" and was read and ranked.
     assert every == (CHUNKS if files is None else CHUNKS // FILES * len(files))
     assert read <= 10 * len(rare), (read, every)
+
+
+class RandomEmbedder:
+    """Random L2-normalised query vectors of pgvector's width."""
+
+    model = "random"
+    dimensions = engine.PGVECTOR_DIMENSIONS
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        vectors = self.rng.standard_normal((len(texts), self.dimensions)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.skipif("postgres" not in BACKENDS, reason="pgvector is PostgreSQL's")
+def test_postgres_a_filter_keeping_half_the_files_needs_no_exact_vector_scan(postgres: TestPostgres) -> None:
+    """pgvector's HNSW scan is asked for enough rows that the allowed files' share of them fills the list.
+
+    Before: hnsw.ef_search was twice the candidates whatever the filter, so a filter keeping half the
+    files left fewer than wanted about half the time, and every allowed row was then ranked exactly.
+    """
+    url = postgres.new_database()
+    store, files, per_file = "vs_0000pgvector0000000000000000", 20, 40
+    names = [f"file-vec{i:04d}" for i in range(files)]
+    rng = np.random.default_rng(11)
+
+    async def main() -> list[int]:
+        migration = create_engine(url, pool_size=1)
+        await migrate.upgrade(migration)
+        async with migration.begin() as conn:  # sessions from now on: a table this small would be sorted whole
+            for setting in ["enable_seqscan", "enable_sort"]:
+                await conn.execute(
+                    text(
+                        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET "
+                        + setting
+                        + " = off', current_database()); END $$"
+                    )
+                )
+        await migration.dispose()
+        db = Database(url)
+        try:
+            if not await engine.has_pgvector(db):
+                pytest.skip("no pgvector extension in this PostgreSQL")
+            vectors = rng.standard_normal((files * per_file, engine.PGVECTOR_DIMENSIONS)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            async with db.write() as conn:
+                await conn.execute(
+                    t.vector_stores.insert().values(
+                        id=store, project_id="proj_t", created_at=0, name="vec", description=None,
+                        expires_after=None, last_active_at=0, metadata={},
+                    )
+                )  # fmt: skip
+                await conn.execute(
+                    t.files.insert(),
+                    [
+                        {"id": f, "project_id": "proj_t", "created_at": 0, "filename": f"{f}.txt",
+                         "purpose": "assistants", "bytes": 1, "status": "processed", "expires_at": None,
+                         "blob_key": "x"}
+                        for f in names
+                    ],
+                )  # fmt: skip
+                await conn.execute(
+                    t.vector_store_files.insert(),
+                    [
+                        {"vector_store_id": store, "id": f, "project_id": "proj_t", "batch_id": None,
+                         "created_at": 0, "status": "completed", "last_error": None, "chunking_strategy": {},
+                         "attributes": {"half": i % 2}, "usage_bytes": 0, "lease_owner": None,
+                         "lease_expires_at": None}
+                        for i, f in enumerate(names)
+                    ],
+                )  # fmt: skip
+                await conn.execute(
+                    text(
+                        "INSERT INTO chunks (vector_store_id, file_id, seq, text, tokens, embedding, embedding_vec) "
+                        "VALUES (:s, :f, :q, 'text', 1, :e, CAST(CAST(:v AS text) AS vector))"
+                    ),
+                    [
+                        {"s": store, "f": names[i % files], "q": i, "e": vector.astype("<f4").tobytes(),
+                         "v": engine.vector_literal(vector)}
+                        for i, vector in enumerate(vectors)
+                    ],
+                )  # fmt: skip
+            scans: list[int] = []
+            embedder = RandomEmbedder(12)
+            half = {"key": "half", "type": "eq", "value": 1}
+            with Statements("embedding_vec <=>") as statements:
+                for _ in range(20):
+                    before = len(statements.seen)
+                    hits = await engine.search(db, embedder, [store], ["x"], max_num_results=10, filters=half)
+                    scans.append(len(statements.seen) - before)
+                    assert len(hits) == 10 and all(hit.attributes == {"half": 1} for hit in hits)
+            return scans
+        finally:
+            await db.dispose()
+
+    # One statement per search: the index scan. Before: 2 (the exact scan after it) in ~half of them.
+    assert asyncio.run(main()) == [1] * 20
 
 
 @pytest.mark.parametrize("keep", [30, 8, 1])
