@@ -11,6 +11,8 @@
   or one of the files;
 - the vector scan of a large store (in a worker thread) finds the exact top of a numpy matrix product;
 - PostgreSQL: the stored tsvector the keyword query ranks follows the text (migration 0016);
+- PostgreSQL: the keyword query reads chunks through the GIN index, never the whole table (counted
+  in pg_stat_user_tables.seq_scan);
 - PostgreSQL: pgvector's index scan, asked for enough rows, fills a search filtered to half the files.
 """
 
