@@ -5,8 +5,9 @@
 
 - keyword: SQLite FTS5 `bm25` over `chunks_fts` (an external-content table kept by triggers,
   migration 0004), the query's words quoted and ORed, less those in half the chunks or more
-  (`informative_terms`); PostgreSQL `ts_rank_cd` over the stored `text_tsv` (migration 0015) with a
-  GIN index, the words ORed in a `to_tsquery` (which drops English stop words);
+  (`informative_terms`); PostgreSQL `ts_rank_cd` over the stored `text_tsv` (migration 0016) with a
+  GIN index, the words ORed in a `to_tsquery` (which drops English stop words), matching only the
+  chunks with an informative word (the same rule) but ranking them by the whole query;
 - vector: on PostgreSQL with pgvector (migration 0005 added `chunks.embedding_vec vector(384)`
   and its HNSW index), `ORDER BY embedding_vec <=> q` for 384-dimension queries: the index scan
   first, and an exact scan of the stores' rows when the index scan comes up short (it returns at
@@ -43,7 +44,7 @@ import math
 import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -225,7 +226,7 @@ async def search(
             rankings.append([(key, score) for key, score in words if key[:2] in allowed])
             semantic = scanned[i]
             if pgvector:
-                semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict)
+                semantic = await _pgvector(conn, store_ids, vectors[i], limit, restrict, share)
             elif semantic is None:  # the vector is not of the embedder's announced size: scanned against its own
                 semantic = await _vector(conn, db, store_ids, vectors[i], limit, allowed if restrict else None)
             rankings.append([(key, score) for key, score in semantic if key[:2] in allowed])
@@ -349,28 +350,30 @@ async def _keyword(
     """The top `limit` chunks by bm25 (SQLite, negated: higher is better) or ts_rank_cd (PostgreSQL).
 
     `restrict`: only these files' chunks (`share`: about which part of the stores' chunks they are).
-    `db` (SQLite): leave out the query's terms that FTS5 gives no weight (`informative_terms`).
+    `db`: match only the query's informative terms (`informative_terms`): SQLite ranks by those alone
+    (bm25 gives the others no weight), PostgreSQL still ranks by the whole query.
     """
     terms = query_terms(query)
     if not terms:
         return []
+    matched = terms if db is None else await informative_terms(conn, db, terms)
     if dialect == "sqlite":
-        if db is not None:
-            terms = await informative_terms(conn, db, terms)
-        return await _fts5(conn, store_ids, terms, limit, restrict, share)
-    params: dict[str, Any] = {"tsq": " | ".join(terms), "stores": store_ids, "limit": limit}
-    where = "c.vector_store_id IN :stores AND c.text_tsv @@ q"
-    expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
+        return await _fts5(conn, store_ids, matched, limit, restrict, share)
+    # Ranked by the whole query, as before; matched by its informative words only, so a common word
+    # does not make every chunk a candidate (ts_rank_cd has no idf: it would rank them all).
+    params: dict[str, Any] = {"tsq": " | ".join(terms), "match": " | ".join(matched)}
+    params.update(stores=store_ids, limit=limit)
+    where = "c.vector_store_id IN :stores AND c.text_tsv @@ to_tsquery('english', :match)"
     if restrict is not None:
-        where += " AND c.file_id IN :files"
-        expanding.append(bindparam("files", expanding=True))
+        where += " AND c.file_id = ANY(CAST(:files AS text[]))"
         params["files"] = restrict
     statement = text(
         "SELECT c.vector_store_id, c.file_id, c.seq, ts_rank_cd(c.text_tsv, q) AS score "
         f"FROM chunks AS c, to_tsquery('english', :tsq) AS q WHERE {where} ORDER BY score DESC, "
         "c.vector_store_id, c.file_id, c.seq LIMIT :limit"
-    ).bindparams(*expanding)
-    rows: list[Any] = list(await conn.execute(statement, params))
+    ).bindparams(bindparam("stores", expanding=True))
+    async with _through_index(conn):
+        rows: list[Any] = list(await conn.execute(statement, params))
     found: Scored = [((str(r.vector_store_id), str(r.file_id), int(r.seq)), float(r.score)) for r in rows]
     return [(key, score) for key, score in found if key[0] in store_ids]
 
@@ -433,7 +436,8 @@ TERM_CACHE_SIZE = 10_000
 
 @dataclass
 class TermStats:
-    """Which terms are in at least half of the index's rows, valid while `generation` is unchanged."""
+    """Which terms are in at least half of the index's rows (PostgreSQL: or are stop words), valid while
+    `generation` is unchanged."""
 
     generation: tuple[int, int]  # (number of stores, sum of their chunks_version): moves on any chunk change
     rows: int
@@ -442,6 +446,19 @@ class TermStats:
 
 _term_stats: weakref.WeakKeyDictionary[Database, TermStats] = weakref.WeakKeyDictionary()
 _FTS5_COUNT = text("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH :match LIMIT :half) AS m")
+# Through the GIN index, stopping at half. A word to_tsvector keeps out of every chunk (an English stop
+# word: its tsquery is empty) counts as frequent: it weighs nothing there either.
+_TSQUERY_COUNT = text(
+    "SELECT CASE WHEN numnode(plainto_tsquery('english', :term)) = 0 THEN CAST(:half AS bigint) ELSE "
+    "(SELECT count(*) FROM (SELECT 1 FROM chunks WHERE text_tsv @@ plainto_tsquery('english', :term) "
+    "LIMIT :half) AS m) END"
+)
+_THROUGH_INDEX = text(
+    "SELECT set_config('enable_seqscan', 'off', false), set_config('plan_cache_mode', 'force_custom_plan', false)"
+)
+_THROUGH_INDEX_RESET = text(
+    "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN ('enable_seqscan', 'plan_cache_mode')"
+)
 _GENERATION = select(
     func.count().label("n"), func.coalesce(func.sum(t.vector_stores.c.chunks_version), 0).label("v")
 ).select_from(t.vector_stores)
@@ -454,8 +471,10 @@ async def informative_terms(conn: Connection, db: Database, terms: list[str]) ->
     FTS5's bm25 gives such a term an idf of 1e-6 (log((N - n + 0.5) / (n + 0.5)) ≤ 0 is clamped), so
     it moves no chunk that matches another term; but ORed in, it makes FTS5 rank nearly every row
     ("the", "of", "what": 100k chunks, ~200 ms instead of ~3 ms). Left out, the chunks that match
-    only such terms (scored ~1e-6, i.e. not at all) are not candidates. The counts are kept per
-    process until any store's chunks change (the stores' chunks_version sum and count).
+    only such terms (scored ~1e-6, i.e. not at all) are not candidates. PostgreSQL's ts_rank_cd has
+    no idf, so there the whole query still ranks and only the match leaves them out (`_keyword`);
+    English stop words, which to_tsquery drops, count as frequent. The counts are kept per process
+    until any store's chunks change (the stores' chunks_version sum and count).
     """
     if len(terms) < 2:
         return terms
@@ -470,10 +489,39 @@ async def informative_terms(conn: Connection, db: Database, terms: list[str]) ->
     half = (stats.rows + 1) // 2
     for term in terms:
         if term not in stats.frequent:
-            found = int((await conn.execute(_FTS5_COUNT, {"match": f'text : "{term}"', "half": half})).scalar_one())
+            found = await _chunks_with(conn, db.dialect, term, half)
             stats.frequent[term] = 2 * found >= stats.rows
     kept = [term for term in terms if not stats.frequent[term]]
     return kept or terms
+
+
+async def _chunks_with(conn: Connection, dialect: str, term: str, cap: int) -> int:
+    """How many chunks (of every store) have `term`, counting up to `cap`."""
+    if dialect == "sqlite":
+        return int((await conn.execute(_FTS5_COUNT, {"match": f'text : "{term}"', "half": cap})).scalar_one())
+    async with _through_index(conn):
+        return int((await conn.execute(_TSQUERY_COUNT, {"term": term, "half": cap})).scalar_one())
+
+
+@contextlib.asynccontextmanager
+async def _through_index(conn: Connection) -> AsyncIterator[None]:
+    """PostgreSQL: statements meanwhile find chunks by a word through the GIN index, each planned for
+    its own parameters.
+
+    For a word in many chunks the planner prefers reading the whole table, and then reads (detoasts)
+    every chunk's tsvector to test it, which it does not count: 100k chunks, ~200 ms to count a common
+    word's chunks (~20-50 ms through the index's bitmap, which reads only heap pages), and a keyword
+    query matching a fifth of the chunks 2x slower (5x with a filter, whose files are tested before
+    the tsvector is read). A generic plan (from a prepared statement's 6th run) tests a filter's
+    files one by one, not through a hash of them as a plan for the given array does: 100k chunks,
+    half of 5,000 files, ~280 ms instead of ~15-50 ms. Reads are autocommit (no SET LOCAL): set, then
+    back to the session's defaults.
+    """
+    await conn.execute(_THROUGH_INDEX)
+    try:
+        yield
+    finally:
+        await conn.execute(_THROUGH_INDEX_RESET)
 
 
 # --- vector --------------------------------------------------------------------------------------
@@ -646,6 +694,7 @@ async def _vector(
 # --- vector, pgvector ---------------------------------------------------------------------------
 
 PGVECTOR_DIMENSIONS = 384  # `chunks.embedding_vec vector(384)`, migration 0005
+EF_SEARCH_MAX = 1000  # pgvector's own bound
 _pgvector_columns: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
 
 
@@ -678,8 +727,14 @@ def vector_literal(vector: npt.NDArray[np.float32] | bytes) -> str:
 
 
 async def _pgvector(
-    conn: Connection, store_ids: list[str], query: npt.NDArray[np.float32], limit: int, restrict: list[str] | None
+    conn: Connection,
+    store_ids: list[str],
+    query: npt.NDArray[np.float32],
+    limit: int,
+    restrict: list[str] | None,
+    share: float = 1.0,
 ) -> Scored:
+    """The top `limit` chunks by cosine distance; `share`: about which part of the stores' chunks `restrict` keeps."""
     where = "vector_store_id IN :stores AND embedding_vec IS NOT NULL"
     params: dict[str, Any] = {"q": vector_literal(query), "stores": store_ids, "limit": limit}
     expanding: list[BindParameter[Any]] = [bindparam("stores", expanding=True)]
@@ -688,10 +743,11 @@ async def _pgvector(
         expanding.append(bindparam("files", expanding=True))
         params["files"] = restrict
     distance = "embedding_vec <=> CAST(CAST(:q AS text) AS vector)"
-    # The HNSW index yields at most ef_search rows, filtered afterwards by store and file.
-    await conn.execute(
-        text("SELECT set_config('hnsw.ef_search', :ef, false)"), {"ef": str(min(1000, max(40, 2 * limit)))}
-    )
+    # The HNSW index yields at most ef_search rows, filtered afterwards by store and file: twice the
+    # candidates over the share of them a filter keeps (a filter keeping half the files and 2 × limit
+    # came up short about half the time, and the exact scan then cost ~200 ms at 100k chunks).
+    ef = min(EF_SEARCH_MAX, max(40, math.ceil(2 * limit / max(share, 1e-9))))
+    await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, false)"), {"ef": str(ef)})
     indexed = text(
         f"SELECT vector_store_id, file_id, seq, {distance} AS d FROM chunks WHERE {where} ORDER BY d LIMIT :limit"
     ).bindparams(*expanding)
