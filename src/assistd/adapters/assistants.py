@@ -14,8 +14,6 @@ import orjson
 from assistd.engine.lifecycle import TERMINAL
 from assistd.protocol.messages import Message
 from assistd.protocol.runs import (
-    CompletionTokensDetails,
-    PromptTokensDetails,
     Run,
     RunStep,
     RunUsage,
@@ -37,15 +35,20 @@ __all__ = [
 ]
 
 
-def wire_usage(stored: dict[str, int]) -> RunUsage:
+def usage_object(stored: dict[str, int] | None) -> dict[str, object]:
+    """The wire's usage object of stored counters: `wire_usage`'s fields, and `run_json`'s bytes."""
     counters = usage_totals(stored)
-    return RunUsage(
-        prompt_tokens=counters["prompt_tokens"],
-        completion_tokens=counters["completion_tokens"],
-        total_tokens=counters["total_tokens"],
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=counters["cached_tokens"]),
-        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=counters["reasoning_tokens"]),
-    )
+    return {
+        "prompt_tokens": counters["prompt_tokens"],
+        "completion_tokens": counters["completion_tokens"],
+        "total_tokens": counters["total_tokens"],
+        "prompt_tokens_details": {"cached_tokens": counters["cached_tokens"]},
+        "completion_tokens_details": {"reasoning_tokens": counters["reasoning_tokens"]},
+    }
+
+
+def wire_usage(stored: dict[str, int]) -> RunUsage:
+    return RunUsage.model_validate(usage_object(stored))
 
 
 def to_run(run: RunRecord) -> Run:
@@ -81,18 +84,6 @@ def to_run(run: RunRecord) -> Run:
     )
 
 
-def _wire_usage_json(stored: str | None) -> dict[str, object]:
-    """`wire_usage` as a dict for orjson (the same keys, in the same order)."""
-    counters = usage_totals(orjson.loads(stored) if stored else None)
-    return {
-        "prompt_tokens": counters["prompt_tokens"],
-        "completion_tokens": counters["completion_tokens"],
-        "total_tokens": counters["total_tokens"],
-        "prompt_tokens_details": {"cached_tokens": counters["cached_tokens"]},
-        "completion_tokens_details": {"reasoning_tokens": counters["reasoning_tokens"]},
-    }
-
-
 def run_json(run: RunJson) -> bytes:
     """The bytes of `to_run`'s object for a run read by `stores.runs.run_json`: the same keys in the same
     order, the JSON columns copied as the text we stored (tests/compat check both agree)."""
@@ -119,7 +110,7 @@ def run_json(run: RunJson) -> bytes:
             "tools": orjson.Fragment(run.tools),
             "metadata": orjson.Fragment(run.metadata),
             # Terminal runs always report usage (spec §5); one that ended before any model call used none.
-            "usage": _wire_usage_json(None if run.usage in stored_null else run.usage) if terminal else None,
+            "usage": usage_object(None if run.usage in stored_null else orjson.loads(run.usage)) if terminal else None,
             "temperature": run.temperature,
             "top_p": run.top_p,
             "max_prompt_tokens": run.max_prompt_tokens,

@@ -224,8 +224,7 @@ class Worker:
             if wakeup.run_id in self._offered_here:
                 self._offered_here.discard(wakeup.run_id)  # queued here, and offered to this worker already
             else:
-                self.offer(wakeup.run_id)
-                self._offered_here.discard(wakeup.run_id)
+                self.jobs.offer((wakeup.run_id,))  # queued by another replica
         elif wakeup.run_id in self.executor.signals.running():
             self._check({wakeup.run_id})
 

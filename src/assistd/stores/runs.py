@@ -151,7 +151,13 @@ class RunJson(NamedTuple):
 
 
 _R = t.runs.c
-_JSON_RUN = {"required_action", "last_error", "incomplete_details", "tools", "metadata", "usage"} | {
+_JSON_RUN = {
+    "required_action",
+    "last_error",
+    "incomplete_details",
+    "tools",
+    "metadata",
+    "usage",
     "truncation_strategy",
     "tool_choice",
     "response_format",
