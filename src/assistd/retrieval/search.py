@@ -487,20 +487,23 @@ async def informative_terms(conn: Connection, db: Database, terms: list[str]) ->
     if stats.rows < INFORMATIVE_MIN_ROWS:
         return terms
     half = (stats.rows + 1) // 2
-    for term in terms:
-        if term not in stats.frequent:
-            found = await _chunks_with(conn, db.dialect, term, half)
-            stats.frequent[term] = 2 * found >= stats.rows
+    unknown = [term for term in dict.fromkeys(terms) if term not in stats.frequent]
+    if unknown:
+        async with contextlib.AsyncExitStack() as counting:
+            if db.dialect != "sqlite":  # one set and reset around all the counts, not one per word
+                await counting.enter_async_context(_through_index(conn))
+            for term in unknown:
+                found = await _chunks_with(conn, db.dialect, term, half)
+                stats.frequent[term] = 2 * found >= stats.rows
     kept = [term for term in terms if not stats.frequent[term]]
     return kept or terms
 
 
 async def _chunks_with(conn: Connection, dialect: str, term: str, cap: int) -> int:
-    """How many chunks (of every store) have `term`, counting up to `cap`."""
+    """How many chunks (of every store) have `term`, counting up to `cap` (PostgreSQL: inside `_through_index`)."""
     if dialect == "sqlite":
         return int((await conn.execute(_FTS5_COUNT, {"match": f'text : "{term}"', "half": cap})).scalar_one())
-    async with _through_index(conn):
-        return int((await conn.execute(_TSQUERY_COUNT, {"term": term, "half": cap})).scalar_one())
+    return int((await conn.execute(_TSQUERY_COUNT, {"term": term, "half": cap})).scalar_one())
 
 
 @contextlib.asynccontextmanager
